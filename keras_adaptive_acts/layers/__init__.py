@@ -1,0 +1,5 @@
+"""The package's public layers, one per module."""
+
+from keras_adaptive_acts.layers.competitive_relu import CompetitiveReLU
+
+__all__ = ["CompetitiveReLU"]

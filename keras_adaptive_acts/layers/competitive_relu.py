@@ -1,0 +1,205 @@
+"""The CompetitiveReLU layer (CAReLU)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import constraints, initializers, ops, regularizers
+
+from keras_adaptive_acts.ops.competitive import (
+    axis_tuple,
+    check_competition_args,
+    check_same_shape,
+    competitive_relu,
+    reduction_axes,
+    relu_identity_beta,
+    statistics_dtype,
+)
+from keras_adaptive_acts.registry import register
+
+INIT_PRESETS = ("relu", "competition")
+
+
+@register
+class CompetitiveReLU(keras.layers.Layer):
+    """Competition-based adaptive ReLU: the positives and negatives of a sample compete.
+
+    ```
+    p   = share of the slice won by its positive entries    # competition=
+    s   = K * tanh(alpha * p + beta)                        # one scalar per slice, in (-K, K)
+    out = relu(s * z)
+    ```
+
+    with, over the reduction axes `A` (`axis`; default every non-batch axis, i.e. per sample):
+
+    ```
+    energy: p = sum_A(relu(z)**2) / (sum_A(z**2) + eps)     # the paper's CAReLU_E (default)
+    l1:     p = sum_A(relu(z))    / (sum_A(|z|) + eps)
+    count:  p = mean_A(z > 0)                               # no gradient flows through p
+    ```
+
+    `alpha` and `beta` are two trainable scalars. While `s > 0` the layer is a ReLU scaled by `s`;
+    when `s < 0` the negative entries win and pass as `|s| * relu(-z)`. The layer has no training
+    mode: training and inference compute the same function.
+
+    Decisions of ours where the paper is silent (see the docs page): the `l1` and `count`
+    readings of p; `eps=1e-6`; `K=2`; the default initialisation `alpha=0, beta=atanh(1/K)`
+    (`init="relu"`), which makes the layer equal to ReLU to the last bit, so it can replace the
+    ReLU of a trained network; the `init="competition"` preset `alpha=2, beta=-1` (tanh of a
+    smoothed `2p - 1`); the reduction axes; the optional second input.
+
+    Numerics: the statistics are computed in float32 under float16/bfloat16 compute dtypes.
+    Integer inputs are cast to the compute dtype. An all-zero slice gives zeros and zero, finite
+    gradients. Slices are independent: a NaN or Inf in one sample makes that sample's
+    output NaN (for `energy` and `l1`) and the gradients of `alpha`/`beta` NaN, but leaves the
+    other samples' outputs and input gradients untouched. With `energy`, a finite slice whose
+    sum of squares overflows (|z| above about 1e19 in float32) is NaN as well. Masks are passed
+    through unchanged; masked entries still take part in the competition of their slice (use
+    `axis=-1` for per-timestep competition).
+
+    Args:
+        competition: how `p` is measured: `"energy"`, `"l1"` or `"count"`.
+        K: bound of the scale, `|s| < K`; a fixed positive constant. `init="relu"` needs `K > 1`.
+        eps: positive constant added to the denominator of `p`.
+        axis: the axes `p` is measured over: None (every non-batch axis), an int or a tuple of
+            ints such as `-1` (per position / token) or `(1, 2)` (per channel of an NHWC image).
+            Never the batch axis.
+        init: `"relu"` (`alpha=0, beta=atanh(1/K)`: identical to ReLU) or `"competition"`
+            (`alpha=2, beta=-1`). Explicit initializers below take precedence.
+        alpha_initializer: initializer of `alpha`; default from `init`.
+        beta_initializer: initializer of `beta`; default from `init`.
+        alpha_regularizer: optional regularizer of `alpha`.
+        beta_regularizer: optional regularizer of `beta`.
+        alpha_constraint: optional constraint on `alpha`.
+        beta_constraint: optional constraint on `beta`.
+        **kwargs (Any): base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: a tensor of rank >= 2, or a list `[z, source]` of two tensors of the same shape:
+            `p` is then measured on `source` (e.g. the tensor before a BatchNormalization, where
+            the competition is not flattened to p ~ 0.5) and `z` is scaled.
+
+    Examples:
+        >>> import numpy as np
+        >>> layer = CompetitiveReLU()
+        >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")
+        >>> np.asarray(layer(x)).tolist()  # identical to ReLU at initialisation
+        [[0.0, 0.5, 2.0]]
+        >>> layer = CompetitiveReLU(init="competition")  # s = 2 tanh(2p - 1), p = 4.25 / 5.25
+        >>> np.round(np.asarray(layer(x)), 4).tolist()
+        [[0.0, 0.5505, 2.2019]]
+
+    Reference:
+        J. Chen, Z. Pan, "Competition-based Adaptive ReLU for Deep Neural Networks",
+        [arXiv:2407.19441](https://arxiv.org/abs/2407.19441).
+    """
+
+    def __init__(
+        self,
+        competition: str = "energy",
+        K: float = 2.0,
+        eps: float = 1e-6,
+        axis: int | Sequence[int] | None = None,
+        init: str = "relu",
+        alpha_initializer: str | dict | initializers.Initializer | None = None,
+        beta_initializer: str | dict | initializers.Initializer | None = None,
+        alpha_regularizer: str | dict | regularizers.Regularizer | None = None,
+        beta_regularizer: str | dict | regularizers.Regularizer | None = None,
+        alpha_constraint: str | dict | constraints.Constraint | None = None,
+        beta_constraint: str | dict | constraints.Constraint | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_competition_args(competition, eps, K)
+        if init not in INIT_PRESETS:
+            raise ValueError(f"`init` must be one of {INIT_PRESETS}. Received: init={init!r}")
+        if init == "relu" and K <= 1 and beta_initializer is None:
+            raise ValueError(
+                f"init='relu' needs K > 1: s = K * tanh(.) can only equal 1 when K > 1. Received: K={K!r}"
+            )
+        axis_tuple(axis)  # the rank-dependent checks happen in build()
+        preset_alpha, preset_beta = (0.0, relu_identity_beta(K)) if init == "relu" else (2.0, -1.0)
+        self.competition = competition
+        self.K = float(K)
+        self.eps = float(eps)
+        self.axis = tuple(axis) if isinstance(axis, list) else axis
+        self.init = init
+        self.alpha_initializer = initializers.get(alpha_initializer or initializers.Constant(preset_alpha))
+        self.beta_initializer = initializers.get(beta_initializer or initializers.Constant(preset_beta))
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.alpha_constraint = constraints.get(alpha_constraint)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        z_shape = self._check_input_shapes(input_shape)
+        self._axes = reduction_axes(len(z_shape), self.axis)
+        for name in ("alpha", "beta"):
+            weight = self.add_weight(
+                shape=(),
+                name=name,
+                initializer=getattr(self, f"{name}_initializer"),
+                regularizer=getattr(self, f"{name}_regularizer"),
+                constraint=getattr(self, f"{name}_constraint"),
+                autocast=False,  # kept in float32 under mixed precision, like the statistics
+            )
+            setattr(self, name, weight)
+
+    def call(self, inputs):
+        source = None
+        if isinstance(inputs, (list, tuple)):
+            inputs, source = inputs
+            source = ops.cast(source, self.compute_dtype)
+        inputs = ops.cast(inputs, self.compute_dtype)
+        stats = statistics_dtype(self.compute_dtype)
+        return competitive_relu(
+            inputs,
+            ops.cast(self.alpha, stats),
+            ops.cast(self.beta, stats),
+            source,
+            competition=self.competition,
+            K=self.K,
+            eps=self.eps,
+            axis=self._axes,
+        )
+
+    def compute_mask(self, inputs, mask=None):
+        return mask[0] if isinstance(mask, (list, tuple)) else mask
+
+    def compute_output_shape(self, input_shape):
+        return self._check_input_shapes(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "competition": self.competition,
+                "K": self.K,
+                "eps": self.eps,
+                "axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis,
+                "init": self.init,
+                "alpha_initializer": initializers.serialize(self.alpha_initializer),
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "alpha_constraint": constraints.serialize(self.alpha_constraint),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+            }
+        )
+        return config
+
+    @staticmethod
+    def _check_input_shapes(input_shape):
+        """The shape of `z`; for two inputs, checks that they have one shape."""
+        # A list of shapes, not one shape (which may itself be a list after a JSON round trip).
+        if input_shape and all(isinstance(shape, (list, tuple)) for shape in input_shape):
+            if len(input_shape) != 2:
+                raise ValueError(
+                    "CompetitiveReLU takes one tensor or a list [z, source] of two. "
+                    f"Received: {len(input_shape)} inputs"
+                )
+            check_same_shape(input_shape[0], input_shape[1])
+            return tuple(input_shape[0])
+        return tuple(input_shape)

@@ -1,0 +1,272 @@
+"""Math of the competition-based adaptive ReLU (CAReLU, arXiv 2407.19441).
+
+Pure functions on `keras.ops`; the hand-written gradient lives here. The layer in
+`keras_adaptive_acts.layers` only validates arguments, owns `alpha`/`beta` and calls
+`competitive_relu`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from keras import backend, ops
+
+COMPETITIONS = ("energy", "l1", "count")
+
+Tensor = Any  # a backend tensor, a NumPy array or anything `keras.ops.convert_to_tensor` takes
+
+
+def statistics_dtype(dtype) -> str:
+    """The dtype the per-slice statistics are computed in.
+
+    float32 for float16/bfloat16 inputs (a float16 sum of squares overflows at 256),
+    otherwise the input's own floating dtype.
+    """
+    dtype = backend.standardize_dtype(dtype)
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
+def check_competition_args(competition: str, eps: float, K: float | None = None) -> None:
+    """Raises `ValueError` for an unknown measure or a non-positive / non-finite `eps` or `K`."""
+    if competition not in COMPETITIONS:
+        raise ValueError(
+            f"`competition` must be one of {COMPETITIONS}. Received: competition={competition!r}"
+        )
+    for name, value in (("eps", eps), ("K", K)):
+        if name == "K" and K is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"`{name}` must be positive and finite. Received: {name}={value!r}")
+
+
+def axis_tuple(axis: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    """Checks what can be checked of `axis` without the input's rank; returns it as a tuple."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, int) else tuple(axis) if isinstance(axis, (tuple, list)) else ()
+    if not axes or any(isinstance(a, bool) or not isinstance(a, int) for a in axes):
+        raise ValueError(f"`axis` must be None, an int or a non-empty tuple of ints. Received: axis={axis!r}")
+    if 0 in axes:
+        raise ValueError(
+            "`axis` must not include the batch axis 0: outputs must not depend on other samples. "
+            f"Received: axis={axis!r}"
+        )
+    return axes
+
+
+def reduction_axes(ndim: int, axis: int | Sequence[int] | None) -> tuple[int, ...]:
+    """Normalises `axis` to sorted positive axes; `None` means every non-batch axis.
+
+    Raises `ValueError` for rank < 2, an axis out of range, a repeated axis or the batch axis.
+    """
+    if ndim < 2:
+        raise ValueError(
+            "CompetitiveReLU needs inputs of rank >= 2 (batch, features, ...): the competition "
+            f"is measured per sample. Received: input rank={ndim}"
+        )
+    axes = axis_tuple(axis)
+    if axes is None:
+        return tuple(range(1, ndim))
+    if any(not -ndim <= a < ndim for a in axes):
+        raise ValueError(f"`axis` is out of range for inputs of rank {ndim}. Received: axis={axis!r}")
+    normalized = [a % ndim for a in axes]
+    if 0 in normalized:
+        raise ValueError(
+            f"`axis` must not include the batch axis: {axis!r} names axis 0 of a rank-{ndim} input. "
+            f"Received: axis={axis!r}"
+        )
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"`axis` names the same axis twice. Received: axis={axis!r}")
+    return tuple(sorted(normalized))
+
+
+def relu_identity_beta(K: float) -> float:
+    """The `beta` at which `K * tanh(beta) == 1`, i.e. the layer equals ReLU when `alpha == 0`.
+
+    Defined for `K > 1` only (`s` ranges over (-K, K)); 0.0 otherwise.
+    """
+    return math.atanh(1.0 / K) if K > 1 else 0.0
+
+
+def _share_and_denominator(z, competition, eps, axes):
+    """The positive entries' share `p` of each slice, and the denominator it was divided by."""
+    if competition == "count":
+        return ops.mean(ops.cast(z > 0, z.dtype), axis=axes, keepdims=True), None
+    if competition == "energy":
+        numerator, total = ops.square(ops.relu(z)), ops.square(z)
+    else:
+        numerator, total = ops.relu(z), ops.abs(z)
+    denominator = ops.sum(total, axis=axes, keepdims=True) + eps
+    return ops.sum(numerator, axis=axes, keepdims=True) / denominator, denominator
+
+
+def _share_derivative(z, p, denominator, competition):
+    """Elementwise dp/dz of `_share_and_denominator`; None for the count (no gradient)."""
+    if competition == "energy":
+        return 2.0 * (ops.relu(z) - p * z) / denominator
+    if competition == "l1":
+        return (ops.cast(z > 0, z.dtype) - p * ops.sign(z)) / denominator
+    return None
+
+
+def _scale(p, alpha, beta, K):
+    """s = K * tanh(alpha * p + beta), written around x0 = relu_identity_beta(K).
+
+    By the tanh addition formula K*tanh(x) = (K*th + 1) / (1 + th/K) with th = tanh(x - x0), so
+    s is exactly 1 when alpha*p + beta == x0 (the ReLU initialisation), whatever the rounding of
+    a backend's tanh. For K <= 1 there is no such point and this is plainly K*tanh(x).
+    """
+    x0 = relu_identity_beta(K)
+    th = ops.tanh(alpha * p + (beta - x0))
+    if K > 1:
+        return (K * th + 1.0) / (1.0 + th / K)
+    return K * th
+
+
+def competition_share(x, competition: str = "energy", eps: float = 1e-6, axis=None):
+    """The share `p` of each slice won by the positive entries (keepdims, statistics dtype).
+
+    Useful to monitor whether the competition is degenerate (`p` stuck near 0.5 after BatchNorm).
+    """
+    check_competition_args(competition, eps)
+    x = ops.convert_to_tensor(x)
+    axes = reduction_axes(len(x.shape), axis)
+    z = ops.cast(x, statistics_dtype(x.dtype) if _is_float(x.dtype) else "float32")
+    return _share_and_denominator(z, competition, eps, axes)[0]
+
+
+def competitive_scale(x, alpha, beta, competition="energy", K=2.0, eps=1e-6, axis=None):
+    """The per-slice scale `s = K * tanh(alpha * p + beta)` (keepdims, statistics dtype)."""
+    p = competition_share(x, competition, eps, axis)
+    return _scale(p, ops.cast(alpha, p.dtype), ops.cast(beta, p.dtype), K)
+
+
+def competitive_relu(
+    x: Tensor,
+    alpha: Tensor | float,
+    beta: Tensor | float,
+    source: Tensor | None = None,
+    *,
+    competition: str = "energy",
+    K: float = 2.0,
+    eps: float = 1e-6,
+    axis: int | Sequence[int] | None = None,
+) -> Tensor:
+    """CAReLU(x) = relu(s * x), s = K * tanh(alpha * p + beta), p measured per slice.
+
+    ```
+    p_energy = sum_A(relu(z)**2) / (sum_A(z**2) + eps)
+    p_l1     = sum_A(relu(z))    / (sum_A(|z|) + eps)
+    p_count  = mean_A(z > 0)                    # no gradient
+    ```
+
+    `z` is `source` if given (the BN-aware variant: measure on the tensor before BatchNorm, scale
+    `x`), else `x`. `A` is `axis` (default: every non-batch axis). Statistics are computed in
+    float32 for half-precision inputs. The gradient is hand-written: the backward pass keeps only
+    the inputs and per-slice scalars, never an intermediate of the input's size.
+
+    Args:
+        x: floating tensor of rank >= 2.
+        alpha: scalar multiplying `p` (tensor or float).
+        beta: scalar offset inside the tanh (tensor or float).
+        source: optional tensor of `x`'s shape on which `p` is measured.
+        competition: "energy", "l1" or "count".
+        K: the bound of `|s|`, > 0.
+        eps: added to the denominator of `p`, > 0.
+        axis: the reduction axes; never the batch axis.
+
+    Returns:
+        A tensor of `x`'s shape and dtype.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")
+        >>> np.round(np.asarray(competitive_relu(x, 2.0, -1.0)), 4).tolist()
+        [[0.0, 0.5505, 2.2019]]
+    """
+    check_competition_args(competition, eps, K)
+    x = ops.convert_to_tensor(x)
+    if not _is_float(x.dtype):
+        raise ValueError(f"`x` must be a floating tensor (cast integers first). Received: dtype={x.dtype}")
+    axes = reduction_axes(len(x.shape), axis)
+    if source is not None:
+        source = ops.convert_to_tensor(source)
+        check_same_shape(x.shape, source.shape)
+        source = ops.cast(source, x.dtype)
+    stats = statistics_dtype(x.dtype)
+    weights = (ops.cast(ops.convert_to_tensor(alpha), stats), ops.cast(ops.convert_to_tensor(beta), stats))
+    tensors = (x,) if source is None else (x, source)
+    slice_size = _trailing_slice_size(x.shape, axes)
+    if slice_size is None:
+        return _make_op(competition, K, eps, axes, stats, source is not None)(*tensors, *weights)
+    # Trailing reduced axes of static size: work on a (rows, slice_size) view, whose single-axis
+    # reductions XLA compiles far better than multi-axis ones. These reshapes copy nothing.
+    flat = [ops.reshape(t, (-1, slice_size)) for t in tensors]
+    out = _make_op(competition, K, eps, (1,), stats, source is not None)(*flat, *weights)
+    return ops.reshape(out, ops.shape(x))
+
+
+def _trailing_slice_size(shape, axes):
+    """The size of the reduced slice if `axes` are the trailing axes, all of static size."""
+    ndim = len(shape)
+    if axes != tuple(range(ndim - len(axes), ndim)) or any(shape[a] is None for a in axes):
+        return None
+    return math.prod(shape[a] for a in axes)
+
+
+def check_same_shape(x_shape, source_shape) -> None:
+    """Raises `ValueError` unless the two shapes agree wherever both are known."""
+    x_shape, source_shape = tuple(x_shape), tuple(source_shape)
+    compatible = len(x_shape) == len(source_shape) and all(
+        a is None or b is None or a == b for a, b in zip(x_shape, source_shape, strict=False)
+    )
+    if not compatible:
+        raise ValueError(
+            "The second input (the tensor `p` is measured on) must have the shape of the first. "
+            f"Received: shapes={x_shape} and {source_shape}"
+        )
+
+
+def _is_float(dtype) -> bool:
+    return "float" in backend.standardize_dtype(dtype)
+
+
+def _make_op(competition, K, eps, axes, stats, separate_source):
+    """A custom-gradient function of (x, alpha, beta) or (x, source, alpha, beta)."""
+
+    @ops.custom_gradient
+    def carelu(*args):
+        if separate_source:
+            x, source, alpha, beta = args
+        else:
+            (x, alpha, beta), source = args, None
+        z = ops.cast(x if source is None else source, stats)
+        p, denominator = _share_and_denominator(z, competition, eps, axes)
+        s = _scale(p, alpha, beta, K)
+        out = ops.relu(x * ops.cast(s, x.dtype))
+
+        def grad(*upstream_args, upstream=None):
+            g = ops.cast(upstream_args[0] if upstream is None else upstream, stats)
+            xs = ops.cast(x, stats)
+            g_winners = g * ops.cast(xs * s > 0, stats)  # gradient w.r.t. s*x where relu passes
+            d_pre = ops.sum(g_winners * xs, axis=axes, keepdims=True) * (K - s * s / K)
+            d_alpha = ops.sum(d_pre * p)
+            d_beta = ops.sum(d_pre)
+            dx = g_winners * s
+            dp = None
+            if competition != "count":
+                zs = xs if source is None else ops.cast(source, stats)
+                dp = (d_pre * alpha) * _share_derivative(zs, p, denominator, competition)
+            if source is None:
+                dx = dx if dp is None else dx + dp
+                return ops.cast(dx, x.dtype), d_alpha, d_beta
+            d_source = ops.zeros_like(source) if dp is None else ops.cast(dp, source.dtype)
+            return ops.cast(dx, x.dtype), d_source, d_alpha, d_beta
+
+        return out, grad
+
+    return carelu

@@ -1,0 +1,76 @@
+"""One `register` decorator for every public object, and `get()` to resolve names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+PACKAGE = "keras_adaptive_acts"
+
+_REGISTERED: dict[str, type] = {}
+
+
+def _key(name: str) -> str:
+    """Lookup key: case and underscores are ignored ("competitive_relu" == "CompetitiveReLU")."""
+    return name.split(">")[-1].replace("_", "").lower()
+
+
+def register(cls: type) -> type:
+    """Registers `cls` for Keras serialisation (package "keras_adaptive_acts") and for `get()`."""
+    key = _key(cls.__name__)
+    if key in _REGISTERED and _REGISTERED[key] is not cls:
+        raise ValueError(f"A different object is already registered as {cls.__name__!r}.")
+    _REGISTERED[key] = cls
+    return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+
+
+def registered_names() -> list[str]:
+    """The class names `get()` resolves, sorted."""
+    return sorted(cls.__name__ for cls in _REGISTERED.values())
+
+
+def get(identifier: Any) -> Any:
+    """Resolves an identifier to an instance of one of the package's objects.
+
+    Accepts None (returns None), a name (`"competitive_relu"`, `"CompetitiveReLU"` or the
+    registered `"keras_adaptive_acts>CompetitiveReLU"`; a new instance with default arguments),
+    a config dict (`{"class_name": ..., "config": {...}}`, as `keras.saving.serialize_keras_object`
+    writes it), a registered class (instantiated with defaults) or an instance (returned as is).
+
+    Examples:
+        >>> import keras_adaptive_acts as kaa
+        >>> type(kaa.get("competitive_relu")).__name__
+        'CompetitiveReLU'
+    """
+    if identifier is None:
+        return None
+    if isinstance(identifier, str):
+        return lookup(identifier)()
+    if isinstance(identifier, dict):
+        name = identifier.get("registered_name") or identifier.get("class_name")
+        if not isinstance(name, str):
+            raise ValueError(f"A config dict needs a 'class_name'. Received: identifier={identifier!r}")
+        return lookup(name).from_config(identifier.get("config") or {})
+    if isinstance(identifier, type):
+        if identifier in _REGISTERED.values():
+            return identifier()
+        raise ValueError(f"{identifier.__name__} is not one of this package's objects. {_known()}")
+    if type(identifier) in _REGISTERED.values():
+        return identifier
+    raise ValueError(f"Cannot interpret {identifier!r} as an object of this package. {_known()}")
+
+
+def lookup(name: str) -> type:
+    """The registered class of a name (case and underscores ignored); `ValueError` if unknown."""
+    cls = _REGISTERED.get(_key(name))
+    if cls is None:
+        raise ValueError(f"Unknown name {name!r}. {_known()}")
+    return cls
+
+
+def _known() -> str:
+    return (
+        f"Known names: {', '.join(registered_names())} "
+        "(case and underscores are ignored, e.g. 'competitive_relu')."
+    )

@@ -1,0 +1,217 @@
+"""The CAReLU op against a NumPy reference, finite differences and autodiff of the plain formula."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from layer_testing import away_from_zero, numeric_vjp, vjp
+
+from keras_adaptive_acts.ops import competition_share, competitive_relu, competitive_scale
+
+COMPETITIONS = ("energy", "l1", "count")
+
+
+def reference_share(z, competition, eps, axes):
+    """p per slice, NumPy float64, straight from the spec."""
+    pos = np.maximum(z, 0)
+    if competition == "energy":
+        return np.sum(pos**2, axis=axes, keepdims=True) / (np.sum(z**2, axis=axes, keepdims=True) + eps)
+    if competition == "l1":
+        return np.sum(pos, axis=axes, keepdims=True) / (np.sum(np.abs(z), axis=axes, keepdims=True) + eps)
+    return np.mean(z > 0, axis=axes, keepdims=True)
+
+
+def reference(x, alpha, beta, source=None, competition="energy", K=2.0, eps=1e-6, axes=None):
+    """CAReLU per the spec: relu(K * tanh(alpha * p + beta) * x), NumPy float64."""
+    x = np.asarray(x, dtype="float64")
+    z = x if source is None else np.asarray(source, dtype="float64")
+    axes = tuple(range(1, x.ndim)) if axes is None else axes
+    s = K * np.tanh(alpha * reference_share(z, competition, eps, axes) + beta)
+    return np.maximum(s * x, 0)
+
+
+def plain_formula(x, alpha, beta, competition, K, eps, axes):
+    """The same formula in keras.ops with no custom gradient: what autodiff makes of it."""
+    pos = ops.relu(x)
+    if competition == "energy":
+        p = ops.sum(pos**2, axes, keepdims=True) / (ops.sum(x**2, axes, keepdims=True) + eps)
+    else:
+        p = ops.sum(pos, axes, keepdims=True) / (ops.sum(ops.abs(x), axes, keepdims=True) + eps)
+    return ops.relu(K * ops.tanh(alpha * p + beta) * x)
+
+
+CASES = [  # (shape, axis, normalised axes)
+    ((4, 6), None, (1,)),
+    ((3, 4, 5), -1, (2,)),
+    ((3, 4, 5), None, (1, 2)),
+    ((2, 3, 4, 5), (1, 2), (1, 2)),
+    ((2, 3, 4, 5), (-3, -1), (1, 3)),
+    ((2, 3, 4, 5), None, (1, 2, 3)),
+]
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+@pytest.mark.parametrize(("shape", "axis", "axes"), CASES)
+def test_forward_matches_numpy_reference(competition, shape, axis, axes):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype("float32")
+    x[0] *= 0.1  # slices of different scales
+    for alpha, beta in [(1.7, -0.3), (-2.0, 0.5), (0.0, 0.5493)]:
+        out = competitive_relu(x, alpha, beta, competition=competition, axis=axis)
+        expected = reference(x, alpha, beta, competition=competition, axes=axes)
+        np.testing.assert_allclose(ops.convert_to_numpy(out), expected, rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_share_and_scale_match_reference(competition):
+    x = np.random.default_rng(1).normal(size=(5, 3, 7)).astype("float32")
+    p = competition_share(x, competition, axis=-1)
+    np.testing.assert_allclose(p, reference_share(x.astype("float64"), competition, 1e-6, (2,)), rtol=1e-6)
+    s = competitive_scale(x, 1.5, -0.25, competition, K=3.0, axis=-1)
+    expected = 3.0 * np.tanh(1.5 * reference_share(x.astype("float64"), competition, 1e-6, (2,)) - 0.25)
+    np.testing.assert_allclose(s, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_negative_scale_lets_the_negatives_win():
+    x = np.array([[-3.0, -1.0, 0.5]], dtype="float32")  # p_energy small: negatives dominate
+    out = ops.convert_to_numpy(competitive_relu(x, 4.0, -2.0))
+    s = 2 * np.tanh(4 * (0.25 / 10.25) - 2)
+    assert s < 0
+    np.testing.assert_allclose(out, [[-3.0 * s, -1.0 * s, 0.0]], rtol=1e-6)
+
+
+def _float64_case(shape, seed):
+    rng = np.random.default_rng(seed)
+    return away_from_zero(rng.normal(size=shape)), rng.normal(size=shape)
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+@pytest.mark.parametrize(("shape", "axis", "axes"), [((3, 5), None, (1,)), ((2, 3, 4), -1, (2,))])
+@pytest.mark.parametrize(("alpha", "beta"), [(1.3, -0.2), (-1.1, 0.4)])
+def test_gradient_matches_finite_differences(competition, shape, axis, axes, alpha, beta):
+    x, upstream = _float64_case(shape, seed=2)
+
+    def op(x, a, b):
+        return competitive_relu(x, a, b, competition=competition, axis=axis)
+
+    _, grads = vjp(op, [x, np.float64(alpha), np.float64(beta)], upstream)
+    expected = numeric_vjp(
+        lambda x, a, b: reference(x, a, b, competition=competition, axes=axes),
+        [x, alpha, beta],
+        upstream,
+    )
+    for actual, numeric in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(actual, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("competition", ["energy", "l1"])
+@pytest.mark.parametrize("axis", [None, -1, (1, 2)])
+def test_gradient_matches_autodiff_of_the_plain_formula(competition, axis):
+    x, upstream = _float64_case((3, 4, 5), seed=3)
+    inputs = [x, np.float64(0.8), np.float64(-0.1)]
+    axes = {None: (1, 2), -1: (2,), (1, 2): (1, 2)}[axis]
+    out, grads = vjp(
+        lambda x, a, b: competitive_relu(x, a, b, competition=competition, axis=axis), inputs, upstream
+    )
+    auto_out, auto_grads = vjp(
+        lambda x, a, b: plain_formula(x, a, b, competition, 2.0, 1e-6, axes), inputs, upstream
+    )
+    np.testing.assert_allclose(out, auto_out, rtol=1e-12, atol=1e-14)
+    for actual, autodiff in zip(grads, auto_grads, strict=True):
+        np.testing.assert_allclose(actual, autodiff, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_second_input_gradients_match_finite_differences(competition):
+    x, upstream = _float64_case((3, 6), seed=4)
+    source = away_from_zero(np.random.default_rng(5).normal(size=(3, 6)) + 0.3)
+
+    def op(x, source, a, b):
+        return competitive_relu(x, a, b, source, competition=competition)
+
+    _, grads = vjp(op, [x, source, np.float64(1.2), np.float64(0.1)], upstream)
+    expected = numeric_vjp(
+        lambda x, src, a, b: reference(x, a, b, src, competition=competition),
+        [x, source, 1.2, 0.1],
+        upstream,
+    )
+    for actual, numeric in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(actual, numeric, rtol=1e-6, atol=1e-7)
+    if competition == "count":
+        np.testing.assert_array_equal(grads[1], 0.0)  # no gradient through the count
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_all_zero_input_gives_zero_output_and_finite_zero_gradients(competition):
+    x = np.zeros((2, 3, 4), dtype="float32")
+    upstream = np.ones_like(x)
+    out, grads = vjp(
+        lambda x, a, b: competitive_relu(x, a, b, competition=competition),
+        [x, np.float32(2.0), np.float32(-1)],
+        upstream,
+    )
+    np.testing.assert_array_equal(out, 0.0)
+    for grad in grads:
+        assert np.all(np.isfinite(grad))
+        np.testing.assert_array_equal(grad, 0.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_a_non_finite_sample_does_not_touch_the_others(bad, competition):
+    rng = np.random.default_rng(6)
+    x, upstream = rng.normal(size=(4, 10)).astype("float32"), rng.normal(size=(4, 10)).astype("float32")
+    x[1, 3] = bad
+    inputs = [x, np.float32(1.5), np.float32(-0.5)]
+
+    def op(x, a, b):
+        return competitive_relu(x, a, b, competition=competition)
+
+    out, grads = vjp(op, inputs, upstream)
+    clean = [0, 2, 3]
+    clean_out, clean_grads = vjp(op, [x[clean], *inputs[1:]], upstream[clean])
+    np.testing.assert_array_equal(out[clean], clean_out)
+    np.testing.assert_array_equal(grads[0][clean], clean_grads[0])
+    if competition != "count":
+        assert np.all(np.isnan(out[1]))
+
+
+def test_half_precision_statistics_do_not_overflow():
+    # 64 entries of magnitude 300: the sum of squares (5.8e6) overflows float16 (max 65504).
+    x = np.where(np.arange(64) % 3 == 0, -300.0, 300.0).reshape(1, 64)
+    for dtype in ("float16", "bfloat16"):
+        out = competitive_relu(ops.cast(x, dtype), 2.0, -1.0)
+        assert keras.backend.standardize_dtype(out.dtype) == dtype
+        expected = reference(ops.convert_to_numpy(ops.cast(x, dtype)).astype("float64"), 2.0, -1.0)
+        np.testing.assert_allclose(ops.convert_to_numpy(ops.cast(out, "float32")), expected, rtol=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"competition": "energie"}, "competition='energie'"),
+        ({"K": 0.0}, "K=0.0"),
+        ({"K": -1}, "K=-1"),
+        ({"eps": 0.0}, "eps=0.0"),
+        ({"eps": float("nan")}, "eps=nan"),
+        ({"axis": 0}, "axis=0"),
+        ({"axis": 3}, "axis=3"),
+        ({"axis": -3}, "axis=-3"),
+        ({"axis": (1, -2)}, "same axis twice"),
+        ({"axis": ()}, r"axis=\(\)"),
+        ({"axis": 1.0}, "axis=1.0"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_the_value(kwargs, match):
+    x = np.ones((2, 3, 4), dtype="float32")
+    with pytest.raises(ValueError, match=match):
+        competitive_relu(x, 0.0, 0.5, **kwargs)
+
+
+def test_bad_inputs_raise_value_error():
+    with pytest.raises(ValueError, match="rank=1"):
+        competitive_relu(np.ones(3, "float32"), 0.0, 0.5)
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(2, 4\)"):
+        competitive_relu(np.ones((2, 3), "float32"), 0.0, 0.5, np.ones((2, 4), "float32"))
+    with pytest.raises(ValueError, match="floating"):
+        competitive_relu(np.ones((2, 3), "int32"), 0.0, 0.5)

@@ -1,0 +1,156 @@
+"""The `kaa` command: argument handling, error reporting and one end-to-end comparison."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_adaptive_acts import registry
+from keras_adaptive_acts.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _error_line(capsys):
+    """The captured stderr, which must be exactly one `kaa: error:` line; nothing on stdout."""
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kaa: error: ")
+    return lines[0]
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "usage: kaa" in err and "compare" in err
+
+
+def test_help_and_version_return_zero(capsys):
+    assert main(["compare", "--help"]) == 0
+    out, _ = capsys.readouterr()
+    for text in ("--activations", "--dataset", "--epochs", "--seeds", "--out", "examples:", "kaa compare"):
+        assert text in out
+    assert main(["--version"]) == 0
+    from keras_adaptive_acts import __version__
+
+    assert __version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
+        (["compare", "--seeds", "0"], "argument --seeds: must be an integer >= 1, got 0"),
+        (["compare", "--seeds", "two"], "argument --seeds: must be an integer >= 1, got 'two'"),
+        (["compare", "--verbose", "5"], "argument --verbose: invalid choice"),
+        (["compare", "--colour"], "unrecognized arguments: --colour"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["compare", "--activations", " , "], "give at least one activation"),
+        (["compare", "--dataset", "mnist"], "Unknown dataset 'mnist'. Known datasets: digits"),
+        (["compare", "--activations", "relu,relu"], "more than once: relu"),
+    ],
+)
+def test_bad_arguments_give_one_error_line_and_status_2(capsys, argv, message):
+    assert main(argv) == 2
+    assert message in _error_line(capsys)
+
+
+def test_unknown_activation_is_reported_before_any_training(capsys):
+    assert main(["compare", "--activations", "relu,nope", "--epochs", "50"]) == 2
+    line = _error_line(capsys)  # _error_line also checks that nothing was printed on stdout
+    assert "Unknown activation 'nope'" in line
+    for name in ["relu", "prelu", *registry.registered_names()]:
+        assert name in line
+
+
+def test_bad_activation_argument_is_reported(capsys):
+    assert main(["compare", "--activations", "competitive_relu:competition=l3"]) == 2
+    line = _error_line(capsys)
+    assert "competitive_relu:competition=l3" in line and "competition='l3'" in line
+
+
+def test_missing_and_bad_dataset_files_are_reported(capsys, tmp_path):
+    assert main(["compare", "--dataset", str(tmp_path / "missing.npz")]) == 2
+    assert "Dataset file not found" in _error_line(capsys)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, features=np.zeros((4, 2)))
+    assert main(["compare", "--dataset", str(bad)]) == 2
+    assert "Found: features" in _error_line(capsys)
+
+
+def test_missing_scikit_learn_exits_1_with_the_install_command(capsys, monkeypatch):
+    for module in ("sklearn", "sklearn.datasets", "sklearn.model_selection"):
+        monkeypatch.setitem(sys.modules, module, None)
+    assert main(["compare"]) == 1
+    assert 'pip install "keras-adaptive-acts[examples]"' in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_compare_end_to_end(capsys, tmp_path):
+    out_dir = tmp_path / "results"
+    argv = ["compare", "--epochs", "2", "--seeds", "1", "--activations", "relu,competitive_relu"]
+    assert main([*argv, "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+
+    # Header, one progress line per run, then the table.
+    assert "1347 train / 450 test samples, 64 features, 10 classes" in out
+    assert f"{keras.backend.backend()} backend" in out
+    assert out.count("[1/2] relu") == 1 and out.count("[2/2] competitive_relu") == 1
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("activation"))
+    table = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")] for line in lines[header + 2 :]}
+    assert {"relu", "competitive_relu"} <= set(table)
+
+    payload = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+    records = payload["records"]
+    assert [(r["activation"], r["seed"]) for r in records] == [("relu", 0), ("competitive_relu", 0)]
+    assert payload["meta"]["epochs"] == 2 and payload["meta"]["n_train"] == 1347
+    with (out_dir / "summary.csv").open(newline="", encoding="utf-8") as handle:
+        summary = {row["activation"]: row for row in csv.DictReader(handle)}
+    assert set(summary) == {"relu", "competitive_relu"}
+
+    for record in records:
+        label = record["activation"]
+        assert len(record["history"]["val_accuracy"]) == 2 and len(record["history"]["loss"]) == 2
+        assert record["step_seconds"] > 0  # the second epoch is timed
+        # One seed: the summary's mean is the run's accuracy and the std is zero, in both files.
+        row = summary[label]
+        assert float(row["accuracy_mean"]) == pytest.approx(record["test_accuracy"])
+        assert float(row["accuracy_std"]) == 0.0
+        assert float(row["loss_mean"]) == pytest.approx(record["test_loss"])
+        assert float(row["step_ms"]) == pytest.approx(record["step_seconds"] * 1000)
+        assert int(row["params_added"]) == record["params_added"]
+        assert int(row["seeds"]) == 1
+        # ... and the printed table shows the same numbers.
+        assert table[label][1] == f"{record['test_accuracy']:.4f} ± 0.0000"
+        assert table[label][2] == f"{record['test_loss']:.4f}"
+    assert [summary[k]["params_added"] for k in ("relu", "competitive_relu")] == ["0", "4"]
+
+
+@pytest.mark.slow
+def test_module_entry_point_in_a_fresh_process():
+    env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_adaptive_acts.cli", "compare", "--activations", "nope"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    # TensorFlow may print its own start-up lines on stderr; ours is one line, the last one.
+    ours = [line for line in result.stderr.splitlines() if line.startswith("kaa:")]
+    assert len(ours) == 1 and result.stderr.rstrip().splitlines()[-1] == ours[0]
+    assert ours[0].startswith("kaa: error: Unknown activation 'nope'")
+    assert "CompetitiveReLU" in ours[0]

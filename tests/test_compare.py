@@ -1,0 +1,370 @@
+"""`keras_adaptive_acts.compare`: datasets, activation specs, the model, runs, summaries and files."""
+
+import csv
+import json
+import math
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_adaptive_acts import CompetitiveReLU, compare, registry
+
+# ----------------------------------------------------------------------------------------------
+# Datasets
+
+
+def _rows_sorted(x):
+    """The rows of `x` in a canonical order, to compare two arrays as multisets of rows."""
+    return x[np.lexsort(x.T[::-1])]
+
+
+def test_digits_split_is_stratified_75_25_and_fixed():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x_all, y_all = digits.data, digits.target
+    data = compare.load_dataset("digits")
+    x_train, y_train, x_test, y_test = data
+
+    assert len(x_train) + len(x_test) == len(x_all) == 1797
+    assert len(x_test) == math.ceil(0.25 * len(x_all))  # 450, sklearn rounds the test share up
+    assert x_train.dtype == np.float32 and x_train.shape[1] == x_test.shape[1] == 64
+    assert np.issubdtype(y_train.dtype, np.integer)
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+
+    # The split is a partition of the scaled dataset, labels travelling with their images.
+    both = np.concatenate([np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])[:, None]], 1)
+    expected = np.concatenate([x_all / 16.0, y_all[:, None]], 1).astype("float32")
+    np.testing.assert_array_equal(_rows_sorted(both), _rows_sorted(expected))
+
+    # Stratified: every class has a quarter of its images (to one image) in the test set.
+    per_class = np.bincount(y_all)
+    test_per_class = np.bincount(y_test, minlength=10)
+    assert np.all(np.abs(test_per_class - 0.25 * per_class) <= 1)
+
+    again = compare.load_dataset("digits")
+    for first, second in zip(data, again, strict=True):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_unknown_dataset_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown dataset 'mnist'.*digits.*\.npz"):
+        compare.load_dataset("mnist")
+
+
+def test_npz_with_a_train_test_split_is_used_as_given(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train = rng.normal(size=(30, 4, 3))  # images are flattened
+    x_test = rng.normal(size=(10, 4, 3))
+    y_train = rng.integers(0, 3, size=30)
+    y_test = rng.integers(0, 3, size=(10, 1))  # a column of labels is accepted
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+    got = compare.load_dataset(str(path))
+    assert got.x_train.dtype == np.float32 and got.x_train.shape == (30, 12)
+    np.testing.assert_allclose(got.x_train, x_train.reshape(30, 12).astype("float32"))
+    np.testing.assert_allclose(got.x_test, x_test.reshape(10, 12).astype("float32"))
+    np.testing.assert_array_equal(got.y_train, y_train)
+    np.testing.assert_array_equal(got.y_test, y_test[:, 0])
+
+
+def test_npz_with_x_and_y_is_split_75_25_by_class(tmp_path):
+    x = np.arange(200, dtype="float64").reshape(100, 2)
+    y = np.repeat([0, 1], [80, 20])
+    path = tmp_path / "xy.npz"
+    np.savez(path, x=x, y=y)
+    x_train, y_train, x_test, y_test = compare.load_dataset(path)
+    assert (len(x_train), len(x_test)) == (75, 25)
+    assert np.bincount(y_test).tolist() == [20, 5]
+    # Labels still belong to their rows: row i is (2i, 2i + 1) and has label i >= 80.
+    np.testing.assert_array_equal(y_train, (x_train[:, 0] / 2 >= 80).astype(int))
+    np.testing.assert_array_equal(y_test, (x_test[:, 0] / 2 >= 80).astype(int))
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(4)}, r"must hold arrays.*Found: x_train, y_train"),
+        ({"x": np.zeros((5, 2)), "y": np.zeros(4)}, r"x and y have different lengths \(5 and 4\)"),
+        (
+            {
+                "x_train": np.zeros((4, 2)),
+                "y_train": np.zeros(3),
+                "x_test": np.zeros((2, 2)),
+                "y_test": [0, 1],
+            },
+            r"x_train and y_train have different lengths",
+        ),
+        (
+            {
+                "x_train": np.zeros((4, 2)),
+                "y_train": np.zeros(4),
+                "x_test": np.zeros((2, 3)),
+                "y_test": [0, 1],
+            },
+            r"different numbers of features \(2 and 3\)",
+        ),
+        ({"x": np.zeros((8, 2)), "y": np.full(8, 0.5)}, r"y must hold integer class labels"),
+        ({"x": np.zeros((8, 2)), "y": np.full(8, -1)}, r"negative labels"),
+        ({"x": np.zeros(8), "y": np.zeros(8)}, r"x must have shape \(samples, features"),
+        ({"x": np.full((8, 2), np.nan), "y": np.zeros(8)}, r"NaN or infinite"),
+    ],
+)
+def test_bad_npz_contents_are_reported(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=message):
+        compare.load_dataset(path)
+
+
+def test_missing_and_unreadable_files_are_reported(tmp_path):
+    with pytest.raises(ValueError, match=r"Dataset file not found: .*missing\.npz"):
+        compare.load_dataset(tmp_path / "missing.npz")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"this is not a zip archive")
+    with pytest.raises(ValueError, match=r"Cannot read .*garbage\.npz"):
+        compare.load_dataset(garbage)
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(ValueError, match=r"single array; a \.npz archive"):
+        compare.load_dataset(single)
+
+
+def test_missing_scikit_learn_names_the_extra(monkeypatch):
+    for module in ("sklearn", "sklearn.datasets", "sklearn.model_selection"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
+    with pytest.raises(ImportError, match=r'pip install "keras-adaptive-acts\[examples\]"'):
+        compare.load_dataset("digits")
+
+
+# ----------------------------------------------------------------------------------------------
+# Activation specs
+
+
+@pytest.mark.parametrize(
+    ("spec", "cls", "expected"),
+    [
+        ("competitive_relu", CompetitiveReLU, {"competition": "energy", "K": 2.0, "init": "relu"}),
+        ("competitive_relu:competition=l1", CompetitiveReLU, {"competition": "l1"}),
+        ("competitive_relu:init=competition:K=3", CompetitiveReLU, {"init": "competition", "K": 3.0}),
+        ("CompetitiveReLU:eps=1e-3:axis=-1", CompetitiveReLU, {"eps": 0.001, "axis": -1}),
+        ("competitive_relu:axis=none:competition=count", CompetitiveReLU, {"axis": None}),
+        ("relu", keras.layers.ReLU, {"negative_slope": 0.0}),
+        ("relu:negative_slope=0.25:trainable=false", keras.layers.ReLU, {"negative_slope": 0.25}),
+        ("prelu", keras.layers.PReLU, {}),
+    ],
+)
+def test_valid_specs_build_layers_with_the_parsed_arguments(spec, cls, expected):
+    label, make = compare.parse_activation(spec)
+    assert label == spec
+    first, second = make(), make()
+    assert type(first) is cls and first is not second  # a fresh layer for every model
+    config = first.get_config()
+    for key, value in expected.items():
+        assert config[key] == value
+        assert type(config[key]) is type(value)
+    if "trainable=false" in spec:
+        assert first.trainable is False
+
+
+def test_spec_whitespace_is_removed_from_the_label():
+    label, make = compare.parse_activation(" competitive_relu : competition = l1 ")
+    assert label == "competitive_relu:competition=l1"
+    assert make().competition == "l1"
+
+
+def _assert_lists_known_names(message):
+    for name in ["relu", "prelu", *registry.registered_names()]:
+        assert name in message
+    assert "CompetitiveReLU" in message
+
+
+def test_unknown_activation_lists_the_known_names():
+    with pytest.raises(ValueError, match=r"Unknown activation 'swishy'") as info:
+        compare.parse_activation("swishy:beta=2")
+    _assert_lists_known_names(str(info.value))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("competitive_relu:competition=l3", r"competition='l3'"),
+        ("competitive_relu:colour=red", r"Unrecognized keyword arguments.*colour"),
+        ("competitive_relu:K=-1", r"K=-1"),
+        ("competitive_relu:axis=5", r"axis=5"),  # only checked when the layer is built
+        ("relu:negative_slope=-1", r"negative_slope"),
+    ],
+)
+def test_bad_arguments_are_reported_with_the_spec(spec, message):
+    with pytest.raises(ValueError, match=message) as info:
+        compare.parse_activation(spec)
+    text = str(info.value)
+    assert spec in text and "\n" not in text
+    _assert_lists_known_names(text)
+
+
+@pytest.mark.parametrize("spec", ["", ":K=3", "competitive_relu:K", "competitive_relu:K=2:K=3", "relu:=1"])
+def test_malformed_specs_are_rejected(spec):
+    with pytest.raises(ValueError, match=r"(?i)activation|argument"):
+        compare.parse_activation(spec)
+
+
+# ----------------------------------------------------------------------------------------------
+# Model and runs
+
+
+def test_build_model_architecture_and_parameter_count():
+    model = compare.build_model(20, 5, CompetitiveReLU, width=16, depth=3)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    acts = [layer for layer in model.layers if isinstance(layer, CompetitiveReLU)]
+    assert [d.units for d in dense] == [16, 16, 16, 5] and len(acts) == 3
+    assert model.layers[-1] is dense[-1]  # logits last, no activation after them
+    expected = (20 * 16 + 16) + 2 * (16 * 16 + 16) + (16 * 5 + 5) + 3 * 2  # + alpha, beta per layer
+    assert model.count_params() == expected
+    out = model.predict(np.zeros((3, 20), "float32"), verbose=0)
+    assert out.shape == (3, 5)
+    assert model.loss.from_logits is True
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert math.isclose(float(model.optimizer.learning_rate), 1e-3, rel_tol=1e-6)
+
+
+def test_a_seed_gives_every_activation_the_same_dense_weights():
+    weights = []
+    for factory in (keras.layers.ReLU, compare.parse_activation("competitive_relu:competition=l1")[1]):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(7)
+        model = compare.build_model(8, 3, factory)
+        weights.append([d.kernel.numpy() for d in model.layers if isinstance(d, keras.layers.Dense)])
+    for first, second in zip(*weights, strict=True):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_compare_activations_validates_before_training():
+    data = (np.zeros((8, 2), "float32"), np.zeros(8, int), np.zeros((4, 2), "float32"), np.zeros(4, int))
+    ran = []
+    with pytest.raises(ValueError, match="Unknown activation 'nope'"):
+        compare.compare_activations(data, ["relu", "nope"], epochs=1, seeds=1, on_result=ran.append)
+    with pytest.raises(ValueError, match="more than once: relu"):
+        compare.compare_activations(data, ["relu", "relu"], epochs=1, seeds=1, on_result=ran.append)
+    with pytest.raises(ValueError, match="epochs"):
+        compare.compare_activations(data, ["relu"], epochs=0, seeds=1, on_result=ran.append)
+    assert ran == []
+
+
+@pytest.mark.slow
+def test_one_epoch_on_digits_is_well_above_chance():
+    data = compare.load_dataset("digits")
+    seen = []
+    records = compare.compare_activations(
+        data, ["relu", "competitive_relu"], epochs=1, seeds=1, on_result=seen.append
+    )
+    assert seen == records
+    assert [r["activation"] for r in records] == ["relu", "competitive_relu"]
+    for record in records:
+        assert record["test_accuracy"] > 0.3  # chance is 0.1 for ten balanced classes
+        assert record["seed"] == 0 and record["epochs"] == 1
+        assert record["step_seconds"] is None  # only the first epoch, which includes tracing
+        history = record["history"]
+        assert all(len(history[key]) == 1 for key in ("loss", "accuracy", "val_loss", "val_accuracy"))
+        # The final evaluation is the last validation pass (same model, same test set).
+        assert record["test_accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
+        assert record["test_loss"] == pytest.approx(history["val_loss"][-1], rel=1e-4)
+    assert [r["params_added"] for r in records] == [0, 4]  # two CompetitiveReLU layers, 2 scalars each
+    assert records[0]["params"] == (64 * 64 + 64) + (64 * 64 + 64) + (64 * 10 + 10)
+
+
+# ----------------------------------------------------------------------------------------------
+# Summaries and files
+
+
+def _record(label, seed, accuracy, loss, step_seconds, params_added=0):
+    return {
+        "activation": label,
+        "seed": seed,
+        "test_accuracy": accuracy,
+        "test_loss": loss,
+        "step_seconds": step_seconds,
+        "params": 100 + params_added,
+        "params_added": params_added,
+        "history": {"loss": [loss], "val_accuracy": [accuracy]},
+    }
+
+
+SYNTHETIC = [
+    _record("b", 0, 0.9, 0.30, 0.002, params_added=4),
+    _record("a", 0, 0.5, 1.00, None),
+    _record("b", 1, 0.8, 0.50, 0.004, params_added=4),
+    _record("b", 2, 0.7, 0.40, 0.003, params_added=4),
+    _record("a", 1, 0.6, 2.00, 0.010),
+]
+
+
+def test_summarize_against_hand_computed_statistics():
+    rows = compare.summarize(SYNTHETIC)
+    assert [row["activation"] for row in rows] == ["b", "a"]  # order of first appearance
+    b, a = rows
+    assert b["accuracy_mean"] == pytest.approx(0.8)
+    assert b["accuracy_std"] == pytest.approx(math.sqrt((0.1**2 + 0.0 + 0.1**2) / 3))  # ddof=0
+    assert b["loss_mean"] == pytest.approx(0.4)
+    assert b["step_ms"] == pytest.approx(3.0)  # median of 2, 4 and 3 ms
+    assert (b["params_added"], b["params"], b["seeds"]) == (4, 104, 3)
+    assert a["accuracy_mean"] == pytest.approx(0.55) and a["accuracy_std"] == pytest.approx(0.05)
+    assert a["loss_mean"] == pytest.approx(1.5)
+    assert a["step_ms"] == pytest.approx(10.0)  # the untimed run is left out
+    assert a["seeds"] == 2
+
+
+def test_summarize_without_timed_runs():
+    (row,) = compare.summarize([_record("x", 0, 0.5, 1.0, None)])
+    assert row["step_ms"] is None and row["accuracy_std"] == 0.0
+
+
+def test_format_table_has_every_label_and_number_aligned():
+    rows = compare.summarize(SYNTHETIC)
+    table = compare.format_table(rows)
+    lines = table.splitlines()
+    assert [cell.strip() for cell in lines[0].split("|")] == [
+        "activation",
+        "accuracy (mean ± std)",
+        "loss",
+        "step ms",
+        "params added",
+        "seeds",
+    ]
+    assert set(lines[1]) <= {"-", "+"}
+    assert len(lines) == 2 + len(rows)
+    b_cells = [cell.strip() for cell in lines[2].split("|")]
+    assert b_cells == ["b", "0.8000 ± 0.0816", "0.4000", "3.00", "+4", "3"]
+    a_cells = [cell.strip() for cell in lines[3].split("|")]
+    assert a_cells == ["a", "0.5500 ± 0.0500", "1.5000", "10.00", "0", "2"]
+    # Aligned: the column separators sit at the same positions on every line.
+    positions = {
+        tuple(i for i, ch in enumerate(line) if ch == ("+" if n == 1 else "|"))
+        for n, line in enumerate(lines)
+    }
+    assert len(positions) == 1 and len(positions.pop()) == 5
+    untimed = compare.format_table(compare.summarize([_record("x", 0, 0.5, 1.0, None)]))
+    assert "n/a" in untimed.splitlines()[2]
+
+
+def test_write_results_files_agree(tmp_path):
+    records = [*SYNTHETIC, _record("nan", 0, 0.1, float("nan"), 0.001)]
+    rows = compare.summarize(records)
+    json_path, csv_path = compare.write_results(records, rows, tmp_path / "new" / "dir", meta={"epochs": 3})
+    payload = json.loads(json_path.read_text(encoding="utf-8"))
+    assert payload["meta"] == {"epochs": 3}
+    assert len(payload["records"]) == len(records)
+    assert payload["records"][0]["history"] == SYNTHETIC[0]["history"]
+    assert payload["records"][-1]["test_loss"] is None  # NaN is written as null: valid JSON
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["activation"] for row in table] == ["b", "a", "nan"]
+    for csv_row, row in zip(table, payload["summary"], strict=True):
+        assert float(csv_row["accuracy_mean"]) == pytest.approx(row["accuracy_mean"])
+        assert float(csv_row["accuracy_std"]) == pytest.approx(row["accuracy_std"])
+        assert int(csv_row["params_added"]) == row["params_added"]
+        assert int(csv_row["seeds"]) == row["seeds"]
+    assert table[2]["loss_mean"] == ""  # NaN mean loss: empty cell

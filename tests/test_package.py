@@ -1,0 +1,43 @@
+"""Package-level promises: the public API, the version, dependencies and lint."""
+
+import configparser
+import importlib.metadata
+import pathlib
+import subprocess
+import sys
+
+import keras_adaptive_acts as kaa
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_public_api_is_explicit():
+    assert sorted(kaa.__all__) == sorted(["CompetitiveReLU", "get", "ops", "__version__"])
+    for name in kaa.__all__:
+        assert hasattr(kaa, name), name
+
+
+def test_version_matches_the_installed_metadata():
+    assert kaa.__version__ == importlib.metadata.version("keras-adaptive-acts")
+
+
+def test_dependencies_keep_tensorflow_optional_and_addons_out():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    requires = config["options"]["install_requires"].split()
+    assert any(r.startswith("keras>=3.10") for r in requires)
+    assert not any(r.startswith("tensorflow") for r in requires)  # no second copy for tensorflow-cpu users
+    extras = {k: v.split() for k, v in config["options.extras_require"].items()}
+    assert extras["tensorflow"] == ["tensorflow>=2.18"] and extras["tensorflow-cpu"] == [
+        "tensorflow-cpu>=2.18"
+    ]
+    assert "tensorboard" in extras["tuner"] and any(r.startswith("keras-tuner") for r in extras["tuner"])
+    assert "tensorflow-addons" not in (ROOT / "setup.cfg").read_text()
+
+
+def test_ruff_lint_and_format_are_clean():
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]

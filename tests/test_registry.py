@@ -1,0 +1,59 @@
+"""`register` and `get()`: name resolution and Keras serialisation registration."""
+
+import keras
+import pytest
+
+import keras_adaptive_acts as kaa
+from keras_adaptive_acts import CompetitiveReLU
+from keras_adaptive_acts.registry import register, registered_names
+
+
+@pytest.mark.parametrize(
+    "name", ["competitive_relu", "CompetitiveReLU", "COMPETITIVE_RELU", "keras_adaptive_acts>CompetitiveReLU"]
+)
+def test_names_resolve_to_a_new_default_instance(name):
+    first, second = kaa.get(name), kaa.get(name)
+    assert isinstance(first, CompetitiveReLU) and first is not second
+    assert first.competition == "energy" and first.K == 2.0
+
+
+def test_none_class_instance_and_config_dict():
+    assert kaa.get(None) is None
+    assert isinstance(kaa.get(CompetitiveReLU), CompetitiveReLU)
+    layer = CompetitiveReLU(competition="count", axis=-1)
+    assert kaa.get(layer) is layer
+    for config in (
+        keras.saving.serialize_keras_object(layer),
+        {"class_name": "competitive_relu", "config": {"K": 4.0}},
+    ):
+        rebuilt = kaa.get(config)
+        assert isinstance(rebuilt, CompetitiveReLU)
+    assert kaa.get(keras.saving.serialize_keras_object(layer)).get_config() == layer.get_config()
+    assert kaa.get({"class_name": "competitive_relu", "config": {"K": 4.0}}).K == 4.0
+
+
+@pytest.mark.parametrize(
+    "identifier", ["relu_competitive", {"class_name": "Nope"}, {"config": {}}, keras.layers.ReLU, 3.0]
+)
+def test_unknown_identifiers_raise_listing_known_names(identifier):
+    with pytest.raises(ValueError) as error:
+        kaa.get(identifier)
+    message = str(error.value)
+    assert "CompetitiveReLU" in message or "class_name" in message
+    if isinstance(identifier, str):
+        assert repr(identifier) in message
+
+
+def test_registration_with_keras():
+    assert keras.saving.get_registered_name(CompetitiveReLU) == "keras_adaptive_acts>CompetitiveReLU"
+    assert keras.saving.get_registered_object("keras_adaptive_acts>CompetitiveReLU") is CompetitiveReLU
+    assert "CompetitiveReLU" in registered_names()
+
+
+def test_a_second_class_under_a_taken_name_is_refused():
+    class CompetitiveRelu(keras.layers.Layer):  # same key once case and underscores are ignored
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        register(CompetitiveRelu)
+    assert kaa.get("competitive_relu").__class__ is CompetitiveReLU
