@@ -162,6 +162,34 @@ def bench_activation(shape, repeats, warmup, quick):
     return {"shape": list(shape), "times_ms": _to_ms(times), "median_ms": medians}
 
 
+def bench_reductions(shape, repeats, warmup):
+    """What one per-sample reduction costs under TF's XLA, with and without an elementwise producer.
+
+    CompetitiveReLU needs three such reductions per training step (two forward, one backward).
+    If XLA fuses the producer, `sum(x * x)` costs what `sum(x)` does; if it writes `x * x` out
+    first, it costs a full extra pass over memory. This is the floor the activation sits on.
+    """
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(2).standard_normal(shape, dtype=np.float32))
+    flat = (shape[0], -1)
+    functions = {
+        "relu(x) (forward only)": lambda x: tf.nn.relu(x),
+        "sum(x) per sample": lambda x: tf.reduce_sum(tf.reshape(x, flat), axis=1),
+        "sum(x * x) per sample": lambda x: tf.reduce_sum(tf.reshape(x * x, flat), axis=1),
+    }
+    runs = {}
+    for name, fn in functions.items():
+        compiled = tf.function(fn, jit_compile=True)
+        runs[name] = lambda f=compiled: f(x).numpy().flat[0]
+    times = time_interleaved(runs, repeats, warmup)
+    return {
+        "shape": list(shape),
+        "times_ms": _to_ms(times),
+        "median_ms": {k: median_ms(t) for k, t in times.items()},
+    }
+
+
 def build_cnn(activation, image):
     """Three conv blocks (32, 64, 128 filters), each conv -> activation -> max-pool, then GAP -> Dense(10)."""
     layers = [keras.Input((image, image, 3))]
@@ -247,9 +275,37 @@ def measure_memory(shape):
     return {"shape": list(shape), "jax": jax.__version__, "residuals": result}
 
 
+def time_on_jax(shape, repeats, warmup):
+    """Forward + backward under `jax.jit` of the same candidates: JAX's XLA fuses reductions."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal(shape, dtype=np.float32))
+    g = jnp.asarray(rng.standard_normal(shape, dtype=np.float32))
+    alpha, beta = jnp.float32(0.0), jnp.float32(math.atanh(1.0 / K))
+    fns = {"ReLU": lambda x, a, b: jax.nn.relu(x)}
+    for c in COMPETITIONS:
+        fns[f"CompetitiveReLU({c})"] = lambda x, a, b, c=c: keras_adaptive_acts.ops.competitive_relu(
+            x, a, b, competition=c
+        )
+        fns[f"autodiff({c})"] = lambda x, a, b, c=c: autodiff_competitive_relu(x, a, b, c)
+
+    def runner(fn):
+        @jax.jit
+        def step(x, g, a, b):
+            y, pullback = jax.vjp(fn, x, a, b)
+            return y, pullback(g)
+
+        return lambda: jax.block_until_ready(step(x, g, alpha, beta))
+
+    times = time_interleaved({name: runner(fn) for name, fn in fns.items()}, repeats, warmup)
+    return {"shape": list(shape), "median_ms": {name: median_ms(t) for name, t in times.items()}}
+
+
 def measure_memory_in_subprocess(quick):
     """Runs this file with `--memory-only` on the JAX backend and parses the JSON line it prints."""
-    command = [sys.executable, os.path.abspath(__file__), "--memory-only"] + (["--quick"] if quick else [])
+    command = [sys.executable, os.path.abspath(__file__), "--memory-only", *sys.argv[1:]]
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -360,6 +416,34 @@ def markdown_report(results):
     ]
     for name, ms in cnn["median_ms"].items():
         lines.append(f"| {name} | {ms:.2f} | {ms / cnn['median_ms']['ReLU']:.2f} |")
+    jax_med = mem["jax_timing"]["median_ms"]
+    lines += [
+        "",
+        f"### The same activations on the JAX backend (JAX {mem['jax']}, `jax.jit` of forward + backward)",
+        "",
+        "JAX's XLA fuses an elementwise producer into its reduction, which TensorFlow's does not "
+        "(next table); the same op, timed in the memory subprocess with the same repetitions.",
+        "",
+        "| activation | median ms | / ReLU | / autodiff |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, ms in jax_med.items():
+        autodiff = matching_autodiff(name)
+        vs_autodiff = f"{ms / jax_med[autodiff]:.2f}" if autodiff else ""
+        lines.append(f"| {name} | {ms:.2f} | {ms / jax_med['ReLU']:.2f} | {vs_autodiff} |")
+    red = results["reductions"]["median_ms"]
+    lines += [
+        "",
+        "### XLA reductions on this machine (the floor under the activation's time)",
+        "",
+        "One per-sample reduction over the same input, compiled alone. A reduction whose input is "
+        "computed (here `x * x`) costs what a plain one does only if XLA fuses the two.",
+        "",
+        "| computation | median ms | / sum(x) |",
+        "|---|---:|---:|",
+    ]
+    for name, ms in red.items():
+        lines.append(f"| {name} | {ms:.2f} | {ms / red['sum(x) per sample']:.2f} |")
     lines += ["", "### Targets", "", "| ratio | measured | target | |", "|---|---:|---:|---|"]
     for what, ratio, limit, result in results["targets"]:
         lines.append(f"| {what} | {ratio:.2f} | <= {limit:g} | {result} |")
@@ -391,7 +475,9 @@ def main():
     args = parse_args()
     sizes = QUICK if args.quick else FULL
     if args.memory_only:
-        print(json.dumps(measure_memory(sizes["memory_shape"])))
+        memory = measure_memory(sizes["memory_shape"])
+        memory["jax_timing"] = time_on_jax(sizes["shape"], args.repeats, args.warmup)
+        print(json.dumps(memory))
         return
     results = {
         "command": shlex.join(["python", *sys.argv]),
@@ -402,6 +488,7 @@ def main():
         "memory": measure_memory_in_subprocess(args.quick),
         "activation": bench_activation(sizes["shape"], args.repeats, args.warmup, args.quick),
         "cnn": bench_cnn(sizes["batch"], sizes["image"], args.repeats, args.warmup, args.quick),
+        "reductions": bench_reductions(sizes["shape"], args.repeats, args.warmup),
     }
     results["targets"] = evaluate_targets(results["activation"], results["cnn"], results["memory"])
     report = markdown_report(results)
