@@ -41,3 +41,13 @@ def test_ruff_lint_and_format_are_clean():
             [sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
+
+
+def test_ci_runs_the_readme_commands():
+    readme_block = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+    main_job, tests = (line.split("  #")[0].strip() for line in readme_block.strip().splitlines())
+    assert main_job.endswith("kaa compare") and "pytest" in tests
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert tests in ci.splitlines()
+    assert "export KERAS_BACKEND=tensorflow" in ci
+    assert main_job.split(" && ")[0] in ci  # the main job's install line, run shortened in CI
