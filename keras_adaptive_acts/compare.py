@@ -219,7 +219,16 @@ def _check_lengths(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, path: P
 
 def known_activations() -> list[str]:
     """The activation names `parse_activation` accepts: Keras baselines, then the package's layers."""
-    return [*BASELINES, *registry.registered_names()]
+    return [
+        *BASELINES,
+        *(name for name in registry.registered_names(keras.layers.Layer) if _is_activation(name)),
+    ]
+
+
+def _is_activation(name: str) -> bool:
+    """A registered layer that is an activation: RNN cells (with `get_initial_state`) are not."""
+    cls = registry.lookup(name)
+    return issubclass(cls, keras.layers.Layer) and not hasattr(cls, "get_initial_state")
 
 
 def _known_text() -> str:
@@ -310,7 +319,9 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
         try:
             layer_class = registry.lookup(name)
         except ValueError:
-            raise ValueError(f"Unknown activation {name!r} (in {spec!r}). {_known_text()}") from None
+            layer_class = None
+        if layer_class is None or not _is_activation(layer_class.__name__):
+            raise ValueError(f"Unknown activation {name!r} (in {spec!r}). {_known_text()}")
 
     def factory() -> keras.layers.Layer:
         return layer_class(**kwargs)

@@ -25,9 +25,9 @@ def register(cls: type) -> type:
     return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
 
-def registered_names() -> list[str]:
-    """The class names `get()` resolves, sorted."""
-    return sorted(cls.__name__ for cls in _REGISTERED.values())
+def registered_names(base: type | None = None) -> list[str]:
+    """The class names `get()` resolves, sorted; only subclasses of `base` if given."""
+    return sorted(cls.__name__ for cls in _REGISTERED.values() if base is None or issubclass(cls, base))
 
 
 def get(identifier: Any) -> Any:
@@ -46,7 +46,7 @@ def get(identifier: Any) -> Any:
     if identifier is None:
         return None
     if isinstance(identifier, str):
-        return lookup(identifier)()
+        return _instantiate(lookup(identifier))
     if isinstance(identifier, dict):
         name = identifier.get("registered_name") or identifier.get("class_name")
         if not isinstance(name, str):
@@ -54,11 +54,21 @@ def get(identifier: Any) -> Any:
         return lookup(name).from_config(identifier.get("config") or {})
     if isinstance(identifier, type):
         if identifier in _REGISTERED.values():
-            return identifier()
+            return _instantiate(identifier)
         raise ValueError(f"{identifier.__name__} is not one of this package's objects. {_known()}")
     if type(identifier) in _REGISTERED.values():
         return identifier
     raise ValueError(f"Cannot interpret {identifier!r} as an object of this package. {_known()}")
+
+
+def _instantiate(cls: type) -> Any:
+    try:
+        return cls()
+    except TypeError as error:
+        raise ValueError(
+            f"{cls.__name__} has required arguments ({error}): "
+            "pass a config dict or an instance instead of a name."
+        ) from None
 
 
 def lookup(name: str) -> type:

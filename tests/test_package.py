@@ -12,7 +12,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_public_api_is_explicit():
-    assert sorted(kaa.__all__) == sorted(["CompetitiveReLU", "get", "ops", "__version__"])
+    expected = ["CompetitiveReLU", "NoiseAnnealing", "NoisyGRUCell", "NoisyHardSigmoid", "NoisyHardTanh"]
+    expected += ["NoisyLSTMCell", "RReLU", "get", "ops", "__version__"]
+    assert sorted(kaa.__all__) == sorted(expected)
     for name in kaa.__all__:
         assert hasattr(kaa, name), name
 

@@ -57,3 +57,18 @@ def test_a_second_class_under_a_taken_name_is_refused():
     with pytest.raises(ValueError, match="already registered"):
         register(CompetitiveRelu)
     assert kaa.get("competitive_relu").__class__ is CompetitiveReLU
+
+
+@pytest.mark.parametrize(
+    ("name", "cls_name"),
+    [("noisy_hard_tanh", "NoisyHardTanh"), ("NoisyHardSigmoid", "NoisyHardSigmoid"), ("rrelu", "RReLU")],
+)
+def test_every_layer_resolves_by_name(name, cls_name):
+    assert type(kaa.get(name)).__name__ == cls_name
+
+
+def test_a_class_with_required_arguments_needs_a_config_not_a_name():
+    with pytest.raises(ValueError, match="NoiseAnnealing has required arguments"):
+        kaa.get("noise_annealing")
+    assert "NoiseAnnealing" not in registered_names(keras.layers.Layer)
+    assert "NoiseAnnealing" in registered_names()

@@ -13,6 +13,8 @@ from typing import Any
 
 from keras import backend, ops
 
+from keras_adaptive_acts.validation import check_choice, check_number
+
 COMPETITIONS = ("energy", "l1", "count")
 
 Tensor = Any  # a backend tensor, a NumPy array or anything `keras.ops.convert_to_tensor` takes
@@ -30,17 +32,10 @@ def statistics_dtype(dtype) -> str:
 
 def check_competition_args(competition: str, eps: float, K: float | None = None) -> None:
     """Raises `ValueError` for an unknown measure or a non-positive / non-finite `eps` or `K`."""
-    if competition not in COMPETITIONS:
-        raise ValueError(
-            f"`competition` must be one of {COMPETITIONS}. Received: competition={competition!r}"
-        )
-    for name, value in (("eps", eps), ("K", K)):
-        if name == "K" and K is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"`{name}` must be positive and finite. Received: {name}={value!r}")
+    check_choice("competition", competition, COMPETITIONS)
+    check_number("eps", eps, minimum=0, strict=True)
+    if K is not None:
+        check_number("K", K, minimum=0, strict=True)
 
 
 def axis_tuple(axis: int | Sequence[int] | None) -> tuple[int, ...] | None:

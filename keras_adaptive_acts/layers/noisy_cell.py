@@ -1,0 +1,186 @@
+"""The shared body of NoisyLSTMCell and NoisyGRUCell (not a public layer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import constraints, initializers, ops, regularizers
+
+from keras_adaptive_acts.layers.noisy_hard_sigmoid import NoisyHardSigmoid
+from keras_adaptive_acts.layers.noisy_hard_tanh import NoisyHardTanh
+from keras_adaptive_acts.ops.noisy import NOISE_MODES
+from keras_adaptive_acts.validation import check_choice, check_number
+
+
+class NoisyCellMixin:
+    """What NoisyLSTMCell and NoisyGRUCell share (not a public class).
+
+    Argument checks, the noisy units (one sublayer per gate / tanh, each with its own per-unit `p`,
+    its own `c` and its own seed), their config, and copying Keras' weights in. A subclass sets
+    `KERAS_CELL` (the Keras cell class it extends) and `UNITS`: `(attribute name, kind)` pairs in the
+    order of their seed offsets, kind "gate" (NoisyHardSigmoid) or "activation" (NoisyHardTanh).
+    """
+
+    KERAS_CELL: type
+    UNITS: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def _check_cell_args(cls, units: Any, seed: Any, kwargs: dict) -> None:
+        for name in ("activation", "recurrent_activation"):
+            if name in kwargs:
+                raise ValueError(
+                    f"{cls.__name__} does not take `{name}`: its gates are NoisyHardSigmoid units and "
+                    "its tanh units NoisyHardTanh, configured with `gate_noise`, `gate_alpha`, "
+                    f"`gate_c`, `activation_noise`, ... Received: {name}={kwargs[name]!r}"
+                )
+        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+            raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"`seed` must be None or an int. Received: seed={seed!r}")
+        implementation = kwargs.get("implementation", 2)
+        if isinstance(implementation, bool) or implementation not in (1, 2):
+            raise ValueError(f"`implementation` must be 1 or 2. Received: implementation={implementation!r}")
+
+    def _init_noisy_units(
+        self,
+        gate_noise: str,
+        activation_noise: str,
+        gate_alpha: float | None,
+        activation_alpha: float | None,
+        gate_c: float | None,
+        activation_c: float | None,
+        noise_at_inference: bool,
+    ) -> None:
+        """Validates the noisy-unit arguments and creates the (unbuilt) units; after `super().__init__`."""
+        check_choice("gate_noise", gate_noise, NOISE_MODES)
+        check_choice("activation_noise", activation_noise, NOISE_MODES)
+        for name, value, strict in (
+            ("gate_alpha", gate_alpha, True),
+            ("activation_alpha", activation_alpha, True),
+            ("gate_c", gate_c, False),
+            ("activation_c", activation_c, False),
+        ):
+            if value is not None:
+                check_number(name, value, minimum=0, strict=strict)
+        if not isinstance(noise_at_inference, bool):
+            value = noise_at_inference
+            raise ValueError(
+                f"`noise_at_inference` must be True or False. Received: noise_at_inference={value!r}"
+            )
+        self.gate_noise = gate_noise
+        self.activation_noise = activation_noise
+        self.gate_alpha = gate_alpha
+        self.activation_alpha = activation_alpha
+        self.gate_c = gate_c
+        self.activation_c = activation_c
+        self.noise_at_inference = noise_at_inference
+        # The noisy units replace Keras' activation functions; None so that nothing uses those by mistake.
+        self.activation = None
+        self.recurrent_activation = None
+        settings = {
+            "gate": (NoisyHardSigmoid, gate_noise, gate_alpha, gate_c),
+            "activation": (NoisyHardTanh, activation_noise, activation_alpha, activation_c),
+        }
+        for offset, (name, kind) in enumerate(self.UNITS, start=1):
+            layer_class, noise, alpha, c = settings[kind]
+            unit = layer_class(
+                noise=noise,
+                alpha=alpha,
+                c=c,
+                seed=None if self.seed is None else self.seed + offset,
+                noise_at_inference=noise_at_inference,
+                dtype=self.dtype_policy,
+                name=name,
+            )
+            setattr(self, name, unit)
+
+    @property
+    def noisy_units(self) -> list[keras.layers.Layer]:
+        """The cell's noisy units (sublayers), in seed-offset order."""
+        return [getattr(self, name) for name, _ in self.UNITS]
+
+    def _build_noisy_units(self, input_shape) -> None:
+        for unit in self.noisy_units:
+            unit.build((input_shape[0], self.units))
+
+    def _keras_config(self) -> dict:
+        """The base layer's config and the Keras cell arguments both cells take."""
+        config = keras.layers.Layer.get_config(self)
+        config.update(
+            {
+                "units": self.units,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout,
+                "implementation": self.implementation,
+                "seed": self.seed,
+                "gate_noise": self.gate_noise,
+                "activation_noise": self.activation_noise,
+                "gate_alpha": self.gate_alpha,
+                "activation_alpha": self.activation_alpha,
+                "gate_c": self.gate_c,
+                "activation_c": self.activation_c,
+                "noise_at_inference": self.noise_at_inference,
+            }
+        )
+        return config
+
+    def _check_compatible(self, source) -> None:
+        """Subclass hook: extra checks of the source cell (GRU: `reset_after`)."""
+
+    def load_keras_weights(self, source: keras.layers.Layer) -> None:
+        """Copies `kernel`, `recurrent_kernel` and `bias` from a Keras layer or cell of the same kind.
+
+        `source` is a built `keras.layers.LSTM` / `GRU` layer, an `RNN` layer around such a cell, or
+        the cell itself (a noisy cell too: only Keras' weights are copied, never `p` or `c`). The
+        weight layouts are identical, so the values are copied as they are. Builds this cell from
+        the source's input size if it is not built yet. The noisy units' `p` and `c` keep their
+        values; the activations differ (hard and noisy instead of tanh and sigmoid), so the outputs
+        differ from the source's: the loaded network is a warm start, not a copy.
+
+        Raises:
+            ValueError: if `source` is of another kind, not built, or has a different `units`,
+                `use_bias`, input size (or `reset_after` for a GRU).
+        """
+        keras_name = self.KERAS_CELL.__name__
+        cell = source.cell if isinstance(source, keras.layers.RNN) else source
+        if not isinstance(cell, self.KERAS_CELL):
+            raise ValueError(
+                f"`source` must be a keras.layers.{keras_name[:-4]} layer, a keras.layers.{keras_name} "
+                f"or a keras.layers.RNN layer around one. Received: source={source!r}"
+            )
+        if not cell.built or getattr(cell, "kernel", None) is None:
+            raise ValueError(
+                f"`source` is not built yet: call or fit it first, so that it has weights. "
+                f"Received: source={source!r}"
+            )
+        for name in ("units", "use_bias"):
+            if getattr(cell, name) != getattr(self, name):
+                raise ValueError(
+                    f"`source` has {name}={getattr(cell, name)!r} but this cell has "
+                    f"{name}={getattr(self, name)!r}: the weights are not compatible."
+                )
+        self._check_compatible(cell)
+        input_dim = cell.kernel.shape[0]
+        if not self.built:
+            self.build((None, input_dim))
+        names = ["kernel", "recurrent_kernel"] + (["bias"] if self.use_bias else [])
+        for name in names:
+            target, value = getattr(self, name), getattr(cell, name)
+            if tuple(target.shape) != tuple(value.shape):
+                raise ValueError(
+                    f"`source.{name}` has shape {tuple(value.shape)} but this cell's has shape "
+                    f"{tuple(target.shape)} (a different input size?)."
+                )
+        for name in names:
+            getattr(self, name).assign(ops.convert_to_tensor(getattr(cell, name)))

@@ -1,0 +1,26 @@
+"""Argument checks shared by the package's layers and ops: one wording for every `ValueError`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    """Raises `ValueError` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}. Received: {name}={value!r}")
+
+
+def check_number(name: str, value: Any, *, minimum: float | None = None, strict: bool = False) -> float:
+    """Raises `ValueError` unless `value` is a finite real number (above `minimum`); returns it as float.
+
+    `strict=True` requires `value > minimum`, else `value >= minimum`.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ValueError(f"`{name}` must be {bound}. Received: {name}={value!r}")
+    return float(value)

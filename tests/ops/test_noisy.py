@@ -1,0 +1,64 @@
+"""The noisy-activation ops and RReLU against NumPy references of the spec."""
+
+import numpy as np
+import pytest
+from keras import ops
+from noisy_reference import h, input_noise, output_noise
+
+from keras_adaptive_acts.ops import hard_sigmoid, hard_tanh, noisy_input, noisy_output, rrelu
+
+RNG = np.random.default_rng(0)
+X = (RNG.normal(size=(6, 5)) * 3).astype("float32")
+XI = RNG.normal(size=(6, 5)).astype("float32")
+P = RNG.uniform(-1, 1, size=(5,)).astype("float32")
+
+
+def test_base_functions_are_the_papers():
+    x = np.linspace(-6, 6, 49).astype("float32")
+    np.testing.assert_array_equal(ops.convert_to_numpy(hard_tanh(x)), np.clip(x, -1, 1))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(hard_sigmoid(x)), np.clip(0.25 * x + 0.5, 0, 1), rtol=1e-7
+    )
+    # not Keras' relu6(x + 3) / 6: at x = 1 the paper's gives 0.75, Keras' 0.6667
+    assert float(hard_sigmoid(np.float32(1.0))) == 0.75
+
+
+@pytest.mark.parametrize("base", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("half_normal", [False, True])
+@pytest.mark.parametrize("alpha", [1.15, 0.9, 1.0])
+@pytest.mark.parametrize("clip", [False, True])
+@pytest.mark.parametrize("train", [False, True])
+def test_output_noise_matches_reference(base, half_normal, alpha, clip, train):
+    xi = XI if train else None
+    out = noisy_output(X, P, 0.5, xi, base=base, alpha=alpha, half_normal=half_normal, clip_output=clip)
+    expected = output_noise(X, P, 0.5, xi, base, alpha, half_normal, clip)
+    np.testing.assert_allclose(ops.convert_to_numpy(out), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("base", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("mode", ["input", "input_saturated", "input_learned"])
+@pytest.mark.parametrize("train", [False, True])
+def test_input_noise_matches_reference(base, mode, train):
+    xi = XI if train else None
+    threshold = 1.0 if base == "tanh" else 2.0
+    out = noisy_input(X, 0.25, xi, base=base, mode=mode, threshold=threshold, p=P)
+    expected = input_noise(X, 0.25, xi, base, mode, threshold, P)
+    np.testing.assert_allclose(ops.convert_to_numpy(out), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("base", ["tanh", "sigmoid"])
+def test_output_noise_is_exactly_h_in_the_linear_regime(base):
+    limit = 1.0 if base == "tanh" else 2.0
+    x = np.linspace(-limit, limit, 101).astype("float32")
+    exact = ops.convert_to_numpy(hard_tanh(x) if base == "tanh" else hard_sigmoid(x))
+    for xi in (None, np.full_like(x, 3.0)):
+        for half_normal in (False, True):
+            out = noisy_output(x, np.float32(0.7), 5.0, xi, base=base, alpha=1.3, half_normal=half_normal)
+            np.testing.assert_array_equal(ops.convert_to_numpy(out), exact)
+    np.testing.assert_allclose(exact, h(x.astype("float64"), base), rtol=1e-7)
+
+
+def test_rrelu_op():
+    slope = np.full_like(X, 0.2)
+    np.testing.assert_allclose(ops.convert_to_numpy(rrelu(X, slope)), np.where(X >= 0, X, 0.2 * X), rtol=1e-7)
+    np.testing.assert_allclose(ops.convert_to_numpy(rrelu(X, 0.3)), np.where(X >= 0, X, 0.3 * X), rtol=1e-7)
