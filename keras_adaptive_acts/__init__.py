@@ -1,28 +1,53 @@
 """keras-adaptive-acts: adaptive activation layers for Keras 3."""
 
-from keras_adaptive_acts import ops
-from keras_adaptive_acts.callbacks import NoiseAnnealing
+from keras_adaptive_acts import ops, regularizers
+from keras_adaptive_acts.callbacks import (
+    ActivationMixing,
+    CompetitionMonitor,
+    GammaUplift,
+    NoiseAnnealing,
+    SparsityMonitor,
+)
 from keras_adaptive_acts.layers import (
+    ActivitySparsity,
     CompetitiveReLU,
+    JSquaredReLU,
+    MixedActivation,
     NoisyGRUCell,
     NoisyHardSigmoid,
     NoisyHardTanh,
     NoisyLSTMCell,
+    RestrictedLayerNormalization,
     RReLU,
+    SparsifiedMLP,
+    ZerothBias,
 )
+from keras_adaptive_acts.measurement import measure_sparsity
 from keras_adaptive_acts.registry import get
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationMixing",
+    "ActivitySparsity",
+    "CompetitionMonitor",
     "CompetitiveReLU",
+    "GammaUplift",
+    "JSquaredReLU",
+    "MixedActivation",
     "NoiseAnnealing",
     "NoisyGRUCell",
     "NoisyHardSigmoid",
     "NoisyHardTanh",
     "NoisyLSTMCell",
     "RReLU",
+    "RestrictedLayerNormalization",
+    "SparsifiedMLP",
+    "SparsityMonitor",
+    "ZerothBias",
     "__version__",
     "get",
+    "measure_sparsity",
     "ops",
+    "regularizers",
 ]

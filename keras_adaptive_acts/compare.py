@@ -218,17 +218,8 @@ def _check_lengths(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, path: P
 
 
 def known_activations() -> list[str]:
-    """The activation names `parse_activation` accepts: Keras baselines, then the package's layers."""
-    return [
-        *BASELINES,
-        *(name for name in registry.registered_names(keras.layers.Layer) if _is_activation(name)),
-    ]
-
-
-def _is_activation(name: str) -> bool:
-    """A registered layer that is an activation: RNN cells (with `get_initial_state`) are not."""
-    cls = registry.lookup(name)
-    return issubclass(cls, keras.layers.Layer) and not hasattr(cls, "get_initial_state")
+    """The activation names `parse_activation` accepts: Keras baselines, then the package's activations."""
+    return [*BASELINES, *registry.activation_names()]
 
 
 def _known_text() -> str:
@@ -320,7 +311,7 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
             layer_class = registry.lookup(name)
         except ValueError:
             layer_class = None
-        if layer_class is None or not _is_activation(layer_class.__name__):
+        if layer_class is None or not registry.is_activation(layer_class):
             raise ValueError(f"Unknown activation {name!r} (in {spec!r}). {_known_text()}")
 
     def factory() -> keras.layers.Layer:

@@ -9,6 +9,7 @@ import keras
 PACKAGE = "keras_adaptive_acts"
 
 _REGISTERED: dict[str, type] = {}
+_ACTIVATIONS: set[type] = set()
 
 
 def _key(name: str) -> str:
@@ -16,13 +17,34 @@ def _key(name: str) -> str:
     return name.split(">")[-1].replace("_", "").lower()
 
 
-def register(cls: type) -> type:
-    """Registers `cls` for Keras serialisation (package "keras_adaptive_acts") and for `get()`."""
-    key = _key(cls.__name__)
-    if key in _REGISTERED and _REGISTERED[key] is not cls:
-        raise ValueError(f"A different object is already registered as {cls.__name__!r}.")
-    _REGISTERED[key] = cls
-    return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+def register(cls: type | None = None, *, activation: bool = False):
+    """Registers a class for Keras serialisation (package "keras_adaptive_acts") and for `get()`.
+
+    Use as `@register`, or `@register(activation=True)` for a layer that is an activation
+    function (what `kaa compare`, `measure_sparsity` and the tuner offer and look for).
+    """
+
+    def decorate(cls: type) -> type:
+        key = _key(cls.__name__)
+        if key in _REGISTERED and _REGISTERED[key] is not cls:
+            raise ValueError(f"A different object is already registered as {cls.__name__!r}.")
+        _REGISTERED[key] = cls
+        if activation:
+            _ACTIVATIONS.add(cls)
+        return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+
+    return decorate if cls is None else decorate(cls)
+
+
+def activation_names() -> list[str]:
+    """The class names of the registered activation layers, sorted."""
+    return sorted(cls.__name__ for cls in _ACTIVATIONS)
+
+
+def is_activation(obj: Any) -> bool:
+    """Whether `obj` (a class or an instance) is one of the package's activation layers."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return any(issubclass(cls, activation) for activation in _ACTIVATIONS)
 
 
 def registered_names(base: type | None = None) -> list[str]:

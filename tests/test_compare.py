@@ -370,7 +370,8 @@ def test_write_results_files_agree(tmp_path):
 
 
 def test_callbacks_and_rnn_cells_are_not_activations():
-    assert not {"NoiseAnnealing", "NoisyLSTMCell", "NoisyGRUCell"} & set(compare.known_activations())
-    assert {"NoisyHardTanh", "RReLU", "CompetitiveReLU"} <= set(compare.known_activations())
+    not_activations = {"NoiseAnnealing", "NoisyLSTMCell", "NoisyGRUCell", "ZerothBias", "SparsifiedMLP"}
+    assert not not_activations & set(compare.known_activations())
+    assert {"NoisyHardTanh", "RReLU", "CompetitiveReLU", "JSquaredReLU"} <= set(compare.known_activations())
     with pytest.raises(ValueError, match="Unknown activation 'noise_annealing'"):
         compare.parse_activation("noise_annealing")

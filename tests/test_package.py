@@ -14,6 +14,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_public_api_is_explicit():
     expected = ["CompetitiveReLU", "NoiseAnnealing", "NoisyGRUCell", "NoisyHardSigmoid", "NoisyHardTanh"]
     expected += ["NoisyLSTMCell", "RReLU", "get", "ops", "__version__"]
+    expected += ["ActivitySparsity", "JSquaredReLU", "MixedActivation", "regularizers"]
+    expected += ["RestrictedLayerNormalization", "SparsifiedMLP", "ZerothBias"]
+    expected += [
+        "ActivationMixing",
+        "CompetitionMonitor",
+        "GammaUplift",
+        "SparsityMonitor",
+        "measure_sparsity",
+    ]
     assert sorted(kaa.__all__) == sorted(expected)
     for name in kaa.__all__:
         assert hasattr(kaa, name), name

@@ -72,3 +72,22 @@ def test_a_class_with_required_arguments_needs_a_config_not_a_name():
         kaa.get("noise_annealing")
     assert "NoiseAnnealing" not in registered_names(keras.layers.Layer)
     assert "NoiseAnnealing" in registered_names()
+
+
+def test_activation_layers_are_marked_as_such():
+    from keras_adaptive_acts.registry import activation_names, is_activation
+
+    expected = [
+        "CompetitiveReLU",
+        "JSquaredReLU",
+        "MixedActivation",
+        "NoisyHardSigmoid",
+        "NoisyHardTanh",
+        "RReLU",
+    ]
+    assert activation_names() == expected
+    assert (
+        is_activation(kaa.NoisyHardTanh())
+        and not is_activation(kaa.ZerothBias)
+        and not is_activation(keras.layers.ReLU)
+    )

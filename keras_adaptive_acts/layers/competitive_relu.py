@@ -21,7 +21,7 @@ from keras_adaptive_acts.registry import register
 INIT_PRESETS = ("relu", "competition")
 
 
-@register
+@register(activation=True)
 class CompetitiveReLU(keras.layers.Layer):
     """Competition-based adaptive ReLU: the positives and negatives of a sample compete.
 

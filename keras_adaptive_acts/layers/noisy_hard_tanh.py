@@ -4,7 +4,7 @@ from keras_adaptive_acts.layers.noisy_activation import NoisyActivation
 from keras_adaptive_acts.registry import register
 
 
-@register
+@register(activation=True)
 class NoisyHardTanh(NoisyActivation):
     """Hard tanh with noise in its saturated regions while training (Gulcehre et al., 2016).
 

@@ -10,7 +10,7 @@ from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_number
 
 
-@register
+@register(activation=True)
 class RReLU(StochasticLayer):
     """Randomized leaky ReLU: a random negative slope per element while training.
 

@@ -2,6 +2,13 @@
 
 from keras_adaptive_acts.ops.competitive import competition_share, competitive_relu, competitive_scale
 from keras_adaptive_acts.ops.noisy import hard_sigmoid, hard_tanh, noisy_input, noisy_output, rrelu
+from keras_adaptive_acts.ops.sparsity import (
+    hoyer_square_penalty,
+    j_squared_relu,
+    kl_sparsity_penalty,
+    l1_penalty,
+    zero_fraction,
+)
 
 __all__ = [
     "competition_share",
@@ -9,7 +16,12 @@ __all__ = [
     "competitive_scale",
     "hard_sigmoid",
     "hard_tanh",
+    "hoyer_square_penalty",
+    "j_squared_relu",
+    "kl_sparsity_penalty",
+    "l1_penalty",
     "noisy_input",
     "noisy_output",
     "rrelu",
+    "zero_fraction",
 ]

@@ -1,0 +1,306 @@
+"""The ZerothBias layer: a learnable per-position bias of a doubly-biased MLP."""
+
+from __future__ import annotations
+
+import weakref
+
+import keras
+from keras import ops
+
+from keras_adaptive_acts.registry import register
+from keras_adaptive_acts.validation import check_choice, check_number
+
+POSITIONS = ("input", "output")
+
+
+class _Reference:
+    """Holds the referenced norm layer without Keras tracking it (it is not a sublayer)."""
+
+    __slots__ = ("layer",)
+
+    def __init__(self, layer=None):
+        self.layer = layer
+
+
+class _ZerothBiasClip(keras.constraints.Constraint):
+    """`b0 <- clip(b0, -bound, bound)`, bound = `clip * |gamma|` (read at call time) or `clip`.
+
+    Not serialised: the owning `ZerothBias` creates it in `build`; it reads the referenced norm
+    layer's gamma variable through the layer, so a compiled train step sees the current gamma.
+    """
+
+    def __init__(self, owner: ZerothBias):
+        self._owner = weakref.ref(owner)
+
+    def __call__(self, w):
+        owner = self._owner()
+        w = ops.convert_to_tensor(w)
+        bound = owner._clip_bound(w.dtype)
+        return ops.clip(w, -bound, bound)
+
+    def get_config(self):
+        return {}
+
+
+@register
+class ZerothBias(keras.layers.Layer):
+    """Zeroth bias of a doubly-biased MLP: a learnable bias per token position, clipped.
+
+    ```
+    out[:, l, :] = inputs[:, l, :] + b0[l, :]           for l < L (the input's length)
+    after every optimizer update:
+        b0 <- clip(b0, -clip * |gamma|, clip * |gamma|)  with reference_norm (gamma: (d_model,))
+        b0 <- clip(b0, -clip, clip)                      without
+    ```
+
+    `b0` has shape `(max_len, d_model)`, is zero-initialised (the layer starts as the identity)
+    and inputs shorter than `max_len` use its first `L` rows. The layer only adds; where it
+    sits is the caller's choice, recorded in `position` for configs: the paper's
+    `mlp(ZerothBias()(LN(x)))` (`"input"`) or after the MLP, as the official code
+    (`"output"`). `SparsifiedMLP` assembles the whole block.
+
+    The clip is a Keras variable constraint on `b0`, so it holds after every optimizer step,
+    also in a `jit_compile=True` train step; the constraint reads the referenced
+    LayerNormalization's `gamma` variable when it runs, so it follows a gamma that is trained,
+    frozen or raised by `GammaUplift` (all constraints run after all of the step's updates).
+    A value assigned by hand is not clipped until the next update.
+
+    Serialisation of the reference: `get_config` stores the referenced layer's name as
+    `reference_norm_name`. When a model is rebuilt from its config (`.keras` loading,
+    `keras.models.clone_model`), the layer links itself, on being called on the model's
+    symbolic inputs, to the layer of that name among its ancestors in the graph (LN ->
+    ZerothBias -> ..., or LN -> MLP -> ZerothBias), searching nested models too. A reference
+    that is not an ancestor must be linked by hand with `link_reference_norm(model)`; an
+    unlinked reference raises an error at the first optimizer step. `SparsifiedMLP` owns both
+    layers and needs none of this.
+
+    Dynamic lengths: a length known when the layer is built or called that exceeds `max_len`
+    raises `ValueError`; a length only known at run time (a `tf.function` with a `None` axis)
+    cannot be checked in Python: the slice then fails at run time with TensorFlow's
+    `InvalidArgumentError` (it is never silently clipped).
+
+    Args:
+        max_len: the longest sequence, the first dimension of `b0`; an int >= 1, or None to
+            take the (static) sequence length of the input the layer is built on.
+        clip: the clip factor, a finite number >= 0 (`|b0| <= clip * |gamma|`, or `<= clip`
+            without a reference).
+        position: `"input"` or `"output"`: where the layer sits in its MLP (recorded only).
+        reference_norm: the `keras.layers.LayerNormalization` (or `RestrictedLayerNormalization`)
+            before the MLP, whose `gamma` (shape `(d_model,)`) scales the clip. Not a sublayer:
+            its weights belong to its own layer.
+        reference_norm_name: the name of that layer, for a layer rebuilt from a config (see
+            above); set from `reference_norm` when that is given.
+        **kwargs (Any): base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: a tensor of shape `(batch, L, d_model)` with `L <= max_len`.
+
+    Examples:
+        >>> import numpy as np
+        >>> layer = ZerothBias(max_len=4, clip=0.5)
+        >>> x = np.ones((2, 3, 2), dtype="float32")
+        >>> bool(np.array_equal(np.asarray(layer(x)), x))  # zero at initialisation
+        True
+        >>> _ = layer.b0.assign(np.arange(8, dtype="float32").reshape(4, 2) / 4)
+        >>> np.asarray(layer(x))[0].tolist()  # rows 0..2 of b0 are added
+        [[1.0, 1.25], [1.5, 1.75], [2.0, 2.25]]
+        >>> float(np.max(layer.b0.constraint(layer.b0)))  # the clip applied after each update
+        0.5
+
+    Reference:
+        Z. Peng, L. Qi, Y. Shi, Y. Gao, "A Theoretical Explanation of Activation Sparsity
+        through Flat Minima and Adversarial Robustness",
+        [arXiv:2309.03004](https://arxiv.org/abs/2309.03004).
+    """
+
+    def __init__(
+        self,
+        max_len: int | None = None,
+        clip: float = 0.1,
+        position: str = "input",
+        reference_norm: keras.layers.LayerNormalization | None = None,
+        reference_norm_name: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
+            raise ValueError(f"`max_len` must be an int >= 1 or None. Received: max_len={max_len!r}")
+        self.max_len = max_len
+        self.clip = check_number("clip", clip, minimum=0.0)
+        check_choice("position", position, POSITIONS)
+        self.position = position
+        if reference_norm is not None:
+            self._check_norm(reference_norm)
+            if reference_norm_name is not None and reference_norm_name != reference_norm.name:
+                raise ValueError(
+                    "`reference_norm_name` must be the name of `reference_norm` when both are given. "
+                    f"Received: reference_norm_name={reference_norm_name!r}, "
+                    f"reference_norm.name={reference_norm.name!r}"
+                )
+            reference_norm_name = reference_norm.name
+        elif reference_norm_name is not None and not isinstance(reference_norm_name, str):
+            raise ValueError(
+                f"`reference_norm_name` must be a string or None. Received: "
+                f"reference_norm_name={reference_norm_name!r}"
+            )
+        self.reference_norm_name = reference_norm_name
+        self._reference = _Reference(reference_norm)
+        self.supports_masking = True
+
+    @property
+    def reference_norm(self) -> keras.layers.LayerNormalization | None:
+        """The linked LayerNormalization whose gamma scales the clip (None if absolute or unlinked)."""
+        return self._reference.layer
+
+    def link_reference_norm(self, layer_or_model: keras.layers.Layer) -> None:
+        """Links the reference: a LayerNormalization, or a model holding the layer `reference_norm_name`.
+
+        Needed only for a layer rebuilt from a config whose referenced layer is not one of its
+        ancestors in the model graph (else linking is automatic).
+        """
+        if isinstance(layer_or_model, keras.layers.LayerNormalization):
+            norm = layer_or_model
+            if self.reference_norm_name is not None and norm.name != self.reference_norm_name:
+                raise ValueError(
+                    f"This ZerothBias references the layer {self.reference_norm_name!r}. "
+                    f"Received: a layer named {norm.name!r}"
+                )
+        else:
+            if self.reference_norm_name is None:
+                raise ValueError(
+                    "This ZerothBias has no reference (absolute clip): there is nothing to link."
+                )
+            norm = _find_layer(layer_or_model, self.reference_norm_name)
+            if norm is None:
+                raise ValueError(
+                    f"No layer named {self.reference_norm_name!r} in {layer_or_model.name!r} (searched "
+                    "nested models too)."
+                )
+        self._check_norm(norm)
+        self.reference_norm_name = norm.name
+        self._reference.layer = norm
+
+    def __call__(self, *args, **kwargs):
+        if self._reference.layer is None and self.reference_norm_name is not None:
+            inputs = args[0] if args else kwargs.get("inputs")
+            norm = _find_ancestor(inputs, self.reference_norm_name)
+            if norm is not None:
+                self.link_reference_norm(norm)
+        return super().__call__(*args, **kwargs)
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(
+                "ZerothBias expects inputs of shape (batch, length, d_model). "
+                f"Received: input_shape={input_shape}"
+            )
+        length, d_model = input_shape[1], input_shape[2]
+        if d_model is None:
+            raise ValueError(f"The last axis (d_model) must be known. Received: input_shape={input_shape}")
+        if self.max_len is None:
+            if length is None:
+                raise ValueError(
+                    "`max_len=None` takes the input's sequence length, which is not known here: pass "
+                    f"`max_len`. Received: input_shape={input_shape}"
+                )
+            self.max_len = int(length)
+        self._check_length(length)
+        self.b0 = self.add_weight(
+            shape=(self.max_len, d_model),
+            name="b0",
+            initializer="zeros",
+            constraint=_ZerothBiasClip(self),
+        )
+
+    def call(self, inputs):
+        length = ops.shape(inputs)[1]
+        self._check_length(length)
+        bias = ops.slice(self.b0, [0, 0], [length, self.b0.shape[1]])
+        return inputs + ops.cast(bias, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "max_len": self.max_len,
+                "clip": self.clip,
+                "position": self.position,
+                "reference_norm_name": self.reference_norm_name,
+            }
+        )
+        return config
+
+    def _check_length(self, length):
+        if isinstance(length, int) and length > self.max_len:
+            raise ValueError(
+                f"The input sequence (length {length}) is longer than `max_len`={self.max_len} of "
+                f"ZerothBias {self.name!r}."
+            )
+
+    def _clip_bound(self, dtype):
+        """The clip bound in `dtype`: a scalar, or `clip * |gamma|` of shape (d_model,)."""
+        if self.reference_norm_name is None:
+            return ops.cast(self.clip, dtype)
+        norm = self._reference.layer
+        if norm is None:
+            raise ValueError(
+                f"ZerothBias {self.name!r} references the layer {self.reference_norm_name!r}, which is not "
+                "linked (it was not found among the layer's ancestors when the model was rebuilt): call "
+                "`link_reference_norm(model)` before training."
+            )
+        gamma = norm.gamma
+        if gamma is None or tuple(gamma.shape) != (self.b0.shape[1],):
+            raise ValueError(
+                f"The gamma of {norm.name!r} must have shape (d_model,) = ({self.b0.shape[1]},). "
+                f"Received: {None if gamma is None else tuple(gamma.shape)}"
+            )
+        return ops.abs(ops.cast(gamma, dtype)) * ops.cast(self.clip, dtype)
+
+    @staticmethod
+    def _check_norm(norm):
+        if not isinstance(norm, keras.layers.LayerNormalization):
+            raise ValueError(
+                "`reference_norm` must be a keras.layers.LayerNormalization (or a "
+                f"RestrictedLayerNormalization). Received: {type(norm).__name__}"
+            )
+        if not norm.scale:
+            raise ValueError(f"`reference_norm` must have a gamma (scale=True). Received: {norm.name!r}")
+
+
+def _find_layer(model, name):
+    """The layer called `name` in `model` or its nested models, depth first; None if absent."""
+    for layer in getattr(model, "layers", ()):
+        if layer.name == name:
+            return layer
+        found = _find_layer(layer, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _find_ancestor(inputs, name):
+    """The layer called `name` that produced `inputs` or one of their ancestors in a Keras graph.
+
+    Walks the symbolic graph through the `_keras_history` of `KerasTensor`s (the graph the
+    Functional API records); returns None for eager tensors or when no such layer exists.
+    """
+    pending = [t for t in keras.tree.flatten(inputs) if hasattr(t, "_keras_history")]
+    seen = set()
+    while pending:
+        tensor = pending.pop()
+        operation, node_index, _ = tensor._keras_history
+        if operation is None or (id(operation), node_index) in seen:
+            continue
+        seen.add((id(operation), node_index))
+        if operation.name == name and isinstance(operation, keras.layers.LayerNormalization):
+            return operation
+        found = _find_layer(operation, name)
+        if isinstance(found, keras.layers.LayerNormalization):
+            return found
+        node = operation._inbound_nodes[node_index]
+        pending.extend(t for t in node.input_tensors if hasattr(t, "_keras_history"))
+    return None

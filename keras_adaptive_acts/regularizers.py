@@ -1,0 +1,125 @@
+"""Activation-sparsity regularizers, for `activity_regularizer=` or the `ActivitySparsity` layer.
+
+Each has a documented scale that does not depend on the Keras version: `penalty(a)` is the
+strength times a per-example quantity averaged over the batch (KL: times a batch statistic).
+Keras 3 divides an `activity_regularizer`'s result by the batch size since a fix of January 2026
+(keras-team/keras#22018) and did not before; `__call__`, which Keras calls, compensates for the
+division where this Keras makes it, so the loss Keras adds is `penalty(a)` either way.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+from keras import ops
+
+from keras_adaptive_acts.ops.sparsity import hoyer_square_penalty, kl_sparsity_penalty, l1_penalty
+from keras_adaptive_acts.registry import register
+from keras_adaptive_acts.validation import check_number
+
+
+@functools.cache
+def keras_divides_activity_loss() -> bool:
+    """Whether this Keras divides an `activity_regularizer`'s result by the batch size (probed once)."""
+
+    class _Probe(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs
+
+    probe = _Probe(activity_regularizer=lambda _: ops.convert_to_tensor(1.0))
+    probe(ops.ones((4, 1)))
+    return float(ops.convert_to_numpy(probe.losses[0])) == 0.25
+
+
+keras_divides_activity_loss()  # probed now, eagerly: never for the first time inside a traced step
+
+
+class ActivityPenalty(keras.regularizers.Regularizer):
+    """Base of the package's activity regularizers: `penalty(a)` and a Keras-version-proof `__call__`."""
+
+    def __init__(self, strength: float):
+        self.strength = check_number("strength", strength, minimum=0)
+
+    def penalty(self, activations):
+        """The loss this regularizer adds for `activations` (batch first), at its documented scale."""
+        raise NotImplementedError
+
+    def __call__(self, activations):
+        value = self.penalty(activations)
+        if keras_divides_activity_loss():
+            value = value * ops.cast(ops.shape(activations)[0], value.dtype)
+        return value
+
+    def get_config(self):
+        return {"strength": self.strength}
+
+
+@register
+class ActivationL1(ActivityPenalty):
+    """L1 activity penalty: `strength * sum|a| / B`, the per-example L1 norm averaged over the batch.
+
+    Args:
+        strength: >= 0.
+
+    Examples:
+        >>> import numpy as np
+        >>> float(ActivationL1(0.1).penalty(np.array([[1.0, -2.0], [0.0, 3.0]])))  # 0.1 * (3 + 3) / 2
+        0.3
+    """
+
+    def penalty(self, activations):
+        return self.strength * l1_penalty(activations)
+
+
+@register
+class HoyerSquare(ActivityPenalty):
+    """Hoyer-square penalty (DeepHoyer): `strength * mean_b (sum|a_b|)**2 / sum(a_b**2)`.
+
+    Scale-invariant: it rewards few large activations over many small ones without shrinking
+    them all. Per example it lies between 1 (one non-zero entry) and n (n entries of one size);
+    an all-zero example counts 0.
+
+    Args:
+        strength: >= 0.
+
+    Examples:
+        >>> import numpy as np
+        >>> float(HoyerSquare(1.0).penalty(np.array([[1.0, 1.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]])))
+        1.5
+    """
+
+    def penalty(self, activations):
+        return self.strength * hoyer_square_penalty(activations)
+
+
+@register
+class KLSparsity(ActivityPenalty):
+    """KL sparsity target of sparse autoencoders: `strength * sum_j KL(rho || rho_hat_j)`.
+
+    `rho_hat_j` is unit `j`'s mean activation (last axis) over the batch and any other axes: a
+    batch statistic, so this penalty is per batch, not per example. Meant for activations in
+    [0, 1] (after a sigmoid); `rho_hat` is clipped to [1e-7, 1 - 1e-7], so other activations give
+    a finite, clipped penalty.
+
+    Args:
+        rho: the target mean activation, in (0, 1). Default 0.05.
+        strength: >= 0. Default 1.
+
+    Examples:
+        >>> import numpy as np
+        >>> round(float(KLSparsity(0.5).penalty(np.array([[0.5, 0.5]]))), 6)  # on target: no penalty
+        0.0
+    """
+
+    def __init__(self, rho: float = 0.05, strength: float = 1.0):
+        super().__init__(strength)
+        self.rho = check_number("rho", rho, minimum=0, strict=True)
+        if self.rho >= 1:
+            raise ValueError(f"`rho` must be in (0, 1). Received: rho={rho!r}")
+
+    def penalty(self, activations):
+        return self.strength * kl_sparsity_penalty(activations, self.rho)
+
+    def get_config(self):
+        return {"rho": self.rho, "strength": self.strength}

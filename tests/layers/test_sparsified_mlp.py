@@ -1,0 +1,166 @@
+"""SparsifiedMLP: NumPy composition of its sublayers, XLA training with its invariants, saving, errors."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from layer_testing import assert_config_round_trip, assert_keras_file_round_trip
+
+from keras_adaptive_acts.layers.j_squared_relu import JSquaredReLU
+from keras_adaptive_acts.layers.restricted_layer_normalization import RestrictedLayerNormalization
+from keras_adaptive_acts.layers.sparsified_mlp import SparsifiedMLP
+from keras_adaptive_acts.layers.zeroth_bias import ZerothBias
+
+
+def random_input(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def value(variable):
+    return ops.convert_to_numpy(variable).astype("float64")
+
+
+def numpy_block(block, x):
+    """The block's forward pass in NumPy (float64) from its sublayers' weights."""
+    x = np.asarray(x, "float64")
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    hidden = (x - mean) / np.sqrt(var + block.epsilon) * value(block.norm.gamma)
+    if block.norm.beta is not None:
+        hidden = hidden + value(block.norm.beta)
+    b0 = value(block.zeroth_bias.b0)[: x.shape[1]] if block.zeroth_bias is not None else 0.0
+    if block.zeroth_bias_position == "input":
+        hidden = hidden + b0
+    hidden = hidden @ value(block.fc1.kernel) + value(block.fc1.bias)
+    if block.activation == "j_squared_relu":
+        hidden = np.maximum(hidden, 0) + 0.5 * np.maximum(hidden, 0) ** 2
+    else:
+        assert block.activation == "relu"
+        hidden = np.maximum(hidden, 0)
+    hidden = hidden @ value(block.fc2.kernel) + value(block.fc2.bias)
+    if block.zeroth_bias_position == "output":
+        hidden = hidden + b0
+    return x + hidden if block.residual else hidden
+
+
+def randomise(block, seed=0):
+    """Non-trivial weights (gamma >= 1, b0 inside its clip) so every term of the forward pass shows."""
+    rng = np.random.default_rng(seed)
+    for weight in block.weights:
+        shape = tuple(weight.shape)
+        if weight.name == "gamma":
+            weight.assign(rng.uniform(1.0, 2.0, shape).astype("float32"))
+        elif weight.name == "b0":
+            weight.assign(rng.uniform(-0.1, 0.1, shape).astype("float32"))
+        else:
+            weight.assign(rng.normal(0.0, 0.5, shape).astype("float32"))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"zeroth_bias_position": "output", "activation": "relu", "residual": False},
+        {"norm": "layer", "zeroth_bias": False},
+    ],
+)
+def test_forward_equals_numpy_composition_of_its_sublayers(kwargs):
+    block = SparsifiedMLP(hidden_units=16, max_len=8, **kwargs)
+    x = random_input((3, 6, 5))
+    block.build(x.shape)
+    randomise(block)
+    np.testing.assert_allclose(np.asarray(block(x)), numpy_block(block, x), rtol=1e-4, atol=1e-4)
+
+
+def test_default_sublayers():
+    block = SparsifiedMLP(hidden_units=8, max_len=4)
+    assert isinstance(block.norm, RestrictedLayerNormalization) and block.norm.mode == "scratch"
+    assert isinstance(block.zeroth_bias, ZerothBias) and block.zeroth_bias.reference_norm is block.norm
+    assert block.zeroth_bias.position == "input" and block.zeroth_bias.clip == 0.1
+    assert isinstance(block.act, JSquaredReLU) and block.fc1.units == 8 and block.fc2 is None
+    block.build((None, 4, 6))
+    assert block.fc2.units == 6
+    plain = SparsifiedMLP(hidden_units=8, norm="layer", activation="gelu", zeroth_bias=False)
+    assert type(plain.norm) is keras.layers.LayerNormalization and plain.zeroth_bias is None
+    assert isinstance(plain.act, keras.layers.Activation)
+    mixed = SparsifiedMLP(hidden_units=8, activation="mixed_activation", max_len=4)  # fine-tuning a ReLU MLP
+    assert type(mixed.act).__name__ == "MixedActivation"
+
+
+def test_rank_two_input_without_zeroth_bias():
+    block = SparsifiedMLP(hidden_units=8, zeroth_bias=False, activation="relu")
+    x = random_input((4, 5))
+    block.build(x.shape)
+    randomise(block)
+    np.testing.assert_allclose(np.asarray(block(x)), numpy_block(block, x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="batch, L, d_model"):
+        SparsifiedMLP(hidden_units=8, max_len=4).build((None, 5))
+
+
+def test_dropout_only_in_training():
+    block = SparsifiedMLP(hidden_units=32, max_len=6, dropout=0.5, seed=1)
+    x = random_input((4, 6, 8))
+    inference = np.asarray(block(x))
+    np.testing.assert_array_equal(np.asarray(block(x, training=False)), inference)
+    assert not np.allclose(np.asarray(block(x, training=True)), inference)
+
+
+def test_trains_under_jit_and_keeps_both_constraints():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(128, 6, 8)).astype("float32")
+    y = np.tanh(x @ rng.normal(size=(8, 8))).astype("float32") + 0.3
+    block = SparsifiedMLP(hidden_units=32, max_len=6, clip=0.1)
+    model = keras.Sequential([keras.Input((6, 8)), block])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", jit_compile=True)
+    history = model.fit(x, y, batch_size=32, epochs=8, verbose=0).history["loss"]
+    assert history[-1] < 0.7 * history[0]
+    gamma = value(block.norm.gamma)
+    assert gamma.min() >= 1.0
+    b0 = value(block.zeroth_bias.b0)
+    assert np.all(np.abs(b0) <= 0.1 * np.abs(gamma) * (1 + 1e-6)) and np.abs(b0).max() > 0
+
+
+@pytest.mark.parametrize("position", ["input", "output"])
+def test_config_and_keras_file_round_trips(position, tmp_path):
+    block = SparsifiedMLP(
+        hidden_units=12, zeroth_bias_position=position, max_len=7, clip=0.2, dropout=0.1, seed=3, name="mlp"
+    )
+    clone = assert_config_round_trip(block)
+    assert clone.zeroth_bias.reference_norm is clone.norm and clone.zeroth_bias.clip == 0.2
+    model = keras.Sequential([keras.Input((5, 4)), block, keras.layers.Dense(2)])
+    randomise(block, seed=4)
+    x = random_input((6, 5, 4), seed=5)
+    loaded = assert_keras_file_round_trip(model, x, tmp_path / f"mlp_{position}.keras")
+    restored = loaded.get_layer("mlp")
+    assert isinstance(restored, SparsifiedMLP) and restored.get_config() == block.get_config()
+    assert restored.zeroth_bias.reference_norm is restored.norm
+    for original, copy in zip(block.weights, restored.weights, strict=True):
+        assert original.path.split("/")[-2:] == copy.path.split("/")[-2:]
+        np.testing.assert_array_equal(value(original), value(copy))
+
+
+def test_max_len_none_is_taken_from_the_input_and_saved():
+    block = SparsifiedMLP(hidden_units=4)
+    block(random_input((2, 3, 4)))
+    assert block.zeroth_bias.b0.shape == (3, 4) and block.get_config()["max_len"] == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"hidden_units": 0}, "hidden_units"),
+        ({"hidden_units": 2.0}, "hidden_units"),
+        ({"activation": "not_an_activation"}, "activation"),
+        ({"activation": "noisy_lstm_cell"}, "arguments"),
+        ({"activation": "zeroth_bias"}, "activation layer"),
+        ({"norm": "batch"}, "norm"),
+        ({"zeroth_bias_position": "middle"}, "zeroth_bias_position"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
+        ({"clip": -1.0}, "clip"),
+        ({"max_len": 0}, "max_len"),
+        ({"residual": "yes"}, "residual"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SparsifiedMLP(**{"hidden_units": 8, **kwargs})

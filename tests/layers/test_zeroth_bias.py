@@ -1,0 +1,211 @@
+"""ZerothBias: per-position addition, the clip after XLA steps, lengths, errors, saving the reference."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+from layer_testing import assert_config_round_trip, assert_keras_file_round_trip
+
+from keras_adaptive_acts.layers.restricted_layer_normalization import RestrictedLayerNormalization
+from keras_adaptive_acts.layers.zeroth_bias import ZerothBias
+
+
+def random_input(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def numpy_value(variable):
+    return ops.convert_to_numpy(variable)
+
+
+def test_zero_initialised_so_the_layer_starts_as_the_identity():
+    x = random_input((3, 5, 4))
+    layer = ZerothBias(max_len=7)
+    np.testing.assert_array_equal(np.asarray(layer(x)), x)
+    assert layer.b0.shape == (7, 4) and layer.b0.trainable
+    np.testing.assert_array_equal(numpy_value(layer.b0), np.zeros((7, 4)))
+
+
+@pytest.mark.parametrize("length", [6, 4, 1])
+def test_adds_the_first_rows_of_b0_per_position(length):
+    layer = ZerothBias(max_len=6)
+    layer.build((None, length, 3))
+    b0 = random_input((6, 3), seed=1)
+    layer.b0.assign(b0)
+    x = random_input((2, length, 3), seed=2)
+    np.testing.assert_allclose(np.asarray(layer(x)), x + b0[None, :length], rtol=0, atol=1e-6)
+
+
+def test_max_len_none_takes_the_static_length():
+    layer = ZerothBias()
+    layer(random_input((2, 5, 3)))
+    assert layer.max_len == 5 and layer.b0.shape == (5, 3)
+    with pytest.raises(ValueError, match="max_len"):
+        ZerothBias().build((None, None, 3))
+
+
+def test_longer_sequences_raise():
+    with pytest.raises(ValueError, match="longer than `max_len`"):
+        ZerothBias(max_len=4)(random_input((2, 5, 3)))
+    layer = ZerothBias(max_len=4)
+    layer(random_input((2, 3, 3)))
+    with pytest.raises(ValueError, match="longer than `max_len`"):
+        layer(random_input((2, 5, 3)))
+    # Only known at run time: TensorFlow's slice raises (never a silent clip of the length).
+    traced = tf.function(layer, input_signature=[tf.TensorSpec((None, None, 3))])
+    assert tuple(traced(tf.zeros((2, 4, 3))).shape) == (2, 4, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="size"):
+        traced(tf.zeros((2, 5, 3)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"clip": -0.1}, "clip"),
+        ({"clip": float("nan")}, "clip"),
+        ({"clip": float("inf")}, "clip"),
+        ({"max_len": 0}, "max_len"),
+        ({"max_len": 2.5}, "max_len"),
+        ({"max_len": True}, "max_len"),
+        ({"position": "middle"}, "position"),
+        ({"reference_norm": keras.layers.Dense(3)}, "LayerNormalization"),
+        ({"reference_norm": keras.layers.LayerNormalization(scale=False)}, "gamma"),
+        ({"reference_norm": keras.layers.LayerNormalization(name="a"), "reference_norm_name": "b"}, "name"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ZerothBias(**{"max_len": 4, **kwargs})
+
+
+@pytest.mark.parametrize("shape", [(None, 4), (None, 2, 3, 4)])
+def test_rank_other_than_three_raises(shape):
+    with pytest.raises(ValueError, match="batch, length, d_model"):
+        ZerothBias(max_len=4).build(shape)
+
+
+def push_b0_up(model, x, epochs=3):
+    """Fits targets far above the inputs with a big SGD step: the loss pushes b0 far beyond the clip."""
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse", jit_compile=True)
+    model.fit(x, x + 10.0, batch_size=8, epochs=epochs, verbose=0)
+
+
+def test_clip_relative_to_the_reference_gamma_holds_after_jit_compiled_steps():
+    x = random_input((32, 5, 4), seed=3)
+    inputs = keras.Input((5, 4))
+    norm = keras.layers.LayerNormalization(
+        center=False,  # a beta would absorb the shift and stop pushing b0 once it overshoots
+        gamma_initializer=keras.initializers.RandomUniform(0.2, 3.0, seed=0),
+    )
+    bias = ZerothBias(max_len=8, clip=0.1, reference_norm=norm)
+    model = keras.Model(inputs, bias(norm(inputs)))
+    push_b0_up(model, x)
+    b0, gamma = numpy_value(bias.b0), numpy_value(norm.gamma)
+    bound = 0.1 * np.abs(gamma)
+    assert np.all(np.abs(b0) <= bound * (1 + 1e-6))
+    # The bound is reached (the gradient alone would take b0 far beyond it) and it is gamma's, per channel.
+    np.testing.assert_allclose(b0[:5], np.broadcast_to(bound, (5, 4)), rtol=1e-6)
+    np.testing.assert_array_equal(b0[5:], 0.0)  # rows beyond the sequence get no gradient
+    assert np.ptp(bound) > 0.05
+
+
+def test_clip_follows_a_restricted_norm_and_a_gamma_raised_between_steps():
+    x = random_input((32, 5, 4), seed=4)
+    inputs = keras.Input((5, 4))
+    norm = RestrictedLayerNormalization(mode="finetune")
+    bias = ZerothBias(max_len=5, clip=0.1, reference_norm=norm)
+    model = keras.Model(inputs, bias(norm(inputs)))
+    norm.gamma.assign(np.full(4, 0.5, "float32"))
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse", jit_compile=True)
+    model.fit(x, x + 10.0, batch_size=8, epochs=1, verbose=0)
+    gamma = numpy_value(norm.gamma)
+    assert np.all(np.abs(numpy_value(bias.b0)) <= 0.1 * np.abs(gamma) * (1 + 1e-6))
+    norm.gamma.assign(np.full(4, 2.0, "float32"))  # as GammaUplift does: no retracing
+    model.fit(x, x + 10.0, batch_size=8, epochs=1, verbose=0)
+    b0, gamma = numpy_value(bias.b0), numpy_value(norm.gamma)
+    assert np.abs(b0).max() > 0.1 * 0.6  # the compiled step saw the new, larger gamma
+    assert np.all(np.abs(b0) <= 0.1 * np.abs(gamma) * (1 + 1e-6))
+
+
+def test_absolute_clip_without_reference():
+    x = random_input((32, 5, 4), seed=5)
+    bias = ZerothBias(max_len=5, clip=0.05)
+    model = keras.Sequential([keras.Input((5, 4)), bias])
+    push_b0_up(model, x)
+    np.testing.assert_allclose(numpy_value(bias.b0), 0.05, rtol=1e-6)
+    zero = ZerothBias(max_len=5, clip=0.0)
+    push_b0_up(keras.Sequential([keras.Input((5, 4)), zero]), x, epochs=1)
+    np.testing.assert_array_equal(numpy_value(zero.b0), 0.0)
+
+
+def test_config_round_trip_records_the_reference_by_name():
+    norm = keras.layers.LayerNormalization(name="pre_mlp_norm")
+    layer = ZerothBias(max_len=9, clip=0.2, position="output", reference_norm=norm)
+    clone = assert_config_round_trip(layer)
+    assert clone.reference_norm_name == "pre_mlp_norm" and clone.reference_norm is None
+    assert clone.max_len == 9 and clone.clip == 0.2 and clone.position == "output"
+    assert assert_config_round_trip(ZerothBias(max_len=3)).reference_norm_name is None
+
+
+def model_with_reference(position):
+    keras.utils.set_random_seed(0)  # the Dense kernel decides which way the loss pushes b0
+    inputs = keras.Input((5, 4))
+    norm = keras.layers.LayerNormalization(name="ln")
+    hidden = norm(inputs)
+    bias = ZerothBias(max_len=6, reference_norm=norm, position=position, name="b0")
+    if position == "input":
+        outputs = keras.layers.Dense(4, name="fc")(bias(hidden))
+    else:
+        outputs = bias(keras.layers.Dense(4, name="fc")(hidden))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("position", ["input", "output"])
+def test_keras_file_round_trip_relinks_the_reference(position, tmp_path):
+    model = model_with_reference(position)
+    model.get_layer("b0").b0.assign(random_input((6, 4), seed=6) * 0.01)
+    model.get_layer("ln").gamma.assign(np.linspace(0.5, 2.0, 4).astype("float32"))
+    x = random_input((8, 5, 4), seed=7)
+    loaded = assert_keras_file_round_trip(model, x, tmp_path / f"{position}.keras")
+    restored = loaded.get_layer("b0")
+    assert restored.reference_norm is loaded.get_layer("ln")
+    # The relinked clip reads the loaded model's gamma in a compiled step.
+    push_b0_up(loaded, x, epochs=1)
+    bound = np.broadcast_to(0.1 * np.abs(numpy_value(loaded.get_layer("ln").gamma)), (5, 4))
+    b0 = np.abs(numpy_value(restored.b0))[:5]  # row 5 is never used
+    assert np.all(b0 <= bound * (1 + 1e-6))  # the invariant, for every entry
+    assert np.mean(np.isclose(b0, bound, rtol=1e-5)) >= 0.5  # and the clip is what stopped them
+
+
+def test_clone_model_links_the_clone_to_its_own_norm():
+    model = model_with_reference("input")
+    clone = keras.models.clone_model(model)
+    assert clone.get_layer("b0").reference_norm is clone.get_layer("ln")
+    assert clone.get_layer("ln") is not model.get_layer("ln")
+
+
+def test_a_reference_outside_the_ancestors_is_linked_by_hand(tmp_path):
+    inputs = keras.Input((5, 4))
+    norm = keras.layers.LayerNormalization(name="side_norm")
+    bias = ZerothBias(max_len=5, reference_norm=norm, name="b0")
+    outputs = keras.layers.Concatenate()([norm(inputs), bias(inputs)])  # norm is not an ancestor of bias
+    model = keras.Model(inputs, outputs)
+    model.save(tmp_path / "side.keras")
+    loaded = keras.saving.load_model(tmp_path / "side.keras", safe_mode=True)
+    restored = loaded.get_layer("b0")
+    assert restored.reference_norm is None and restored.reference_norm_name == "side_norm"
+    x = random_input((8, 5, 4), seed=8)
+    loaded.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse", jit_compile=True)
+    with pytest.raises(ValueError, match="link_reference_norm"):
+        loaded.fit(x, np.concatenate([x, x + 10.0], -1), verbose=0)
+    restored.link_reference_norm(loaded)
+    assert restored.reference_norm is loaded.get_layer("side_norm")
+    loaded.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse", jit_compile=True)
+    loaded.fit(x, np.concatenate([x, x + 10.0], -1), verbose=0)
+    bound = 0.1 * np.abs(numpy_value(loaded.get_layer("side_norm").gamma))
+    assert np.all(np.abs(numpy_value(restored.b0)) <= bound * (1 + 1e-6))
+    with pytest.raises(ValueError, match="No layer named"):
+        ZerothBias(max_len=5, reference_norm_name="missing").link_reference_norm(loaded)
+    with pytest.raises(ValueError, match="nothing to link"):
+        ZerothBias(max_len=5).link_reference_norm(loaded)

@@ -1,0 +1,91 @@
+"""Activity regularizers: the documented scale whatever the Keras version, serialisation, bad input."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from layer_testing import assert_config_round_trip, assert_keras_file_round_trip
+
+from keras_adaptive_acts import ActivitySparsity, JSquaredReLU, MixedActivation
+from keras_adaptive_acts.regularizers import ActivationL1, HoyerSquare, KLSparsity
+
+RNG = np.random.default_rng(0)
+
+
+def regularizers():
+    return [ActivationL1(0.01), HoyerSquare(0.001), KLSparsity(0.1, 0.5)]
+
+
+@pytest.mark.parametrize("batch", [2, 16])
+def test_activity_regularizer_adds_exactly_the_penalty_at_any_batch_size(batch):
+    x = RNG.uniform(0.01, 0.99, size=(batch, 5)).astype("float32")
+    for regularizer in regularizers():
+        layer = keras.layers.Activation("linear", activity_regularizer=regularizer)
+        layer(x)
+        expected = float(ops.convert_to_numpy(regularizer.penalty(x)))
+        np.testing.assert_allclose(float(ops.convert_to_numpy(layer.losses[0])), expected, rtol=1e-6)
+        sparsity = ActivitySparsity(regularizer)
+        sparsity(x)
+        np.testing.assert_allclose(float(ops.convert_to_numpy(sparsity.losses[0])), expected, rtol=1e-6)
+
+
+def test_penalty_values_follow_the_documented_formulas():
+    a = np.array([[1.0, -2.0, 0.0], [0.0, 0.0, 4.0]], dtype="float32")
+    assert float(ActivationL1(0.5).penalty(a)) == pytest.approx(0.5 * (3 + 4) / 2)
+    assert float(HoyerSquare(2.0).penalty(a)) == pytest.approx(2.0 * (9 / 5 + 16 / 16) / 2)
+    p = np.array([[0.2, 0.05]], dtype="float32")
+    kl = 0.05 * np.log(0.05 / 0.2) + 0.95 * np.log(0.95 / 0.8)
+    assert float(KLSparsity(0.05, 3.0).penalty(p)) == pytest.approx(3.0 * kl, rel=1e-5)
+
+
+def test_the_penalty_is_in_the_training_loss_under_jit():
+    x = RNG.normal(size=(32, 6)).astype("float32")
+    y = np.zeros((32, 1), "float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8, activation="relu", activity_regularizer=ActivationL1(0.1)),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    features = keras.Model(model.inputs, model.layers[0].output)
+    mse = float(np.mean((model.predict(x, verbose=0) - y) ** 2))
+    penalty = 0.1 * np.abs(features.predict(x, verbose=0)).sum(1).mean()
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=32, verbose=0), mse + penalty, rtol=1e-5)
+
+
+def test_serialisation(tmp_path):
+    for regularizer in regularizers():
+        clone = type(regularizer).from_config(regularizer.get_config())
+        assert clone.get_config() == regularizer.get_config()
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(6, activity_regularizer=HoyerSquare(0.01)),
+            MixedActivation("relu", "j_squared_relu", t=0.25),
+            ActivitySparsity(KLSparsity(0.1)),
+            JSquaredReLU(),
+        ]
+    )
+    loaded = assert_keras_file_round_trip(model, RNG.normal(size=(5, 4)), tmp_path / "sparsity.keras")
+    assert isinstance(loaded.layers[0].activity_regularizer, HoyerSquare)
+    assert loaded.layers[2].regularizer.rho == 0.1
+    assert_config_round_trip(ActivitySparsity(ActivationL1(0.2)))
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: ActivationL1(-0.1), "strength=-0.1"),
+        (lambda: HoyerSquare(float("nan")), "strength=nan"),
+        (lambda: KLSparsity(0.0), "rho=0.0"),
+        (lambda: KLSparsity(1.0), "rho=1.0"),
+        (lambda: KLSparsity(0.05, -1), "strength=-1"),
+        (lambda: ActivitySparsity("l1"), "regularizer='l1'"),
+    ],
+)
+def test_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
