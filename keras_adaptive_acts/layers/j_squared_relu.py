@@ -15,7 +15,7 @@ class JSquaredReLU(keras.layers.Layer):
 
     ```
     jsrelu(x)  = relu(x) + 0.5 * relu(x)**2
-    jsrelu'(x) = (x + 1) * 1[x >= 0]
+    jsrelu'(x) = (x + 1) * 1[x > 0]            # 0 at exactly x = 0, as ReLU's
     ```
 
     A drop-in replacement for the ReLU of an MLP block. To switch a trained ReLU network over

@@ -12,7 +12,7 @@ from keras_adaptive_acts.ops.competitive import Tensor, statistics_dtype
 
 
 def j_squared_relu(x: Tensor) -> Tensor:
-    """J-SquaredReLU: `relu(x) + 0.5 * relu(x)**2`; derivative `(x + 1) * 1[x >= 0]`.
+    """J-SquaredReLU: `relu(x) + 0.5 * relu(x)**2`; derivative `(x + 1) * 1[x > 0]` (0 at x = 0, as ReLU's).
 
     Examples:
         >>> import numpy as np
