@@ -97,3 +97,15 @@ def assert_keras_file_round_trip(model, x, path, atol=0.0):
 def weight_values(layer_or_model):
     """A {path: numpy value} snapshot of the trainable weights."""
     return {w.path: keras.ops.convert_to_numpy(w) for w in layer_or_model.trainable_weights}
+
+
+class TraceCounter(keras.layers.Layer):
+    """Identity whose Python body runs only while a function is traced (or called eagerly): counts traces."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.traces = 0
+
+    def call(self, inputs):
+        self.traces += 1
+        return inputs

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
+from layer_testing import TraceCounter
 
 import keras_adaptive_acts as kaa
 from keras_adaptive_acts import NoisyHardSigmoid, NoisyHardTanh
@@ -29,18 +30,6 @@ def numpy_schedule(schedule, c_start, c_end, duration, n):
 
 def c_of(layer):
     return float(ops.convert_to_numpy(layer.c))
-
-
-class TraceCounter(keras.layers.Layer):
-    """Identity whose Python body runs only while a function is being traced (or called eagerly)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.traces = 0
-
-    def call(self, inputs):
-        self.traces += 1
-        return inputs
 
 
 class CProbe(keras.callbacks.Callback):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
+from layer_testing import TraceCounter
 
 import keras_adaptive_acts as kaa
 from keras_adaptive_acts import CompetitiveReLU, MixedActivation
@@ -32,18 +33,6 @@ def np_j_squared_relu(x):
 def zero_fraction(a):
     a = np.asarray(a)
     return np.count_nonzero(a == 0) / a.size
-
-
-class TraceCounter(keras.layers.Layer):
-    """Identity whose Python body runs only while a function is traced (or called eagerly)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.traces = 0
-
-    def call(self, inputs):
-        self.traces += 1
-        return inputs
 
 
 class Probe(keras.callbacks.Callback):
