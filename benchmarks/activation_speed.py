@@ -444,31 +444,60 @@ def markdown_report(results):
     ]
     for name, ms in red.items():
         lines.append(f"| {name} | {ms:.2f} | {ms / red['sum(x) per sample']:.2f} |")
-    lines += ["", "### Targets", "", "| ratio | measured | target | |", "|---|---:|---:|---|"]
-    for what, ratio, limit, result in results["targets"]:
-        lines.append(f"| {what} | {ratio:.2f} | <= {limit:g} | {result} |")
+    lines += targets_lines(results["targets"])
     return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def targets_lines(targets):
+    """The Markdown "Targets" table of (what, ratio, limit, PASS/MISS) rows."""
+    lines = ["", "### Targets", "", "| ratio | measured | target | |", "|---|---:|---:|---|"]
+    return lines + [
+        f"| {what} | {ratio:.2f} | <= {limit:g} | {result} |" for what, ratio, limit, result in targets
+    ]
+
+
+def timing_parser(doc):
+    """The arguments every timing benchmark takes: --repeats, --warmup, --quick, --json, --markdown."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions (default 30, quick 5)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per candidate first (>= 1)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats: a smoke run")
+    add_output_arguments(parser)
+    return parser
+
+
+def add_output_arguments(parser):
     parser.add_argument("--json", metavar="PATH", help="write every raw number here")
     parser.add_argument("--markdown", metavar="PATH", help="write the report as a Markdown section here")
-    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+
+
+def check_timing_args(parser, args):
+    """Fills in the default repetitions and refuses non-positive counts."""
     if args.repeats is None:
         args.repeats = 5 if args.quick else 30
     if args.repeats < 1 or args.warmup < 1:
         parser.error("--repeats and --warmup must be >= 1")
     return args
+
+
+def publish(report, raw, args):
+    """Prints the Markdown report and writes it (--markdown) and the raw numbers (--json)."""
+    print(report)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=1)
+
+
+def parse_args():
+    parser = timing_parser(__doc__)
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    return check_timing_args(parser, parser.parse_args())
 
 
 def main():
@@ -491,14 +520,7 @@ def main():
         "reductions": bench_reductions(sizes["shape"], args.repeats, args.warmup),
     }
     results["targets"] = evaluate_targets(results["activation"], results["cnn"], results["memory"])
-    report = markdown_report(results)
-    print(report)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(report)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    publish(markdown_report(results), results, args)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shlex
 import sys
@@ -35,7 +33,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras
 import numpy as np
-from activation_speed import machine_description, median_ms, time_interleaved, verdict
+from activation_speed import (
+    check_timing_args,
+    machine_description,
+    median_ms,
+    publish,
+    targets_lines,
+    time_interleaved,
+    timing_parser,
+    verdict,
+)
 from keras import ops
 
 import keras_adaptive_acts as kaa
@@ -269,26 +276,13 @@ def markdown_report(report):
             base = baseline_of(name, part)
             ratio = "" if base == name else f"{ms / med[base]:.2f}"
             lines.append(f"| {name} | {ms:.3f} | {ratio} |")
-    lines += ["", "### Targets", "", "| ratio | measured | target | |", "|---|---:|---:|---|"]
-    for what, ratio, limit, result in report["targets"]:
-        lines.append(f"| {what} | {ratio:.2f} | <= {limit:g} | {result} |")
+    lines += targets_lines(report["targets"])
     return "\n".join(lines) + "\n"
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=None, help="timed repetitions (default 30, quick 5)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per candidate first (>= 1)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats: a smoke run")
-    parser.add_argument("--json", metavar="PATH", help="write every raw number here")
-    parser.add_argument("--markdown", metavar="PATH", help="write the report as a Markdown section here")
-    args = parser.parse_args()
-    if args.repeats is None:
-        args.repeats = 5 if args.quick else 30
-    if args.repeats < 1 or args.warmup < 1:
-        parser.error("--repeats and --warmup must be >= 1")
+    parser = timing_parser(__doc__)
+    args = check_timing_args(parser, parser.parse_args())
     if not args.quick and args.repeats < 20:
         print("note: fewer than 20 repetitions; the medians are less reliable", file=sys.stderr)
     return args
@@ -306,14 +300,7 @@ def main():
         "results": bench(sizes["shape"], args.repeats, args.warmup, args.quick),
     }
     report["targets"] = evaluate_targets(report["results"])
-    text = markdown_report(report)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    publish(markdown_report(report), report, args)
 
 
 if __name__ == "__main__":

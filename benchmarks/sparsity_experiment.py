@@ -54,7 +54,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shlex
@@ -68,6 +67,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from activation_speed import add_output_arguments, publish
+from activation_speed import machine_description as full_machine_description
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -443,10 +444,7 @@ def markdown_report(results):
 
 def machine_description():
     """`activation_speed.machine_description` without the JAX version (JAX is not used here)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from activation_speed import machine_description as full
-
-    description = full()
+    description = full_machine_description()
     description.pop("jax", None)
     return description
 
@@ -477,8 +475,7 @@ def parse_args():
         f"these strengths (default {' '.join(f'{v:g}' for v in SWEEP_STRENGTHS)}) with the baseline",
     )
     parser.add_argument("--quick", action="store_true", help="2 seeds, 2 epochs: a smoke run")
-    parser.add_argument("--json", metavar="PATH", help="write every raw number here")
-    parser.add_argument("--markdown", metavar="PATH", help="write the report as a Markdown section here")
+    add_output_arguments(parser)
     args = parser.parse_args()
     if args.sweep is not None and not args.sweep:
         args.sweep = list(SWEEP_STRENGTHS)
@@ -569,14 +566,7 @@ def main():
         "summary": summarise(runs),
         "total_seconds": time.perf_counter() - begin,
     }
-    report = sweep_report(results) if args.sweep else markdown_report(results)
-    print(report)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(report)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    publish(sweep_report(results) if args.sweep else markdown_report(results), results, args)
 
 
 if __name__ == "__main__":
