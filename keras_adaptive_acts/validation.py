@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     """Raises `ValueError` unless `value` is one of `choices`."""
@@ -24,3 +26,12 @@ def check_number(name: str, value: Any, *, minimum: float | None = None, strict:
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
         raise ValueError(f"`{name}` must be {bound}. Received: {name}={value!r}")
     return float(value)
+
+
+def check_integer(name: str, value: Any, minimum: int | None = None) -> int:
+    """Raises `ValueError` unless `value` is an integer (`>= minimum`); returns it as int."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"`{name}` must be an integer. Received: {name}={value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    return int(value)
