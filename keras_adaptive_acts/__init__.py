@@ -1,6 +1,6 @@
 """keras-adaptive-acts: adaptive activation layers for Keras 3."""
 
-from keras_adaptive_acts import ops, regularizers
+from keras_adaptive_acts import narrow, ops, regularizers
 from keras_adaptive_acts.callbacks import (
     ActivationMixing,
     CompetitionMonitor,
@@ -48,6 +48,7 @@ __all__ = [
     "__version__",
     "get",
     "measure_sparsity",
+    "narrow",
     "ops",
     "regularizers",
 ]

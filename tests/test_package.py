@@ -22,10 +22,12 @@ def test_public_api_is_explicit():
         "GammaUplift",
         "SparsityMonitor",
         "measure_sparsity",
+        "narrow",
     ]
     assert sorted(kaa.__all__) == sorted(expected)
-    for name in kaa.__all__:
-        assert hasattr(kaa, name), name
+    for module in (kaa, kaa.narrow):
+        for name in module.__all__:
+            assert hasattr(module, name), name
 
 
 def test_version_matches_the_installed_metadata():
