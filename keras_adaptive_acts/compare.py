@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from keras_adaptive_acts import registry
+from keras_adaptive_acts.validation import check_integer
 
 DEFAULT_ACTIVATIONS = (
     "relu",
@@ -435,8 +436,7 @@ def compare_activations(
         `history` (per-epoch `loss`, `accuracy`, `val_loss`, `val_accuracy`).
     """
     for name, value in (("epochs", epochs), ("seeds", seeds), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+        check_integer(name, value, minimum=1)
     specs = list(specs)
     if not specs:
         raise ValueError("No activations to compare.")

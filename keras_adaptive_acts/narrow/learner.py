@@ -268,7 +268,9 @@ class NarrowReLULearner:
         """The degree-2 residual of `y` and `M2`, each estimated from the lower-degree residual."""
         mean = float(np.mean(y, dtype=np.float64))
         first = moments.first_moment(X, y, batch_size=self.batch_size)
-        linear_residual = moments.low_degree_residual(X, y, mean, first, np.zeros((len(first),) * 2))
+        linear_residual = moments.low_degree_residual(
+            X, y, mean, first, np.zeros((len(first),) * 2), batch_size=self.batch_size
+        )
         second = moments.second_moment(X, linear_residual, batch_size=self.batch_size)
         residual = moments.low_degree_residual(X, y, mean, first, second, batch_size=self.batch_size)
         return residual, second
