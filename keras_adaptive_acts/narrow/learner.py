@@ -33,8 +33,9 @@ class NarrowReLULearner:
     4. **Readout.** Least squares on `[relu(<v_j, x>), relu(-<v_j, x>), 1]`: the signs and the linear part.
     5. **Refinement** (`refine=True`): Adam on the square loss, in the Keras model `to_keras()` returns.
 
-    Every pass over `X` reads it in batches of `batch_size` rows, so `X` may be a memory-mapped array and
-    the estimate needs O(batch_size * d + d^2) memory besides it.
+    Every pass over `X` reads it in batches of `batch_size` rows, so `X` may be a memory-mapped array: the
+    estimate needs O(N) memory (residual targets) and O(batch_size * d + d^2) working memory besides `X`.
+    The refinement copies its rows (at most `refine_samples`) to float32 for Keras.
 
     Args:
         k: the number of hidden units of the target network (`1 <= k <= d`).
@@ -257,7 +258,7 @@ class NarrowReLULearner:
             "NarrowReLULearner assumes inputs x ~ N(0, I_d), and X does not look like it: "
             + "; ".join(failures)
             + ". Whiten X first (subtract the mean, multiply by the inverse square root of the covariance, "
-            "e.g. sklearn.decomposition.PCA(whiten=True)); non-Gaussian shapes cannot be whitened away. "
+            "e.g. sklearn.decomposition.PCA(whiten=True)). "
             'Pass input_check="warn" or "ignore" to fit anyway.'
         )
         if self.input_check == "error":

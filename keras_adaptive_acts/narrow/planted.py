@@ -110,7 +110,12 @@ def make_planted_regression(
 
     Args:
         n_samples: `N`, the number of rows of `X`.
-        input_dim, k, signs, near_parallel_pairs, parallel_angle, output_scale: as in `planted_network`.
+        input_dim: `d`, as in `planted_network`.
+        k: the number of hidden units, as in `planted_network`.
+        signs: the signs of `lambda_i`, as in `planted_network`.
+        near_parallel_pairs: pairs of near-parallel units, as in `planted_network`.
+        parallel_angle: the angle within each pair, as in `planted_network`.
+        output_scale: the interval of `|lambda_i|`, as in `planted_network`.
         label_noise: standard deviation of the Gaussian label noise, as a fraction of the standard deviation
             of `network(X)` (0.1 is a signal-to-noise ratio of 100 in variance).
         dtype: dtype of `X` (`"float32"` halves the memory of large `N`); `y` is float64.
