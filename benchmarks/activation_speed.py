@@ -346,8 +346,8 @@ def evaluate_targets(activation, cnn, memory):
     return [(what, ratio, limit, verdict(ratio, limit)) for what, ratio, limit in checks]
 
 
-def machine_description():
-    import jax
+def machine_description(include_jax=True):
+    """CPU, core count and versions; `include_jax=False` for benchmarks that do not use JAX."""
     import tensorflow as tf
 
     cpu = platform.processor() or "unknown CPU"
@@ -356,15 +356,19 @@ def machine_description():
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {
+    description = {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "jax": jax.__version__,
         "keras_adaptive_acts": keras_adaptive_acts.__version__,
     }
+    if include_jax:
+        import jax
+
+        description["jax"] = jax.__version__
+    return description
 
 
 def markdown_report(results):

@@ -67,8 +67,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
-from activation_speed import add_output_arguments, publish
-from activation_speed import machine_description as full_machine_description
+from activation_speed import add_output_arguments, machine_description, publish
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -442,13 +441,6 @@ def markdown_report(results):
     return "\n".join(lines) + "\n"
 
 
-def machine_description():
-    """`activation_speed.machine_description` without the JAX version (JAX is not used here)."""
-    description = full_machine_description()
-    description.pop("jax", None)
-    return description
-
-
 def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -561,7 +553,7 @@ def main():
         "n_train": len(data[0]),
         "n_test": len(data[1]),
         "strengths": strengths,
-        "machine": machine_description(),
+        "machine": machine_description(include_jax=False),
         "runs": runs,
         "summary": summarise(runs),
         "total_seconds": time.perf_counter() - begin,

@@ -10,6 +10,7 @@ from keras_adaptive_acts.narrow.decomposition import (
     estimate_subspace,
     jennrich,
     merge_directions,
+    rank_one_weights,
 )
 from keras_adaptive_acts.narrow.exact import (
     arccos_kernel,
@@ -59,6 +60,7 @@ __all__ = [
     "population_mse",
     "population_variance",
     "projected_fourth_moment",
+    "rank_one_weights",
     "recommended_samples",
     "relative_population_mse",
     "relu_hermite_coefficients",

@@ -105,30 +105,76 @@ def merge_directions(
     return _unit_rows(np.array(centres))[order], np.array(totals)[order]
 
 
-def contraction_directions(
-    tensor: np.ndarray,
-    *,
-    n_contractions: int = 200,
-    merge_angle: float = 0.15,
-    seed: int | np.random.Generator | None = None,
+def _top_eigenvectors(
+    tensor: np.ndarray, count: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Directions from many random contractions of a symmetric `(k, k, k, k)` tensor, merged modulo sign.
-
-    The top eigenvector (largest `|eigenvalue|`) of `T(g, g, ., .) = sum_i w_i <v_i, g>^2 v_i v_i^T` points to
-    the neuron, or the cluster of near-parallel neurons, with the largest `|w_i| <v_i, g>^2`; different `g`
-    find different neurons. The candidates are merged with `merge_directions`, scored by `|eigenvalue|`.
-    Exact for orthogonal `v_i`; otherwise each eigenvector leans slightly towards the other neurons (a
-    cosine of ~0.99 in 5 dimensions), which the readout and the refinement absorb. Jennrich's algorithm
-    has no such bias.
-
-    Returns:
-        `(directions, totals)` as `merge_directions`: every cluster found, best supported first.
-    """
-    tensor = np.asarray(tensor, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((n_contractions, tensor.shape[0]))
+    """Top eigenvectors (largest `|eigenvalue|`) of `T(g, g, ., .)` for `count` random `g`, and the values."""
+    vectors = rng.standard_normal((count, tensor.shape[0]))
     matrices = np.einsum("abcd,ta,tb->tcd", tensor, vectors, vectors)
     eigenvalues, eigenvectors = np.linalg.eigh((matrices + matrices.transpose(0, 2, 1)) / 2.0)
     top = np.argmax(np.abs(eigenvalues), axis=1)
-    candidates = eigenvectors[np.arange(n_contractions), :, top]
-    return merge_directions(candidates, merge_angle, np.abs(eigenvalues[np.arange(n_contractions), top]))
+    return eigenvectors[np.arange(count), :, top], np.abs(eigenvalues[np.arange(count), top])
+
+
+def rank_one_weights(tensor: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """The least-squares `w` of `T ~ sum_l w_l v_l^(x)4` for given unit `v_l` (a small linear system)."""
+    gram = (directions @ directions.T) ** 4
+    moments = np.einsum("abcd,la,lb,lc,ld->l", tensor, directions, directions, directions, directions)
+    return np.linalg.lstsq(gram, moments, rcond=1e-10)[0]
+
+
+def _deflated(tensor: np.ndarray, directions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return tensor - np.einsum("l,la,lb,lc,ld->abcd", weights, directions, directions, directions, directions)
+
+
+def contraction_directions(
+    tensor: np.ndarray,
+    count: int,
+    *,
+    n_contractions: int = 200,
+    merge_angle: float = 0.15,
+    polish_rounds: int = 200,
+    seed: int | np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `count` directions of a symmetric `(k, k, k, k)` tensor, found one at a time by contractions.
+
+    The top eigenvector (largest `|eigenvalue|`) of `T(g, g, ., .) = sum_i w_i <v_i, g>^2 v_i v_i^T` points to
+    the neuron, or the cluster of near-parallel neurons, with the largest `|w_i| <v_i, g>^2`. Each round
+    draws `n_contractions` random `g`, merges their top eigenvectors modulo sign (`merge_directions`,
+    scored by `|eigenvalue|`), keeps the best cluster that is not within `merge_angle` of a direction
+    found before, fits the weights of all directions found so far by least squares, and subtracts their
+    terms from the tensor (deflation), so that weak neurons are not outvoted by strong ones.
+
+    A contraction's top eigenvector leans towards the other neurons when they are not orthogonal; then
+    `polish_rounds` passes replace each direction by the top eigenvector of the tensor with every other
+    term deflated, contracted along the direction itself. The exact directions are a fixed point of these
+    passes; from the first estimates they converge linearly (an exact tensor with 4 non-orthogonal
+    neurons: to 1e-6 in about 100 passes, each pass costing O(count * k^4)).
+
+    Returns:
+        `(directions, weights)`: unit rows (fewer than `count` if the rest lie within `merge_angle` of those
+        found, as near-parallel neurons do) and their least-squares weights.
+    """
+    tensor = np.asarray(tensor, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    threshold = np.cos(merge_angle)
+    found = np.zeros((0, tensor.shape[0]))
+    residual = tensor
+    for _ in range(count):
+        candidates, scores = _top_eigenvectors(residual, n_contractions, rng)
+        centres, _ = merge_directions(candidates, merge_angle, scores)
+        fresh = [c for c in centres if not np.any(np.abs(found @ c) >= threshold)]
+        if not fresh:
+            break
+        found = np.concatenate([found, fresh[:1]])
+        residual = _deflated(tensor, found, rank_one_weights(tensor, found))
+    for _ in range(polish_rounds if len(found) > 1 else 0):
+        for index in range(len(found)):
+            weights = rank_one_weights(tensor, found)
+            others = np.arange(len(found)) != index
+            alone = _deflated(tensor, found[others], weights[others])
+            matrix = np.einsum("abcd,a,b->cd", alone, found[index], found[index])
+            eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
+            update = eigenvectors[:, np.argmax(np.abs(eigenvalues))]
+            found[index] = update * np.sign(update @ found[index] or 1.0)
+    return found, rank_one_weights(tensor, found)

@@ -48,10 +48,10 @@ def check_finite(inputs: np.ndarray, targets: np.ndarray, batch_size: int = DEFA
 def recommended_samples(input_dim: int, k: int) -> int:
     """`20 d k^3`: a rough number of samples for a moment estimate that refinement can finish.
 
-    Calibrated on planted networks (unit-norm neurons, `|lambda|` in [0.5, 1.5], no label noise; see
-    `benchmarks/narrow_relu.py`): at this many samples the readout's relative population error was
-    0.007-0.09, and about 0.1 at half of it. A heuristic, not a bound: near-parallel neurons and label
-    noise need more.
+    Calibrated on planted networks (unit-norm neurons, `|lambda|` in [0.5, 1.5], no label noise) while the
+    learner was developed; `benchmarks/narrow_relu.py` trains with this many samples, and there the
+    readout's relative population error had medians of 0.004-0.04 (Jennrich). A heuristic, not a bound:
+    near-parallel neurons and label noise need more.
 
     Examples:
 

@@ -66,7 +66,7 @@ class NarrowReLULearner:
         moment_network_: the `ReLUNetwork` after the readout, of width `2k` (each direction with both signs).
         network_: the fitted `ReLUNetwork`: `moment_network_` refined, or itself when `refine=False`.
         history_: the refinement's `keras.callbacks.History.history` (`None` without refinement).
-        fit_seconds_: wall time of each stage: `moments`, `directions`, `readout`, `refine`.
+        fit_seconds_: wall time of each stage: `checks`, `moments`, `directions`, `readout`, `refine`.
 
     Examples:
 
@@ -186,12 +186,14 @@ class NarrowReLULearner:
                 f"The readout of k={self.k} needs at least 2k + 2 = {2 * self.k + 2} samples. "
                 f"Received: {n_samples}"
             )
+        seconds = {}
+        start = time.perf_counter()
         input_checks.check_finite(X, y, self.batch_size)
         self._check_gaussian(X)
         input_checks.warn_if_few_samples(n_samples, input_dim, self.k)
+        seconds["checks"] = time.perf_counter() - start
 
         rng = np.random.default_rng(self.seed)
-        seconds = {}
         start = time.perf_counter()
         residual, second = self._moments(X, y)
         vectors = decomposition.contraction_vectors(second, self.k, self._n_contractions(), seed=rng)
@@ -283,11 +285,16 @@ class NarrowReLULearner:
         if self.method == "jennrich":
             return decomposition.jennrich(tensor, seed=rng)
         found, _ = decomposition.contraction_directions(
-            tensor, n_contractions=50 * max(self._n_contractions(), 1), merge_angle=self.merge_angle, seed=rng
+            tensor,
+            self.k,
+            n_contractions=50 * max(self._n_contractions(), 1),
+            merge_angle=self.merge_angle,
+            seed=rng,
         )
-        found = found[: self.k]
         # Fewer clusters than k: near-parallel units were merged. Perturbed copies of the strongest let
         # refinement split them again.
+        if not len(found):  # an all-zero tensor (a target with no degree-4 part)
+            found = np.eye(tensor.shape[0])[:1]
         copies = found[np.arange(self.k - len(found)) % len(found)]
         copies = copies + self.merge_angle * rng.standard_normal(copies.shape) / np.sqrt(copies.shape[1])
         directions = np.concatenate([found, copies])

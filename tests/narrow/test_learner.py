@@ -54,7 +54,7 @@ def test_same_seed_same_estimate_and_fitted_attributes():
     assert first.n_features_in_ == 9 and first.n_samples_seen_ == 20_000
     assert first.subspace_.shape == (9, 3) and first.directions_.shape == (3, 9)
     assert first.network_ is first.moment_network_ and first.history_ is None
-    assert set(first.fit_seconds_) == {"moments", "directions", "readout", "refine"}
+    assert set(first.fit_seconds_) == {"checks", "moments", "directions", "readout", "refine"}
     refined = [
         NarrowReLULearner(3, seed=5, refine_steps=200, refine_samples=5000).fit(X, y) for _ in range(2)
     ]
