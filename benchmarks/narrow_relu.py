@@ -14,13 +14,13 @@ Routes, all trained with the same budget: `train_square_loss` (the learner's own
 steps rounded up to whole epochs over all N rows, batch 256, learning rate 3e-3 decaying to 0 along a
 cosine, no shuffling.
 
-    moments          NarrowReLULearner(k, seed=seed, refine_samples=None).fit(X, y): moments,
-                     Jennrich, least-squares readout, then refinement of the Keras model
+    moments          NarrowReLULearner(k, seed=seed, method="jennrich", refine_samples=None).fit(X, y):
+                     moments, Jennrich, least-squares readout, then refinement of the Keras model
                      Dense(2k, relu, use_bias=False) -> Dense(1) initialised from the estimate
     random-2k        keras.utils.set_random_seed(seed); narrow_relu_model(d, 2k) (Keras' default init,
                      the same model as the moment route's) trained with train_square_loss
     random-k         the same at width k: the narrow model one would write by hand
-    contraction      the learner with method="contraction" (opt-in: `--routes`, see below)
+    contraction      the learner with method="contraction", its default (opt-in: `--routes`, see below)
 
 The error is the exact relative population MSE, `relative_population_mse(target, network)`: the
 closed-form E[(f - f_hat)^2] / Var[f] under x ~ N(0, I_d), with no sampling noise. A callback records

@@ -15,7 +15,7 @@ from keras_adaptive_acts.narrow.keras_model import build_keras_model, network_fr
 from keras_adaptive_acts.narrow.readout import least_squares_readout
 from keras_adaptive_acts.validation import check_choice, check_integer, check_number
 
-METHODS = ("jennrich", "contraction")
+METHODS = ("contraction", "jennrich")
 INPUT_CHECKS = ("error", "warn", "ignore")
 
 
@@ -28,8 +28,9 @@ class NarrowReLULearner:
        degree-2 Hermite expansion leave a residual with the same degree-4 moments and a far smaller variance.
     2. **Subspace.** The top-`k` eigenvectors of `M2^2 + mean_t M_{g_t}^2`, with random degree-4
        contractions `M_g` along unit vectors `g` drawn in the span of `M2`'s top `2k` eigenvectors.
-    3. **Directions.** Jennrich's algorithm on the degree-4 moment tensor projected onto the subspace
-       (`method="jennrich"`), or many random contractions merged modulo sign (`method="contraction"`).
+    3. **Directions.** From the degree-4 moment tensor projected onto the subspace: random contractions
+       merged modulo sign, one neuron at a time with deflation (`method="contraction"`), or Jennrich's
+       algorithm (`method="jennrich"`).
     4. **Readout.** Least squares on `[relu(<v_j, x>), relu(-<v_j, x>), 1]`: the signs and the linear part.
     5. **Refinement** (`refine=True`): Adam on the square loss, in the Keras model `to_keras()` returns.
 
@@ -40,8 +41,10 @@ class NarrowReLULearner:
     Args:
         k: the number of hidden units of the target network (`1 <= k <= d`).
         refine: refine the moment estimate by gradient descent in Keras during `fit`.
-        method: `"jennrich"` (default) or `"contraction"` (random contractions and merging, which
-            merges near-parallel units and pads the result with perturbed copies of the strongest directions).
+        method: `"contraction"` (default: `contraction_directions`, which merges near-parallel units; the
+            result is padded to `k` with perturbed copies of the strongest directions) or `"jennrich"`.
+            On the benchmark's planted networks both refined to success on every non-parallel fit;
+            `"contraction"` had 2-10x smaller readout errors and also succeeded on every near-parallel one.
         n_contractions: degree-4 contractions that enter the subspace estimate (default `k`); for
             `method="contraction"`, 50 times as many are drawn in the projected space.
         merge_angle: radians within which `method="contraction"` merges two directions.
@@ -88,7 +91,7 @@ class NarrowReLULearner:
         k: int,
         *,
         refine: bool = True,
-        method: str = "jennrich",
+        method: str = "contraction",
         n_contractions: int | None = None,
         merge_angle: float = 0.15,
         refine_steps: int = 8000,
