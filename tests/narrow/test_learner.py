@@ -247,3 +247,13 @@ def test_network_from_keras_round_trip_and_refusals():
             keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, "relu"), keras.layers.Dense(1)])
         )
     assert network_from_keras(narrow_relu_model(5, 3)).width == 3
+
+
+def test_a_fitted_learner_pickles_and_predicts_the_same():
+    import pickle
+
+    X, y, _ = make_planted_regression(5_000, 6, 2, seed=10)
+    learner = NarrowReLULearner(2, seed=0, refine_steps=50).fit(X, y)
+    restored = pickle.loads(pickle.dumps(learner))
+    np.testing.assert_array_equal(restored.predict(X[:50]), learner.predict(X[:50]))
+    assert restored.get_params() == learner.get_params()
