@@ -1,6 +1,6 @@
 """keras-adaptive-acts: adaptive activation layers for Keras 3."""
 
-from keras_adaptive_acts import narrow, ops, regularizers
+from keras_adaptive_acts import narrow, ops, regularizers, surgery
 from keras_adaptive_acts.callbacks import (
     ActivationMixing,
     CompetitionMonitor,
@@ -51,4 +51,5 @@ __all__ = [
     "narrow",
     "ops",
     "regularizers",
+    "surgery",
 ]

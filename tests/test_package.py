@@ -23,6 +23,7 @@ def test_public_api_is_explicit():
         "SparsityMonitor",
         "measure_sparsity",
         "narrow",
+        "surgery",
     ]
     assert sorted(kaa.__all__) == sorted(expected)
     for module in (kaa, kaa.narrow):

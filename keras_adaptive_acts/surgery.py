@@ -1,0 +1,217 @@
+"""Model surgery: swap the activations of an existing Sequential or Functional model, weights kept."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import keras
+
+# Keras has no public name for "a model built from a graph of layers"; Sequential is one, and so is
+# every model made by `keras.Model(inputs, outputs)` (an instance of this class).
+from keras.src.models.functional import Functional
+
+TARGETS = ("relu", "relu6", "tanh", "sigmoid")
+
+# Layers whose `activation` is applied to their output, so it can be split off into a layer of its own.
+OUTPUT_ACTIVATION_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+)
+
+
+@dataclasses.dataclass
+class SwapReport:
+    """What `swap_activations` changed: one `(layer path, how, activation)` per replaced activation and one
+    `(layer path, reason)` per activation it saw and left alone."""
+
+    replaced: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    left_alone: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"Replaced {len(self.replaced)} activation(s):"]
+        lines += [f"  {path}: {how} ({activation})" for path, how, activation in self.replaced]
+        if self.left_alone:
+            lines.append(f"Left alone {len(self.left_alone)}:")
+            lines += [f"  {path}: {reason}" for path, reason in self.left_alone]
+        return "\n".join(lines)
+
+
+def _activation_name(function) -> str | None:
+    try:
+        name = keras.activations.serialize(function)
+    except (ValueError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+CAPPED = "a capped ReLU, not a plain ReLU (add 'relu6' to `targets` to replace it too)"
+
+
+def _by_name(name: str | None, targets: Sequence[str], action: str) -> tuple[str, str] | None:
+    if name in targets:
+        return (action, name)
+    if name == "relu6" and "relu" in targets:
+        return ("skip", CAPPED)
+    return None
+
+
+def _classify(layer, targets: Sequence[str]) -> tuple[str, str] | None:
+    """`("replace" | "split", activation)` for a targeted activation, `("skip", reason)` for a near miss."""
+    if isinstance(layer, keras.layers.ReLU):
+        if float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+            relu_like = {"relu", "relu6"} & set(targets)
+            return ("skip", "a leaky or thresholded ReLU layer, not a plain ReLU") if relu_like else None
+        return _by_name("relu" if layer.max_value is None else "relu6", targets, "replace")
+    if isinstance(layer, keras.layers.Activation):
+        return _by_name(_activation_name(layer.activation), targets, "replace")
+    if isinstance(layer, OUTPUT_ACTIVATION_LAYERS):
+        return _by_name(_activation_name(layer.activation), targets, "split")
+    if isinstance(layer, keras.layers.RNN) or hasattr(layer, "cell"):
+        names = {
+            _activation_name(getattr(layer, attr, None)) for attr in ("activation", "recurrent_activation")
+        }
+        if names & set(targets):
+            return (
+                "skip",
+                "the activations inside a recurrent cell (use NoisyLSTMCell or NoisyGRUCell there)",
+            )
+    return None
+
+
+class _Surgeon:
+    def __init__(self, make: Callable[[str], keras.layers.Layer], targets: Sequence[str]):
+        self.make = make
+        self.targets = tuple(targets)
+        self.report = SwapReport()
+        self.copies: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []  # (new, old): weights to copy
+        self.appended: dict[int, keras.layers.Layer] = {}  # id(new layer) -> activation layer after it
+
+    def new_activation(self, activation: str) -> keras.layers.Layer:
+        layer = self.make(activation)
+        if not isinstance(layer, keras.layers.Layer):
+            raise TypeError(
+                f"The replacement must build a keras Layer. It returned {layer!r} for {activation!r}."
+            )
+        return layer
+
+    def clone_layer(self, layer: keras.layers.Layer, prefix: str) -> list[keras.layers.Layer]:
+        """The layers that stand in for `layer` (one, or two when an activation is split off)."""
+        path = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.Model):
+            return [self.swap(layer, prefix=f"{path}/")]
+        verdict = _classify(layer, self.targets)
+        if verdict is not None and verdict[0] == "replace":
+            self.report.replaced.append((path, f"{type(layer).__name__} layer replaced", verdict[1]))
+            return [self.new_activation(verdict[1])]
+        config = layer.get_config()
+        if verdict is not None and verdict[0] == "split":
+            config["activation"] = "linear"
+            self.report.replaced.append((path, f"activation of {type(layer).__name__} split off", verdict[1]))
+        elif verdict is not None:
+            self.report.left_alone.append((path, verdict[1]))
+        clone = type(layer).from_config(config)
+        if getattr(layer, "weights", None):  # graph operations such as `-x` have none
+            self.copies.append((clone, layer))
+        if verdict is not None and verdict[0] == "split":
+            return [clone, self.new_activation(verdict[1])]
+        return [clone]
+
+    def swap(self, model: keras.Model, prefix: str = "") -> keras.Model:
+        if isinstance(model, keras.Sequential):
+            layers = [new for layer in model.layers for new in self.clone_layer(layer, prefix)]
+            inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+            return keras.Sequential([inputs, *layers], name=model.name)
+        if not isinstance(model, Functional):
+            raise TypeError(
+                f"swap_activations works on Sequential and Functional models; {type(model).__name__} is a "
+                "subclassed model, whose call() Keras cannot rewrite. Swap the activations where the model "
+                "creates its layers (e.g. `CompetitiveReLU()` in `__init__`), or apply swap_activations to "
+                "the Sequential or Functional parts it holds."
+            )
+
+        def clone_function(layer):
+            replacements = self.clone_layer(layer, prefix)
+            if len(replacements) == 2:
+                self.appended[id(replacements[0])] = replacements[1]
+            return replacements[0]
+
+        def call_function(layer, *args, **kwargs):
+            outputs = layer(*args, **kwargs)
+            after = self.appended.get(id(layer))
+            return outputs if after is None else after(outputs)
+
+        return keras.models.clone_model(model, clone_function=clone_function, call_function=call_function)
+
+
+def swap_activations(
+    model: keras.Model,
+    replacement: type[keras.layers.Layer] | Callable[[str], keras.layers.Layer],
+    targets: Sequence[str] = ("relu",),
+) -> tuple[keras.Model, SwapReport]:
+    """Returns a copy of `model` whose chosen activations are replaced by new layers, and a report.
+
+    Replaced: `ReLU()` layers, `Activation(...)` layers, and the `activation=` of Dense, EinsumDense and
+    convolution layers (split off: the layer is rebuilt with a linear activation and the new layer
+    follows it). Nested Sequential and Functional models are rebuilt the same way; a shared layer stays
+    shared. Every other layer is rebuilt from its config and keeps its weights. Capped ReLUs
+    (`ReLU(max_value=...)`, `"relu6"`) are not plain ReLUs: they are replaced only when `"relu6"` is
+    among the targets, and otherwise listed in the report as left alone, as are leaky or thresholded
+    `ReLU` layers and the activations inside recurrent cells.
+
+    Args:
+        model: a built Sequential or Functional model. It is not changed.
+        replacement: a Layer class, instantiated with no arguments for each replaced activation, or a
+            factory called with the replaced activation's name (one of the `targets`) that returns a new
+            layer.
+        targets: which activations to replace, among `"relu"`, `"relu6"` (every capped ReLU), `"tanh"`
+            and `"sigmoid"`.
+
+    Returns:
+        `(new_model, report)`; `print(report)` lists every change.
+
+    Examples:
+
+    >>> from keras_adaptive_acts import CompetitiveReLU
+    >>> layers = [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+    >>> model = keras.Sequential(layers)
+    >>> new_model, report = swap_activations(model, CompetitiveReLU)
+    >>> " -> ".join(type(layer).__name__ for layer in new_model.layers)
+    'Dense -> CompetitiveReLU -> Dense'
+    >>> len(report.replaced)
+    1
+    """
+    if isinstance(targets, str):
+        targets = (targets,)
+    unknown = [target for target in targets if target not in TARGETS]
+    if unknown or not targets:
+        raise ValueError(f"`targets` must name some of {TARGETS}. Received: targets={tuple(targets)!r}")
+    if isinstance(replacement, type):
+        if not issubclass(replacement, keras.layers.Layer):
+            raise TypeError(f"`replacement` must be a Layer class or a factory. Received: {replacement!r}")
+        layer_class = replacement
+
+        def make(activation: str) -> keras.layers.Layer:
+            return layer_class()
+
+    elif callable(replacement):
+        make = replacement
+    else:
+        raise TypeError(f"`replacement` must be a Layer class or a factory. Received: {replacement!r}")
+    if not model.built:
+        raise ValueError("swap_activations needs a built model: call it on data or build it first.")
+    surgeon = _Surgeon(make, targets)
+    new_model = surgeon.swap(model)
+    for new, old in surgeon.copies:
+        new.set_weights(old.get_weights())
+    return new_model, surgeon.report
