@@ -24,8 +24,8 @@ __all__ = ["measure_sparsity"]
 
 DEFAULT_BATCH_SIZE = 32
 
-# Layers whose output `activation` is applied to, besides the activation layers themselves.
-_WEIGHTED_LAYERS = (
+# Layers whose `activation` is applied to their output, besides the activation layers themselves.
+OUTPUT_ACTIVATION_LAYERS = (
     keras.layers.Dense,
     keras.layers.EinsumDense,
     keras.layers.Conv1D,
@@ -112,7 +112,7 @@ def is_activation_layer(layer: keras.layers.Layer) -> bool:
     """Whether `layer`'s output is an activation (see `measure_sparsity` for the list)."""
     if registry.is_activation(layer) or isinstance(layer, _KERAS_ACTIVATION_LAYERS):
         return True
-    if isinstance(layer, (keras.layers.Activation, *_WEIGHTED_LAYERS)):
+    if isinstance(layer, (keras.layers.Activation, *OUTPUT_ACTIVATION_LAYERS)):
         activation = getattr(layer, "activation", None)
         return activation is not None and activation is not keras.activations.linear
     return False

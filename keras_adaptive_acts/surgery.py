@@ -11,23 +11,9 @@ import keras
 # every model made by `keras.Model(inputs, outputs)` (an instance of this class).
 from keras.src.models.functional import Functional
 
-TARGETS = ("relu", "relu6", "tanh", "sigmoid")
+from keras_adaptive_acts.measurement import OUTPUT_ACTIVATION_LAYERS
 
-# Layers whose `activation` is applied to their output, so it can be split off into a layer of its own.
-OUTPUT_ACTIVATION_LAYERS = (
-    keras.layers.Dense,
-    keras.layers.EinsumDense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-)
+TARGETS = ("relu", "relu6", "tanh", "sigmoid")
 
 
 @dataclasses.dataclass
