@@ -46,7 +46,7 @@ class NarrowReLULearner:
             On the benchmark's planted networks both refined to success on every non-parallel fit;
             `"contraction"` had 2-10x smaller readout errors and also succeeded on every near-parallel one.
         n_contractions: degree-4 contractions that enter the subspace estimate (default `k`); for
-            `method="contraction"`, 50 times as many are drawn in the projected space.
+            `method="contraction"`, 50 times as many per neuron are drawn in the projected space.
         merge_angle: radians within which `method="contraction"` merges two directions.
         refine_steps: Adam steps of the refinement, rounded up to whole epochs over the refinement samples.
         refine_samples: the most samples refinement uses (a random subset of the rows), or `None` for all.

@@ -142,3 +142,29 @@ def test_readout_equals_least_squares_on_the_explicit_features():
     np.testing.assert_allclose(estimate.output_weights, solution[:-1], rtol=1e-8, atol=1e-10)
     assert estimate.bias == pytest.approx(solution[-1], abs=1e-10)
     assert isinstance(estimate, ReLUNetwork)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_contractions_in_m2_span_beat_whole_sphere_contractions(seed):
+    """The reason for `contraction_vectors`: at d = 50 whole-sphere contractions mostly add noise."""
+    from keras_adaptive_acts.narrow import (
+        first_moment,
+        fourth_moment_contractions,
+        low_degree_residual,
+        second_moment,
+    )
+
+    X, y, target = make_planted_regression(100_000, 50, 2, seed=seed)
+    first = first_moment(X, y)
+    second = second_moment(X, low_degree_residual(X, y, y.mean(), first, np.zeros((50, 50))))
+    residual = low_degree_residual(X, y, y.mean(), first, second)
+
+    def subspace_error(vectors):
+        basis = estimate_subspace(second, fourth_moment_contractions(X, residual, vectors), 2)
+        return 1.0 - np.linalg.norm(target.hidden_weights @ basis, axis=1).min()
+
+    whole_sphere = subspace_error(np.random.default_rng(seed).standard_normal((2, 50)))
+    in_span = subspace_error(contraction_vectors(second, 2, 2, seed=seed))
+    without = subspace_error(np.zeros((0, 50)))
+    assert whole_sphere > 3 * in_span
+    assert in_span < 2 * without

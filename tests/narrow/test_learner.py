@@ -58,9 +58,7 @@ def test_same_seed_same_estimate_and_fitted_attributes():
     refined = [
         NarrowReLULearner(3, seed=5, refine_steps=200, refine_samples=5000).fit(X, y) for _ in range(2)
     ]
-    np.testing.assert_allclose(
-        refined[0].network_.hidden_weights, refined[1].network_.hidden_weights, rtol=1e-6
-    )
+    np.testing.assert_array_equal(refined[0].network_.hidden_weights, refined[1].network_.hidden_weights)
 
 
 def test_memmapped_inputs_give_the_same_estimate(tmp_path):
