@@ -27,6 +27,17 @@ from keras_adaptive_acts.registry import get
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # `tuning` needs the optional KerasTuner, so it is imported on first use, not with the package
+    # (and is not in `__all__`, so that `import *` works without it).
+    if name == "tuning":
+        import importlib
+
+        return importlib.import_module("keras_adaptive_acts.tuning")
+    raise AttributeError(f"module 'keras_adaptive_acts' has no attribute {name!r}")
+
+
 __all__ = [
     "ActivationMixing",
     "ActivitySparsity",

@@ -230,6 +230,27 @@ def _known_text() -> str:
     )
 
 
+def activation_class(name: str, context: str = "") -> type[keras.layers.Layer]:
+    """The layer class of an activation name: a Keras baseline or one of the package's activations.
+
+    Case and underscores are ignored. `ValueError` naming the known activations for anything else;
+    `context` is appended to the unknown name in that message.
+
+    Examples:
+        >>> activation_class("competitive_relu").__name__ + ", " + activation_class("ReLU").__name__
+        'CompetitiveReLU, ReLU'
+    """
+    layer_class = BASELINES.get(name.replace("_", "").lower())
+    if layer_class is None:
+        try:
+            layer_class = registry.lookup(name)
+        except ValueError:
+            layer_class = None
+        if layer_class is None or not registry.is_activation(layer_class):
+            raise ValueError(f"Unknown activation {name!r}{context}. {_known_text()}")
+    return layer_class
+
+
 def _parse_value(text: str) -> Any:
     """`"3"` -> 3, `"1e-3"` -> 0.001, `"true"` -> True, `"none"` -> None, anything else stays a string."""
     lowered = text.lower()
@@ -306,14 +327,7 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
         kwargs[key] = _parse_value(value)
         label += f":{key}={value}"
 
-    layer_class = BASELINES.get(name.lower())
-    if layer_class is None:
-        try:
-            layer_class = registry.lookup(name)
-        except ValueError:
-            layer_class = None
-        if layer_class is None or not registry.is_activation(layer_class):
-            raise ValueError(f"Unknown activation {name!r} (in {spec!r}). {_known_text()}")
+    layer_class = activation_class(name, context=f" (in {spec!r})")
 
     def factory() -> keras.layers.Layer:
         return layer_class(**kwargs)

@@ -1,0 +1,458 @@
+"""KerasTuner search spaces: the declared space, real searches, resuming, distributed tuning, bad input."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tuning_process
+
+import keras_adaptive_acts as kaa
+from keras_adaptive_acts import registry
+from keras_adaptive_acts.tuning import (
+    DEFAULT_CHOICES,
+    SEARCH_SPACES,
+    ActivationHyperModel,
+    choose_activation,
+    fix_activation,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT / "docs" / "guides" / "tuning.md"
+HELPER = Path(tuning_process.__file__)
+
+LAYERS = {
+    "relu": keras.layers.ReLU,
+    "prelu": keras.layers.PReLU,
+    "competitive_relu": kaa.CompetitiveReLU,
+    "noisy_hard_tanh": kaa.NoisyHardTanh,
+    "noisy_hard_sigmoid": kaa.NoisyHardSigmoid,
+    "rrelu": kaa.RReLU,
+    "j_squared_relu": kaa.JSquaredReLU,
+}
+
+
+def declared_space(choices=None):
+    hp = keras_tuner.HyperParameters()
+    choose_activation(hp, choices)
+    return hp
+
+
+def without_name(config):
+    return {key: value for key, value in config.items() if key != "name"}
+
+
+# ----------------------------------------------------------------------------------------------
+# The search space
+
+
+def test_every_registered_activation_is_a_choice_or_excluded_with_a_reason():
+    offered = {space.layer.__name__ for space in SEARCH_SPACES.values()}
+    excluded = set(kaa.tuning.NOT_SEARCHABLE)
+    assert set(registry.activation_names()) <= offered | excluded
+    assert not offered & excluded
+    assert set(DEFAULT_CHOICES) <= set(SEARCH_SPACES)
+
+
+@pytest.mark.parametrize("value", sorted(LAYERS))
+def test_default_values_give_the_layers_own_defaults(value):
+    layer = choose_activation(keras_tuner.HyperParameters(), [value])
+    reference = LAYERS[value]()
+    assert type(layer) is LAYERS[value]
+    assert without_name(layer.get_config()) == without_name(reference.get_config())
+
+
+@pytest.mark.parametrize("spelling", ["CompetitiveReLU", "competitive_relu", "COMPETITIVE_RELU"])
+def test_names_resolve_like_the_registry_to_one_choice_value(spelling):
+    hp = declared_space([spelling, "ReLU"])
+    assert hp.space[0].values == ["competitive_relu", "relu"]
+
+
+def test_conditional_hyperparameters_belong_to_their_choice_only():
+    hp = declared_space(list(SEARCH_SPACES))
+    choice, *arguments = hp.space
+    assert choice.name == "activation" and choice.values == list(SEARCH_SPACES)
+    for argument in arguments:
+        (condition,) = argument.conditions
+        assert condition.name == "activation"
+        assert argument.name.startswith(f"activation/{condition.values[0]}/")
+        assert len(condition.values) == 1
+
+
+def test_sampled_values_reach_the_layer():
+    space = declared_space(list(SEARCH_SPACES)).space
+    seen = set()
+    for seed in range(40):
+        hp = keras_tuner.HyperParameters()
+        for parameter in space:
+            hp.values[parameter.name] = parameter.random_sample(seed)
+        layer = choose_activation(hp, list(SEARCH_SPACES))
+        chosen = hp.values["activation"]
+        seen.add(chosen)
+        assert type(layer) is LAYERS[chosen]
+        config = layer.get_config()
+        for parameter in space[1:]:
+            prefix = f"activation/{chosen}/"
+            if parameter.name.startswith(prefix):
+                assert config[parameter.name.removeprefix(prefix)] == hp.values[parameter.name]
+    assert seen == set(SEARCH_SPACES)
+
+
+def test_two_names_give_independent_choices_and_one_name_a_shared_choice():
+    hp = keras_tuner.HyperParameters()
+    hp.values.update({"first": "rrelu", "second": "competitive_relu"})
+    first = choose_activation(hp, hp_name="first")
+    again = choose_activation(hp, hp_name="first")
+    second = choose_activation(hp, hp_name="second")
+    assert type(first) is type(again) is kaa.RReLU and first is not again
+    assert type(second) is kaa.CompetitiveReLU
+    assert {"first/rrelu/lower", "second/competitive_relu/K"} <= set(hp.values)
+
+
+def guide_table():
+    """Rows `(choice, hyper-parameter, values, default)` of the search-space table in the tuning guide."""
+    rows = []
+    for line in GUIDE.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[0] != "`choice`":
+            rows.append((cells[0].strip("`"), cells[2].strip("`"), cells[3], cells[4]))
+    return rows
+
+
+def number(text):
+    return float(Fraction(text.strip("` ")))
+
+
+def test_the_guide_documents_every_searched_hyperparameter_as_declared():
+    space = {parameter.name: parameter for parameter in declared_space(list(SEARCH_SPACES)).space}
+    documented = set()
+    for choice, argument, values, default in guide_table():
+        assert choice in SEARCH_SPACES, choice
+        if argument == "—":
+            assert not [name for name in space if name.startswith(f"activation/{choice}/")], choice
+            documented.add(choice)
+            continue
+        parameter = space[f"activation/{choice}/{argument}"]
+        documented.add(parameter.name)
+        if isinstance(parameter, keras_tuner.engine.hyperparameters.Boolean):
+            assert values == "`True`, `False`"
+            assert default == f"`{parameter.default}`"
+        elif isinstance(parameter, keras_tuner.engine.hyperparameters.Choice):
+            assert values == ", ".join(f"`{value}`" for value in parameter.values)
+            assert default == f"`{parameter.default}`"
+        else:
+            low, high, sampling = re.fullmatch(r"(\S+) to (\S+) \((\w+)\)", values).groups()
+            assert (number(low), number(high), sampling) == (
+                parameter.min_value,
+                parameter.max_value,
+                parameter.sampling,
+            )
+            assert number(default) == pytest.approx(parameter.default)
+    without_arguments = {
+        choice
+        for choice in SEARCH_SPACES
+        if not any(name.startswith(f"activation/{choice}/") for name in space)
+    }
+    assert documented == (set(space) - {"activation"}) | without_arguments
+
+
+# ----------------------------------------------------------------------------------------------
+# Real searches
+
+
+# get_best_models builds a fresh model and loads the checkpoint's weights: Keras notes that the
+# fresh optimizer has fewer variables than the saved one. The weights are what is tested.
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer:UserWarning")
+def test_random_search_finds_and_reloads_the_best_model(tmp_path):
+    x, y, x_val, y_val = tuning_process.data()
+    tuner = keras_tuner.RandomSearch(
+        ActivationHyperModel(tuning_process.build, choices=tuning_process.CHOICES),
+        objective="val_loss",
+        max_trials=3,
+        seed=2,
+        directory=tmp_path,
+        project_name="search",
+    )
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=2, batch_size=16, verbose=0)
+
+    trials = tuner.oracle.get_best_trials(10)
+    assert len(trials) == 3 and all(trial.status == "COMPLETED" for trial in trials)
+    for trial in trials:
+        chosen = trial.hyperparameters.values["activation"]
+        assert chosen in tuning_process.CHOICES
+        conditional = {name for name in trial.hyperparameters.values if name.count("/") == 2}
+        assert all(name.startswith(f"activation/{chosen}/") for name in conditional)
+        assert len(conditional) == len(SEARCH_SPACES[chosen].arguments(keras_tuner.HyperParameters(), "p"))
+
+    best_trial = trials[0]
+    (best,) = tuner.get_best_models(1)
+    (activation,) = [layer for layer in best.layers if not isinstance(layer, keras.layers.Dense)]
+    assert type(activation) is LAYERS[best_trial.hyperparameters.values["activation"]]
+    assert best.evaluate(x_val, y_val, verbose=0) == pytest.approx(best_trial.score, rel=1e-5)
+
+
+def test_searched_values_are_the_ones_the_trained_layer_had(tmp_path):
+    built = []
+
+    def build(hp, activation):
+        model = tuning_process.build(hp, activation)
+        built.append((dict(hp.values), model.layers[1].get_config()))
+        return model
+
+    x, y, x_val, y_val = tuning_process.data()
+    tuner = keras_tuner.RandomSearch(
+        ActivationHyperModel(build, choices=["competitive_relu"]),
+        objective="val_loss",
+        max_trials=2,
+        seed=5,
+        directory=tmp_path,
+    )
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    trial_values = [trial.hyperparameters.values for trial in tuner.oracle.trials.values()]
+    for values in trial_values:
+        (config,) = [config for built_values, config in built if built_values == values]
+        assert config["competition"] == values["activation/competitive_relu/competition"]
+        assert config["K"] == values["activation/competitive_relu/K"]
+        assert config["init"] == values["activation/competitive_relu/init"]
+
+
+def search_with(tmp_path, hyperparameters, max_trials=3):
+    x, y, x_val, y_val = tuning_process.data()
+    tuner = keras_tuner.RandomSearch(
+        ActivationHyperModel(tuning_process.build),
+        objective="val_loss",
+        max_trials=max_trials,
+        seed=3,
+        hyperparameters=hyperparameters,
+        directory=tmp_path,
+    )
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    return [trial.hyperparameters.values for trial in tuner.oracle.trials.values()]
+
+
+def test_fixed_arguments_are_used_in_every_trial_and_the_rest_is_searched(tmp_path):
+    fixed = fix_activation(keras_tuner.HyperParameters(), "CompetitiveReLU", competition="l1")
+    trials = search_with(tmp_path, fixed)
+    assert len(trials) == 3
+    assert {values["activation"] for values in trials} == {"competitive_relu"}
+    assert {values["activation/competitive_relu/competition"] for values in trials} == {"l1"}
+    assert len({values["activation/competitive_relu/K"] for values in trials}) == 3
+
+
+def test_an_argument_fixed_in_its_scope_while_the_choice_is_still_searched(tmp_path):
+    # The guide's recipe: declare the choice, then fix the argument inside its conditional scope.
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("activation", ["relu", "noisy_hard_tanh"])
+    with hp.conditional_scope("activation", ["noisy_hard_tanh"]):
+        hp.Fixed("activation/noisy_hard_tanh/half_normal", True)
+    trials = search_with(tmp_path, hp, max_trials=6)
+    assert {values["activation"] for values in trials} == {"relu", "noisy_hard_tanh"}
+    noisy = [values for values in trials if values["activation"] == "noisy_hard_tanh"]
+    assert all(values["activation/noisy_hard_tanh/half_normal"] is True for values in noisy)
+
+
+# ----------------------------------------------------------------------------------------------
+# Processes: an interrupted search resumes; distributed tuning
+
+
+def run_env(**extra):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def helper_command(tmp_path, *args):
+    return [sys.executable, str(HELPER), "--directory", str(tmp_path), "--log", str(tmp_path / "log"), *args]
+
+
+def trial_files(tmp_path):
+    files = sorted((tmp_path / "search").glob("trial_*/trial.json"))
+    return {trial["trial_id"]: trial for trial in (json.loads(file.read_text()) for file in files)}
+
+
+def started(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
+    crashed = subprocess.run(
+        helper_command(tmp_path, "--crash-at-trial", "1"), env=run_env(), capture_output=True, timeout=240
+    )
+    assert crashed.returncode == 3, crashed.stderr.decode()[-3000:]
+    first = trial_files(tmp_path)
+    assert first["0"]["status"] == "COMPLETED"
+    assert first["1"]["status"] == "RUNNING"
+    assert [record["trial_id"] for record in started(tmp_path)] == ["0", "1"]
+
+    resumed = subprocess.run(helper_command(tmp_path), env=run_env(), capture_output=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
+    assert [record["trial_id"] for record in started(tmp_path)[2:]] == ["1", "2"]  # "0" is not redone
+    final = trial_files(tmp_path)
+    assert sorted(final) == ["0", "1", "2"]
+    assert all(trial["status"] == "COMPLETED" for trial in final.values())
+    assert final["0"]["score"] == first["0"]["score"]
+    assert final["1"]["hyperparameters"]["values"] == first["1"]["hyperparameters"]["values"]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_distributed_search_shares_trials_between_two_workers(tmp_path):
+    distribution = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(free_port())}
+    processes = {
+        tuner_id: subprocess.Popen(
+            helper_command(tmp_path, "--max-trials", "4", "--wait-for-tuners", "2"),
+            env=run_env(KERASTUNER_TUNER_ID=tuner_id, **distribution),
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / f"{tuner_id}.err", "w"),  # noqa: SIM115 (closed with the process)
+        )
+        for tuner_id in ("chief", "tuner0", "tuner1")
+    }
+    deadline = time.monotonic() + 300
+    try:
+        while any(process.poll() is None for process in processes.values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            process.stderr.close() if process.stderr else None
+    errors = {tuner_id: (tmp_path / f"{tuner_id}.err").read_text()[-2000:] for tuner_id in processes}
+    assert {tuner_id: process.returncode for tuner_id, process in processes.items()} == {
+        "chief": 0,
+        "tuner0": 0,
+        "tuner1": 0,
+    }, errors
+
+    records = started(tmp_path)
+    trials = trial_files(tmp_path)
+    assert sorted(trials) == ["0", "1", "2", "3"]
+    assert all(trial["status"] == "COMPLETED" for trial in trials.values())
+    assert sorted(record["trial_id"] for record in records) == ["0", "1", "2", "3"]  # each ran once
+    assert {record["tuner_id"] for record in records} == {"tuner0", "tuner1"}  # the chief trains nothing
+    for record in records:
+        assert trials[record["trial_id"]]["hyperparameters"]["values"] == record["values"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input and the optional extra
+
+
+@pytest.mark.parametrize(
+    ("choices", "message"),
+    [
+        (["relu", "swishy"], "Unknown activation 'swishy'"),
+        (["mixed_activation"], "MixedActivation cannot be a tuning choice: it is a transition"),
+        (["relu", "ReLU"], "names an activation twice"),
+        ([], "`choices` is empty"),
+        ("relu", "must be a list of activation names"),
+        ([keras.layers.ReLU], "Activation choices are names"),
+    ],
+)
+def test_bad_choices_are_refused(choices, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        choose_activation(keras_tuner.HyperParameters(), choices)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ActivationHyperModel(tuning_process.build, choices=choices)
+
+
+def test_other_bad_arguments_are_refused():
+    hp = keras_tuner.HyperParameters()
+    with pytest.raises(ValueError, match=r"`default` must be one of the choices \['relu'\]"):
+        choose_activation(hp, ["relu"], default="rrelu")
+    with pytest.raises(ValueError, match=r"\['K'\] are searched for 'competitive_relu': fix them with `fix_"):
+        choose_activation(hp, ["competitive_relu"], K=3.0)
+    with pytest.raises(ValueError, match=r"`hp` must be a keras_tuner\.HyperParameters"):
+        choose_activation({"activation": "relu"})
+    with pytest.raises(ValueError, match="`hp_name` must be a non-empty string"):
+        choose_activation(hp, hp_name="")
+    with pytest.raises(ValueError, match=r"The fixed arguments \{'axis': -1\} do not suit 'relu'"):
+        choose_activation(hp, ["competitive_relu", "relu"], axis=-1)
+    with pytest.raises(ValueError, match="`build` must be a function"):
+        ActivationHyperModel("build")
+    with pytest.raises(ValueError, match="`default` must be one of the choices"):
+        ActivationHyperModel(tuning_process.build, choices=["relu"], default="rrelu")
+    with pytest.raises(
+        ValueError, match=r"\['K'\] are not searched for 'relu' \(its searched arguments: none"
+    ):
+        fix_activation(hp, "relu", K=2.0)
+    with pytest.raises(
+        ValueError, match=r"\['beta'\] are not searched for 'competitive_relu' .*competition, K, i"
+    ):
+        fix_activation(hp, "competitive_relu", beta=2.0)
+    with pytest.raises(
+        ValueError, match=r"'competitive_relu' rejects \{'competition': 'l2'\}: `competition`"
+    ):
+        fix_activation(hp, "competitive_relu", competition="l2")
+    with pytest.raises(ValueError, match="Unknown activation 'swishy'"):
+        fix_activation(hp, "swishy")
+    assert hp.values == {} and hp.space == []  # nothing was declared by the refused calls
+
+
+def test_fixed_constructor_arguments_pass_through():
+    layer = choose_activation(keras_tuner.HyperParameters(), ["competitive_relu"], name="act", axis=-1)
+    assert layer.axis == -1 and layer.name == "act"
+
+
+BLOCK_KERAS_TUNER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "keras_tuner" or name.startswith("keras_tuner."):
+            raise ImportError("No module named 'keras_tuner'")
+sys.meta_path.insert(0, Block())
+import keras_adaptive_acts as kaa
+print("package imported")
+try:
+    kaa.tuning
+except ImportError as error:
+    print(error)
+"""
+
+
+def test_without_the_tuner_extra_the_package_imports_and_tuning_says_what_to_install():
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_KERAS_TUNER], env=run_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "package imported"
+    assert 'pip install "keras-adaptive-acts[tuner]"' in lines[1]
+    assert "No module named 'keras_tuner'" in lines[1]
+
+
+def test_tuning_is_reached_from_the_package_without_being_in_all():
+    assert kaa.tuning.choose_activation is choose_activation
+    assert "tuning" not in kaa.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
+        kaa.nonsense  # noqa: B018
+
+
+def test_hypermodel_builds_with_fixed_layer_arguments():
+    def build(hp, activation):
+        inputs = keras.Input((3, 4))
+        outputs = activation(name="act", axis=-1)(keras.layers.Dense(4)(inputs))
+        return keras.Model(inputs, outputs)
+
+    hp = keras_tuner.HyperParameters()
+    hp.values["activation"] = "competitive_relu"
+    model = ActivationHyperModel(build, choices=["competitive_relu"]).build(hp)
+    layer = model.get_layer("act")
+    assert isinstance(layer, kaa.CompetitiveReLU) and layer.axis == -1
+    x = np.ones((2, 3, 4), dtype="float32")
+    assert model(x).shape == (2, 3, 4)
