@@ -29,12 +29,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # `tuning` needs the optional KerasTuner, so it is imported on first use, not with the package
-    # (and is not in `__all__`, so that `import *` works without it).
-    if name == "tuning":
+    # `tuning` needs the optional KerasTuner and `export` needs TensorFlow, so they are imported on
+    # first use, not with the package (and are not in `__all__`, so that `import *` works without).
+    if name in ("tuning", "export"):
         import importlib
 
-        return importlib.import_module("keras_adaptive_acts.tuning")
+        return importlib.import_module(f"keras_adaptive_acts.{name}")
     raise AttributeError(f"module 'keras_adaptive_acts' has no attribute {name!r}")
 
 

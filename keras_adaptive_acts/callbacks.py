@@ -23,6 +23,7 @@ from keras_adaptive_acts.layers.noisy_activation import NoisyActivation
 from keras_adaptive_acts.measurement import (
     Batches,
     LayerTaps,
+    all_layers,
     check_batch_size,
     check_data,
     check_layer_list,
@@ -38,17 +39,6 @@ from keras_adaptive_acts.validation import check_choice, check_number
 
 SCHEDULES = ("linear", "exponential", "cosine")
 UNITS = ("step", "epoch")
-
-
-def _all_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """Every layer inside `model`, at any depth, each once (the model itself included).
-
-    Keras 3.15 has no public recursive listing: `Model.layers` is one level deep and misses the
-    layers a layer holds as attributes (an RNN's cell, the noisy gates inside a cell, the
-    copies of a `Bidirectional`). `_flatten_layers` is the walk Keras itself uses for
-    `model.weights`, so it sees exactly the layers whose variables the model trains.
-    """
-    return model._flatten_layers(include_self=True, recursive=True)
 
 
 def _has_variable(layer: keras.layers.Layer, name: str) -> bool:
@@ -181,7 +171,7 @@ class _LayerSchedule(keras.callbacks.Callback):
     # ------------------------------------------------------------------------------------------
 
     def _find_layers(self, model: keras.layers.Layer) -> list[keras.layers.Layer]:
-        candidates = [layer for layer in _all_layers(model) if isinstance(layer, self._layer_types())]
+        candidates = [layer for layer in all_layers(model) if isinstance(layer, self._layer_types())]
         name = type(self).__name__
         if self.layers is None:
             found = [layer for layer in candidates if self._is_default(layer)]

@@ -118,6 +118,17 @@ def is_activation_layer(layer: keras.layers.Layer) -> bool:
     return False
 
 
+def all_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """Every layer inside `model`, at any depth, each once (the model itself included).
+
+    Keras 3.15 has no public recursive listing: `Model.layers` is one level deep and misses the
+    layers a layer holds as attributes (an RNN's cell, the noisy gates inside a cell, the
+    copies of a `Bidirectional`). `_flatten_layers` is the walk Keras itself uses for
+    `model.weights`, so it sees exactly the layers whose variables the model trains.
+    """
+    return model._flatten_layers(include_self=True, recursive=True)
+
+
 def is_graph_model(layer: Any) -> bool:
     """Whether `layer` is a Functional or Sequential model with a graph (built)."""
     return (

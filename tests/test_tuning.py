@@ -438,7 +438,8 @@ def test_without_the_tuner_extra_the_package_imports_and_tuning_says_what_to_ins
 
 def test_tuning_is_reached_from_the_package_without_being_in_all():
     assert kaa.tuning.choose_activation is choose_activation
-    assert "tuning" not in kaa.__all__
+    assert kaa.export.__name__ == "keras_adaptive_acts.export"
+    assert "tuning" not in kaa.__all__ and "export" not in kaa.__all__
     with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
         kaa.nonsense  # noqa: B018
 

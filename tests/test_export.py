@@ -1,0 +1,449 @@
+"""Export for TF Serving: a model with every layer, reloaded in fresh processes, and bad input."""
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+if keras.backend.backend() != "tensorflow":
+    pytest.skip("SavedModel export for TF Serving needs the TensorFlow backend", allow_module_level=True)
+import tensorflow as tf
+
+import keras_adaptive_acts as kaa
+from keras_adaptive_acts.export import (
+    MONTE_CARLO_SIGNATURE,
+    ServingVerificationError,
+    convert_to_litert,
+    export_for_serving,
+    verify_serving,
+)
+from keras_adaptive_acts.regularizers import ActivationL1
+
+STEPS, FEATURES = 6, 4
+
+
+def every_layer():
+    """One instance of every layer of the package, in an order that accepts (batch, STEPS, FEATURES)."""
+    return [
+        keras.layers.Dense(8),
+        kaa.RestrictedLayerNormalization(),
+        kaa.CompetitiveReLU(axis=-1),
+        kaa.ZerothBias(max_len=STEPS),
+        kaa.SparsifiedMLP(hidden_units=8, max_len=STEPS),
+        kaa.MixedActivation(t=0.5),
+        kaa.JSquaredReLU(),
+        kaa.ActivitySparsity(ActivationL1(0.01)),
+        kaa.RReLU(seed=1),
+        keras.layers.RNN(kaa.NoisyLSTMCell(8, seed=2), return_sequences=True),
+        keras.layers.RNN(kaa.NoisyGRUCell(8, seed=3)),
+        kaa.NoisyHardTanh(seed=4),
+        keras.layers.Dense(8),
+        kaa.NoisyHardSigmoid(seed=5),
+        keras.layers.Dense(3, name="scores"),
+    ]
+
+
+def functional_model():
+    inputs = keras.Input((STEPS, FEATURES), name="sequence")
+    outputs = inputs
+    for layer in every_layer():
+        outputs = layer(outputs)
+    return keras.Model(inputs, outputs, name="every_layer")
+
+
+def sequential_model():
+    return keras.Sequential([keras.Input((STEPS, FEATURES), name="sequence"), *every_layer()])
+
+
+def sample(rows=5, scale=1.0, seed=0):
+    return (scale * np.random.default_rng(seed).standard_normal((rows, STEPS, FEATURES))).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The Functional model with every layer, exported with both signatures."""
+    keras.utils.set_random_seed(0)
+    model = functional_model()
+    path = export_for_serving(
+        model, tmp_path_factory.mktemp("export") / "every_layer" / "1", monte_carlo=True
+    )
+    return model, path
+
+
+def run_env():
+    return {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+# ----------------------------------------------------------------------------------------------
+# The inference signature, checked by verify_serving's loaders
+
+
+def test_every_layer_model_serves_what_predict_gives_in_a_fresh_process(exported):
+    model, path = exported
+    report = verify_serving(path, sample(), model)
+    assert report.passed and report.deterministic
+    assert report.max_abs_error["scores"] <= 1e-5 and report.saved_model_cli_max_abs_error["scores"] <= 1e-5
+    assert report.random_ops == [] and report.python_ops == [] and report.non_core_ops == []
+    assert "inputs['sequence']" in report.signature_text and "outputs['scores']" in report.signature_text
+    assert "shape: (-1, 6, 4)" in report.signature_text
+
+
+def test_sequential_model_with_noise_at_inference_still_serves_the_expectation(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = sequential_model()
+    for layer in model._flatten_layers():
+        if isinstance(layer, kaa.NoisyHardTanh | kaa.NoisyHardSigmoid | kaa.RReLU):
+            layer.noise_at_inference = True  # as if built that way: predict() would draw noise
+    path = export_for_serving(model, tmp_path / "sequential")
+    for layer in model._flatten_layers():
+        if hasattr(layer, "noise_at_inference"):
+            layer.noise_at_inference = False
+    report = verify_serving(path, sample(scale=5.0), model)  # saturating inputs: noise would show
+    assert report.passed and report.random_ops == []
+
+
+def test_mixed_bfloat16_model_exports_and_verifies(tmp_path, dtype_policy):
+    dtype_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(2)
+    model = functional_model()
+    path = export_for_serving(model, tmp_path / "bf16")
+    report = verify_serving(path, sample(), model)
+    assert report.passed and report.tolerance == {"rtol": 1e-2, "atol": 1e-2}
+    assert "DT_BFLOAT16" in report.signature_text  # the output's dtype, as the model computes it
+
+
+# ----------------------------------------------------------------------------------------------
+# Reloaded in this process (the loaded graph does not call the package)
+
+
+def test_variable_batch_size_and_deterministic_calls(exported):
+    model, path = exported
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    for rows in (1, 7):
+        x = sample(rows, seed=rows)
+        first = serve(sequence=tf.constant(x))["scores"].numpy()
+        second = serve(sequence=tf.constant(x))["scores"].numpy()
+        np.testing.assert_array_equal(first, second)
+        np.testing.assert_allclose(first, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_monte_carlo_signature_draws_noise_and_the_inference_signature_does_not(exported):
+    _, path = exported
+    loaded = tf.saved_model.load(str(path))
+    x = tf.constant(sample(scale=5.0))
+    draws = np.stack(
+        [loaded.signatures[MONTE_CARLO_SIGNATURE](sequence=x)["scores"].numpy() for _ in range(20)]
+    )
+    assert np.std(draws, axis=0).max() > 1e-3  # the noise is on
+    assert len({draw.tobytes() for draw in draws}) == 20  # every call draws new noise
+    inference = loaded.signatures["serving_default"](sequence=x)["scores"].numpy()
+    assert not np.allclose(draws[0], inference)
+    report = verify_serving(path, sample(scale=5.0), signature=MONTE_CARLO_SIGNATURE)
+    assert report.random_ops and report.python_ops == [] and report.non_core_ops == []
+
+
+GRADIENT_SCRIPT = r"""
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "keras_adaptive_acts":
+            raise ImportError(name)
+sys.meta_path.insert(0, Refuse())
+import numpy as np, tensorflow as tf
+path, data_file, out_file = sys.argv[1:4]
+loaded = tf.saved_model.load(path)
+serve = loaded.signatures["serving_default"]
+data = np.load(data_file)
+x, upstream = tf.constant(data["x"]), tf.constant(data["upstream"])
+with tf.GradientTape(persistent=bool(data["persistent"])) as tape:
+    tape.watch(x)
+    objective = tf.reduce_sum(serve(sequence=x)[data["output"].item()] * upstream)
+grads = tape.gradient(objective, [x, *loaded.trainable_variables])
+np.savez(out_file, x=grads[0].numpy(), names=np.array([v.name for v in loaded.trainable_variables]),
+         **{f"v{i}": g.numpy() for i, g in enumerate(grads[1:]) if g is not None})
+"""
+
+
+def served_gradients(path, x, upstream, output, tmp_path, persistent=False):
+    """Gradients of sum(output * upstream) by the reloaded SavedModel, in a process without the package."""
+    np.savez(tmp_path / "data.npz", x=x, upstream=upstream, output=np.array(output), persistent=persistent)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            GRADIENT_SCRIPT,
+            str(path),
+            str(tmp_path / "data.npz"),
+            str(tmp_path / "g.npz"),
+        ],
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    return result, (np.load(tmp_path / "g.npz") if result.returncode == 0 else None)
+
+
+def test_reloaded_model_is_differentiable_in_a_fresh_process(exported, tmp_path):
+    model, path = exported
+    x = sample()
+    upstream = np.random.default_rng(9).standard_normal((len(x), 3)).astype("float32")
+    result, served = served_gradients(path, x, upstream, "scores", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    inputs = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        objective = tf.reduce_sum(model(inputs, training=False) * upstream)
+    expected = tape.gradient(objective, [inputs, *model.trainable_variables])
+    np.testing.assert_allclose(served["x"], expected[0].numpy(), rtol=1e-4, atol=1e-6)
+    assert len(served["names"]) == len(model.trainable_variables)
+    for i, (variable, gradient) in enumerate(zip(model.trainable_variables, expected[1:], strict=True)):
+        assert served["names"][i].split(":")[0].endswith(variable.name), (served["names"][i], variable.path)
+        if gradient is None:  # the noisy layers' p, which only the training noise uses
+            # None, or zeros where the reloaded RNN loop accumulates it
+            assert f"v{i}" not in served.files or not np.any(served[f"v{i}"]), variable.path
+        else:
+            np.testing.assert_allclose(served[f"v{i}"], gradient.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+def test_known_limitation_a_persistent_tape_through_a_reloaded_recurrent_loop(tmp_path, unroll):
+    # With GradientTape(persistent=True), TensorFlow cannot differentiate a reloaded RNN's while
+    # loop: Keras' own LSTM fails as the noisy cells do. A plain tape works (the test above), and
+    # so does unroll=True. The serving guide says so; when this test fails, TensorFlow has fixed it.
+    layer = keras.layers.LSTM(4, unroll=unroll)
+    model = keras.Sequential(
+        [keras.Input((STEPS, FEATURES), name="sequence"), layer, keras.layers.Dense(3, name="s")]
+    )
+    path = export_for_serving(model, tmp_path / "lstm")
+    result, _ = served_gradients(path, sample(), np.ones((5, 3), "float32"), "s", tmp_path, persistent=True)
+    if unroll:
+        assert result.returncode == 0, result.stderr[-3000:]
+    else:
+        assert result.returncode != 0 and "variable without handle data" in result.stderr
+
+
+def test_the_same_model_saved_as_keras_loads_with_safe_mode(exported, tmp_path):
+    model, _ = exported
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(
+        loaded.predict(sample(), verbose=0), model.predict(sample(), verbose=0), rtol=1e-6
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# LiteRT
+
+
+def litert_table():
+    """`{layer: verdict}` from the LiteRT table of the serving guide."""
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "serving.md").read_text()
+    section = guide.split("## LiteRT", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip().strip("|").split("|") for line in section.splitlines() if line.startswith("| `")]
+    return {name.strip().strip("`"): verdict.strip() for name, verdict, *_ in rows}
+
+
+def run_litert(flatbuffer, x):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # TensorFlow's own copy, deprecated in favour of ai-edge-litert
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runner = Interpreter(model_content=flatbuffer).get_signature_runner("serving_default")
+    return runner(sequence=x)["scores"]
+
+
+def test_which_layers_convert_to_litert_is_what_the_guide_says(tmp_path):
+    def name_of(layer):
+        if isinstance(layer, keras.layers.RNN):
+            return f"{type(layer.cell).__name__} (RNN, unroll={layer.unroll})"
+        return type(layer).__name__
+
+    layers = [layer for layer in every_layer() if not isinstance(layer, keras.layers.Dense)]
+    layers += [
+        keras.layers.RNN(kaa.NoisyLSTMCell(8), unroll=True),
+        keras.layers.RNN(kaa.NoisyGRUCell(8), unroll=True),
+    ]
+    measured = {}
+    x = sample()
+    for index, layer in enumerate(layers):
+        model = keras.Sequential(
+            [
+                keras.Input((STEPS, FEATURES), name="sequence"),
+                keras.layers.Dense(8),
+                layer,
+                keras.layers.Dense(3, name="scores"),
+            ]
+        )
+        path = export_for_serving(model, tmp_path / str(index))
+        try:
+            flatbuffer = convert_to_litert(path)
+        except RuntimeError as error:
+            assert "unroll=True" in str(error) and "Lowering tensor list ops is failed" in str(error)
+            measured[name_of(layer)] = "fails"
+            continue
+        np.testing.assert_allclose(
+            run_litert(flatbuffer, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+        )
+        measured[name_of(layer)] = "converts"
+    assert measured == litert_table()
+
+
+def test_the_monte_carlo_signature_does_not_convert_to_litert(tmp_path):
+    model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(8), kaa.NoisyHardTanh()])
+    path = export_for_serving(model, tmp_path / "m", monte_carlo=True)
+    assert convert_to_litert(path)  # the inference signature converts
+    with pytest.raises(
+        RuntimeError,
+        match=r"conversion of 'monte_carlo' failed: .*'tf.StatelessRandomUniformFullIntV2' op is neither",
+    ):
+        convert_to_litert(path, MONTE_CARLO_SIGNATURE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input
+
+
+def small_model():
+    inputs = keras.Input((4,), name="features")
+    return keras.Model(inputs, keras.layers.Dense(2, name="logits")(kaa.CompetitiveReLU()(inputs)))
+
+
+def test_unbuilt_and_subclassed_models_are_refused(tmp_path):
+    unbuilt = keras.Sequential([keras.layers.Dense(2), kaa.CompetitiveReLU()])
+    with pytest.raises(ValueError, match=r"is not built: give it a keras\.Input"):
+        export_for_serving(unbuilt, tmp_path / "a")
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Subclassed()
+    model(np.zeros((1, 3), "float32"))
+    with pytest.raises(ValueError, match=r"Subclassed is subclassed: wrap it as keras.Model\(inputs"):
+        export_for_serving(model, tmp_path / "b")
+    with pytest.raises(ValueError, match=r"`model` must be a keras\.Model"):
+        export_for_serving(kaa.CompetitiveReLU(), tmp_path / "c")
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_an_existing_path_is_kept_unless_overwrite_and_replaced_whole(tmp_path):
+    model = small_model()
+    target = tmp_path / "model" / "1"
+    target.mkdir(parents=True)
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="exists: pass overwrite=True"):
+        export_for_serving(model, target)
+    with pytest.raises(ValueError, match="`overwrite` must be True or False"):
+        export_for_serving(model, target, overwrite="yes")
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+    export_for_serving(model, target, overwrite=True)
+    assert (target / "saved_model.pb").is_file() and not (target / "keep.txt").exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["1"]  # no temporary sibling left
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    model = small_model()
+    target = tmp_path / "model" / "1"
+    export_for_serving(model, target)
+    before = (target / "saved_model.pb").read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", fail)
+    with pytest.raises(OSError, match="disk full"):
+        export_for_serving(model, target, overwrite=True)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["1"]
+    assert (target / "saved_model.pb").read_bytes() == before  # the old export is intact
+
+
+def test_bad_samples_and_references_are_refused(tmp_path):
+    model = small_model()
+    path = export_for_serving(model, tmp_path / "m")
+    good = np.ones((2, 4), "float32")
+    cases = [
+        (np.ones((2, 5), "float32"), {"model": model}, r"shape \(2, 5\); the signature expects \(None, 4\)"),
+        (np.ones((4,), "float32"), {"model": model}, r"shape \(4,\); the signature expects \(None, 4\)"),
+        (np.ones((0, 4), "float32"), {"model": model}, "with at least one row"),
+        (np.array([["a"] * 4]), {"model": model}, "has dtype <U1; the signature takes"),
+        ({"other": good}, {"model": model}, r"The sample's inputs \['other'\] are not the signature's"),
+        (good, {}, "Give exactly one reference"),
+        (good, {"model": model, "expected": good}, "Give exactly one reference"),
+        (good, {"model": model, "signature": "nope"}, r"no signature 'nope'. It has: \['serving_default'\]"),
+    ]
+    for value, kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            verify_serving(path, value, **kwargs)
+    with pytest.raises(FileNotFoundError, match="No SavedModel at"):
+        verify_serving(tmp_path / "missing", good, model)
+
+
+def test_a_wrong_reference_fails_the_verification_with_a_report(tmp_path):
+    model = small_model()
+    path = export_for_serving(model, tmp_path / "m")
+    x = np.ones((3, 4), "float32")
+    with pytest.raises(ServingVerificationError) as failure:
+        verify_serving(path, x, expected=model.predict(x, verbose=0) + 0.1)
+    report = failure.value.report
+    assert not report.passed
+    assert report.max_abs_error["logits"] == pytest.approx(0.1, rel=1e-5)
+    assert "output 'logits' from the fresh process differs" in str(failure.value)
+    assert "output 'logits' from saved_model_cli run differs" in str(failure.value)
+
+
+# ----------------------------------------------------------------------------------------------
+# kaa export
+
+
+def test_kaa_export_writes_and_verifies_both_signatures(tmp_path):
+    model = small_model()
+    model.save(tmp_path / "model.keras")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_adaptive_acts.cli",
+            "export",
+            str(tmp_path / "model.keras"),
+            str(tmp_path / "serving" / "1"),
+            "--monte-carlo",
+            "--verify",
+        ],
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("PASSED") == 2
+    assert "signature 'serving_default'" in result.stdout and "signature 'monte_carlo'" in result.stdout
+    assert (tmp_path / "serving" / "1" / "saved_model.pb").is_file()
+
+
+def test_kaa_export_reports_bad_input_in_one_line(tmp_path, capsys):
+    from keras_adaptive_acts.cli import main
+
+    assert main(["export", str(tmp_path / "missing.keras"), str(tmp_path / "out")]) == 2
+    assert "MODEL must be an existing .keras file" in capsys.readouterr().err
+    small_model().save(tmp_path / "model.keras")
+    (tmp_path / "out").mkdir()
+    assert main(["export", str(tmp_path / "model.keras"), str(tmp_path / "out")]) == 2
+    assert "exists: pass --overwrite to replace it" in capsys.readouterr().err
+    np.save(tmp_path / "bad.npy", np.ones((2, 3), "float32"))
+    args = ["export", str(tmp_path / "model.keras"), str(tmp_path / "new"), "--verify", "--sample"]
+    assert main([*args, str(tmp_path / "bad.npy")]) == 2
+    assert "the signature expects (None, 4)" in capsys.readouterr().err
