@@ -110,6 +110,17 @@ def _activation_list(text: str) -> list[str]:
     return specs
 
 
+def _subcommand(commands, name: str, summary: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """A subcommand whose description and epilog keep their line breaks."""
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `kaa` argument parser, one subcommand per task."""
     from keras_adaptive_acts import __version__
@@ -122,12 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    compare = commands.add_parser(
+    compare = _subcommand(
+        commands,
         "compare",
-        help="compare activations on a dataset (accuracy, loss, step time, parameters)",
-        description=_COMPARE_DESCRIPTION,
-        epilog=_COMPARE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "compare activations on a dataset (accuracy, loss, step time, parameters)",
+        _COMPARE_DESCRIPTION,
+        _COMPARE_EPILOG,
     )
     compare.add_argument(
         "--dataset",
@@ -166,12 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(handler=_run_compare)
 
-    export = commands.add_parser(
+    export = _subcommand(
+        commands,
         "export",
-        help="export a .keras model as a SavedModel for TF Serving, and verify it",
-        description=_EXPORT_DESCRIPTION,
-        epilog=_EXPORT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "export a .keras model as a SavedModel for TF Serving, and verify it",
+        _EXPORT_DESCRIPTION,
+        _EXPORT_EPILOG,
     )
     export.add_argument(
         "model", metavar="MODEL.keras", help="the model to export (loaded with safe_mode=True)"
