@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import re
 from typing import Any
 
 import keras
@@ -21,7 +24,8 @@ def register(cls: type | None = None, *, activation: bool = False):
     """Registers a class for Keras serialisation (package "keras_adaptive_acts") and for `get()`.
 
     Use as `@register`, or `@register(activation=True)` for a layer that is an activation
-    function (what `kaa compare`, `measure_sparsity` and the tuner offer and look for).
+    function (what `kaa compare`, `measure_sparsity` and the tuner offer and look for). A layer
+    whose Keras default name would split "ReLU" gets a readable one (see `default_name`).
     """
 
     def decorate(cls: type) -> type:
@@ -31,9 +35,40 @@ def register(cls: type | None = None, *, activation: bool = False):
         _REGISTERED[key] = cls
         if activation:
             _ACTIVATIONS.add(cls)
+        if issubclass(cls, keras.layers.Layer) and "ReLU" in cls.__name__:
+            _name_by_default(cls)
         return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
     return decorate if cls is None else decorate(cls)
+
+
+def default_name(class_name: str) -> str:
+    """A class name in snake case with "ReLU" kept whole, where Keras' own default would split it.
+
+    Examples:
+        >>> ", ".join(default_name(name) for name in ("CompetitiveReLU", "JSquaredReLU", "RReLU"))
+        'competitive_relu, j_squared_relu, rrelu'
+    """
+    words = re.sub(r"R?ReLU", lambda match: match.group(0).capitalize(), class_name)
+    words = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", words)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", words).lower()
+
+
+def _name_by_default(cls: type) -> None:
+    """Instances made without a `name` get `default_name(...)`, then `..._1`, ..., as Keras numbers them."""
+    initialise = cls.__init__
+    prefix = default_name(cls.__name__)
+
+    @functools.wraps(initialise)
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("name") is None and type(self) is cls:
+            count = keras.backend.get_uid(prefix)  # 1, 2, ... per prefix, reset by clear_session()
+            kwargs["name"] = prefix if count == 1 else f"{prefix}_{count - 1}"
+        initialise(self, *args, **kwargs)
+
+    # Keras reads the constructor's arguments from its signature (for get_config): keep the original.
+    __init__.__signature__ = inspect.signature(initialise)
+    cls.__init__ = __init__
 
 
 def activation_names() -> list[str]:

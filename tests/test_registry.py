@@ -91,3 +91,23 @@ def test_activation_layers_are_marked_as_such():
         and not is_activation(kaa.ZerothBias)
         and not is_activation(keras.layers.ReLU)
     )
+
+
+def test_relu_layers_get_readable_unique_default_names():
+    keras.backend.clear_session()  # restarts the numbering, as for Keras' own layers
+    names = [
+        kaa.CompetitiveReLU().name,
+        kaa.CompetitiveReLU().name,
+        kaa.JSquaredReLU().name,
+        kaa.RReLU().name,
+    ]
+    assert names == ["competitive_relu", "competitive_relu_1", "j_squared_relu", "rrelu"]
+    assert kaa.CompetitiveReLU(name="mine").name == "mine"
+    layer = kaa.CompetitiveReLU(competition="l1")
+    assert kaa.CompetitiveReLU.from_config(layer.get_config()).name == layer.name
+    assert layer.get_config()["competition"] == "l1"  # the constructor's arguments are still recorded
+
+    class Subclass(kaa.CompetitiveReLU):
+        pass
+
+    assert Subclass().name == "subclass"  # a user's subclass is named by Keras, from its own class
