@@ -439,24 +439,26 @@ def parse_args():
     )
 
 
-def main():
-    args = parse_args()
-    begin = time.perf_counter()
-    data = load_data(args.quick)
+def run_grid(args, data, run_one, describe):
+    """Every configuration for every seed, seed by seed (an interrupted run keeps complete pairs).
+
+    Prints `describe(config, seed, run)` after each run and checks that the configurations of a seed
+    started from the same weights. Returns `(runs, jit_compile)`.
+    """
     jit_compile = not args.quick  # a smoke run executes eagerly: compiling would take most of its time
     runs = []
-    for seed in args.seeds:  # seed by seed, so that an interrupted run still has complete pairs
+    for seed in args.seeds:
         for config in args.configs:
             run = run_one(config, seed, data, args.epochs, jit_compile)
             runs.append(run)
-            print(
-                f"{config:>30} seed {seed}: test accuracy {run['accuracy']:.4f}, loss {run['loss']:.4f}, "
-                f"{run['seconds']:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(describe(config, seed, run), file=sys.stderr, flush=True)
     check_same_start(runs)
-    results = {
+    return runs, jit_compile
+
+
+def grid_results(args, data, runs, jit_compile, configs, baseline, begin, **extra):
+    """The JSON of a claims experiment: its command and settings, `extra`, every run and the summary."""
+    return {
         "command": shlex.join(["python", *sys.argv]),
         "quick": args.quick,
         "seeds": args.seeds,
@@ -465,12 +467,28 @@ def main():
         "jit_compile": jit_compile,
         "n_train": len(data[0]),
         "n_test": len(data[1]),
+        **extra,
         "machine": machine_description(include_jax=False),
-        "labels": {config: CONFIGS[config][0] for config in args.configs},
+        "labels": {config: configs[config][0] for config in args.configs},
         "runs": runs,
-        "summary": summarise(runs, args.configs, BASELINE),
+        "summary": summarise(runs, args.configs, baseline),
         "total_seconds": time.perf_counter() - begin,
     }
+
+
+def main():
+    args = parse_args()
+    begin = time.perf_counter()
+    data = load_data(args.quick)
+
+    def describe(config, seed, run):
+        return (
+            f"{config:>30} seed {seed}: test accuracy {run['accuracy']:.4f}, loss {run['loss']:.4f}, "
+            f"{run['seconds']:.1f} s"
+        )
+
+    runs, jit_compile = run_grid(args, data, run_one, describe)
+    results = grid_results(args, data, runs, jit_compile, CONFIGS, BASELINE, begin)
     publish(markdown_report(results), results, args)
 
 

@@ -48,8 +48,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
-import sys
 import time
 import warnings
 
@@ -58,17 +56,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-from activation_speed import machine_description, publish
+from activation_speed import publish
 from claims_competitive_relu import (
     batches,
     check_claims_args,
     claims_parser,
     fit_and_evaluate,
+    grid_results,
     logits_metrics,
     machine_line,
     mean_std,
     per_seed_table,
     pm,
+    run_grid,
     runs_of,
     signed_pm,
     summarise,
@@ -196,14 +196,6 @@ def run_one(config, seed, data, epochs, jit_compile):
     }
 
 
-def check_same_start(runs):
-    """Raises if two configurations of one seed did not start from the same trainable weights."""
-    for seed in {run["seed"] for run in runs}:
-        digests = {run["config"]: run["initial_weights_sha256"] for run in runs if run["seed"] == seed}
-        if len(set(digests.values())) > 1:
-            raise RuntimeError(f"seed {seed}: the configurations started from different weights: {digests}")
-
-
 def majority_accuracy(data):
     """Test accuracy of always answering the most frequent training label: the floor to beat."""
     _, _, y_train, y_test = data
@@ -288,36 +280,25 @@ def main():
     args = parse_args()
     begin = time.perf_counter()
     data = load_data(args.quick)
-    jit_compile = not args.quick  # a smoke run executes eagerly: compiling would take most of its time
-    runs = []
-    for seed in args.seeds:  # seed by seed, so that an interrupted run still has complete pairs
-        for config in args.configs:
-            run = run_one(config, seed, data, args.epochs, jit_compile)
-            runs.append(run)
-            print(
-                f"{config:>14} seed {seed}: test accuracy {run['accuracy']:.4f}, loss {run['loss']:.4f}, "
-                f"train accuracy {run['train_accuracy']:.4f}, {run['seconds']:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-    check_same_start(runs)
-    results = {
-        "command": shlex.join(["python", *sys.argv]),
-        "quick": args.quick,
-        "seeds": args.seeds,
-        "epochs": args.epochs,
-        "configs": args.configs,
-        "jit_compile": jit_compile,
-        "n_train": len(data[0]),
-        "n_test": len(data[1]),
-        "n_train_eval": min(N_TRAIN_EVAL, len(data[0])),
-        "majority_accuracy": majority_accuracy(data),
-        "machine": machine_description(include_jax=False),
-        "labels": {config: CONFIGS[config][0] for config in args.configs},
-        "runs": runs,
-        "summary": summarise(runs, args.configs, BASELINE),
-        "total_seconds": time.perf_counter() - begin,
-    }
+
+    def describe(config, seed, run):
+        return (
+            f"{config:>14} seed {seed}: test accuracy {run['accuracy']:.4f}, loss {run['loss']:.4f}, "
+            f"train accuracy {run['train_accuracy']:.4f}, {run['seconds']:.1f} s"
+        )
+
+    runs, jit_compile = run_grid(args, data, run_one, describe)
+    results = grid_results(
+        args,
+        data,
+        runs,
+        jit_compile,
+        CONFIGS,
+        BASELINE,
+        begin,
+        n_train_eval=min(N_TRAIN_EVAL, len(data[0])),
+        majority_accuracy=majority_accuracy(data),
+    )
     publish(markdown_report(results), results, args)
 
 
