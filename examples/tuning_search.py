@@ -21,9 +21,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
 import keras_tuner
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
+from keras_adaptive_acts.compare import load_dataset
 from keras_adaptive_acts.tuning import ActivationHyperModel
 
 
@@ -55,18 +54,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     max_trials, epochs = (2, 1) if args.quick else (10, 20)
 
-    digits = load_digits()
-    x = (digits.data / 16.0).astype("float32")  # pixel values are 0..16
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, digits.target, test_size=0.25, random_state=0, stratify=digits.target
-    )
+    x_train, y_train, x_val, y_val = load_dataset("digits")  # 8x8 digits in [0, 1], fixed 75/25 split
 
     keras.utils.set_random_seed(args.seed)
     with tempfile.TemporaryDirectory(prefix="kaa-tuning-") as temporary:
         tuner = keras_tuner.RandomSearch(
-            ActivationHyperModel(
-                build
-            ),  # or ActivationHyperModel(build, choices=["relu", "competitive_relu"])
+            # or ActivationHyperModel(build, choices=["relu", "competitive_relu"])
+            ActivationHyperModel(build),
             objective="val_accuracy",
             max_trials=max_trials,
             seed=args.seed,

@@ -27,7 +27,7 @@ except ImportError as error:  # keras-tuner itself, or tensorboard, which it imp
         f'pip install "keras-adaptive-acts[tuner]" (import failed: {error})'
     ) from error
 
-from keras_adaptive_acts.compare import activation_class
+from keras_adaptive_acts import compare
 from keras_adaptive_acts.layers import (
     CompetitiveReLU,
     JSquaredReLU,
@@ -37,6 +37,7 @@ from keras_adaptive_acts.layers import (
 )
 from keras_adaptive_acts.layers.competitive_relu import INIT_PRESETS
 from keras_adaptive_acts.ops.competitive import COMPETITIONS
+from keras_adaptive_acts.validation import check_integer
 
 __all__ = [
     "DEFAULT_CHOICES",
@@ -123,7 +124,7 @@ def _choice_value(name: Any) -> str:
     """The canonical choice value (a `SEARCH_SPACES` key) of a name such as "CompetitiveReLU"."""
     if not isinstance(name, str):
         raise ValueError(f"Activation choices are names (strings). Received: {name!r}")
-    layer = activation_class(name)
+    layer = compare.activation_class(name)
     for value, space in SEARCH_SPACES.items():
         if space.layer is layer:
             return value
@@ -362,9 +363,6 @@ def search_activations(
         best first: `trial`, `activation`, `arguments` (the choice's searched values, by argument
         name) and `val_accuracy`.
     """
-    from keras_adaptive_acts import compare
-    from keras_adaptive_acts.validation import check_integer
-
     for name, value, minimum in (("max_trials", max_trials, 1), ("epochs", epochs, 1), ("seed", seed, 1)):
         check_integer(name, value, minimum=minimum)
     check_integer("batch_size", batch_size, minimum=1)
