@@ -1,9 +1,12 @@
-"""Test configuration: the Keras backend is chosen before anything imports keras."""
+"""Test configuration: the Keras backend (and JAX's 64-bit mode) is chosen before anything imports keras."""
 
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX computes in float32 unless 64-bit types are enabled before it is imported; the float64 checks
+# (finite differences, dtype policies) need them.
+os.environ.setdefault("JAX_ENABLE_X64", "1")
 
 import keras
 import pytest

@@ -1,12 +1,46 @@
 """The project's small test helper (Keras' private `keras.src.testing` is not a dependency).
 
-Backend-neutral where it can be: gradients dispatch on `keras.backend.backend()`.
+Backend-neutral where it can be: gradients and XLA compilation dispatch on `keras.backend.backend()`.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import numpy as np
+import pytest
+
+BACKEND = keras.backend.backend()
+
+# XLA for `compile(jit_compile=...)`: TensorFlow and JAX. On PyTorch Keras calls `torch.compile`
+# instead (not XLA, and it re-runs Python for graph breaks): tests that count traces run eagerly there.
+JIT_COMPILE = BACKEND != "torch"
+
+
+def float64_tolerance(rtol, atol=0.0):
+    """`assert_allclose` tolerances for a float64 computation: as given on TensorFlow.
+
+    Outside TensorFlow, Keras computes unary float64 ops (tanh, exp, ...) in float32
+    (`keras.backend.result_type` maps float64 to float32 on JAX and PyTorch), so "float64" results
+    agree with a float64 reference only to float32 precision there.
+    """
+    if BACKEND == "tensorflow":
+        return {"rtol": rtol, "atol": atol}
+    return {"rtol": max(rtol, 2e-5), "atol": max(atol, 1e-6)}
+
+
+def tensorflow_or_skip():
+    """TensorFlow, for tf.data (which Keras reads on every backend) and TensorBoard event files.
+
+    Skips the test, with the reason printed, where TensorFlow is not installed (a PyTorch-only setup).
+    """
+    return pytest.importorskip("tensorflow", reason="needs TensorFlow (tf.data), which is not installed")
+
+
+requires_tensorflow = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason=f"TensorFlow-only API (tf.function, tf.data, ...); backend is {BACKEND}"
+)
 
 
 def vjp(fn, inputs, upstream):
@@ -36,6 +70,87 @@ def vjp(fn, inputs, upstream):
     else:
         raise NotImplementedError(f"vjp() does not support the {backend!r} backend")
     return keras.ops.convert_to_numpy(out), [keras.ops.convert_to_numpy(g) for g in grads]
+
+
+def layer_vjp(layer, inputs, upstream, training=False):
+    """Output of `layer(inputs)` and the gradients of `sum(output * upstream)`.
+
+    Returns `(output, input_gradient, {weight.path: gradient})` over the trainable weights, as
+    NumPy arrays. `inputs` is one array (or a list, for multi-input layers: then the input gradient
+    is a list). On JAX the call is `stateless_call`, so it sees the weights as traced values.
+    """
+    multiple = isinstance(inputs, (list, tuple))
+    arrays = [np.asarray(v) for v in (inputs if multiple else [inputs])]
+    if not layer.built:  # a symbolic call builds it without drawing noise
+        specs = [keras.KerasTensor(v.shape, dtype=str(v.dtype)) for v in arrays]
+        layer(specs if multiple else specs[0])
+    weights = list(layer.trainable_variables)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.convert_to_tensor(v) for v in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            out = layer(tensors if multiple else tensors[0], training=training)
+        grads = tape.gradient(out, [*tensors, *weights], output_gradients=tf.cast(upstream, out.dtype))
+    elif BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        def call(values, *tensors):
+            args = list(tensors) if multiple else tensors[0]
+            return layer.stateless_call(values, non_trainable, args, **_training_kwarg(layer, training))[0]
+
+        out, pullback = jax.vjp(call, [w.value for w in weights], *[jnp.asarray(v) for v in arrays])
+        weight_grads, *input_grads = pullback(jnp.asarray(upstream, out.dtype))
+        grads = [*input_grads, *weight_grads]
+    elif BACKEND == "torch":
+        import torch
+
+        tensors = [torch.tensor(np.asarray(v), requires_grad=True) for v in arrays]
+        out = layer(tensors if multiple else tensors[0], training=training)
+        grads = torch.autograd.grad(
+            out,
+            [*tensors, *(w.value for w in weights)],
+            torch.as_tensor(upstream, dtype=out.dtype),
+            allow_unused=True,  # a weight the call did not use gets a zero gradient, as on TF and JAX
+            materialize_grads=True,
+        )
+    else:
+        raise NotImplementedError(f"layer_vjp() does not support the {BACKEND!r} backend")
+    grads = [keras.ops.convert_to_numpy(g) for g in grads]
+    input_grads, weight_grads = grads[: len(arrays)], grads[len(arrays) :]
+    return (
+        keras.ops.convert_to_numpy(out),
+        input_grads if multiple else input_grads[0],
+        {w.path: g for w, g in zip(weights, weight_grads, strict=True)},
+    )
+
+
+def jit_call(layer, inputs, training=False):
+    """`layer(inputs)` compiled with XLA (TensorFlow, JAX); eager on PyTorch (see JIT_COMPILE)."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda v: layer(v, training=training), jit_compile=True)(inputs)
+    if BACKEND == "jax":
+        import jax
+
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        def call(trainable, non_trainable, v):
+            return layer.stateless_call(trainable, non_trainable, v, **_training_kwarg(layer, training))[0]
+
+        return jax.jit(call)(trainable, non_trainable, inputs)
+    return layer(inputs, training=training)
+
+
+def _training_kwarg(layer, training):
+    """`stateless_call` passes keywords straight to `call`, which may not take `training`."""
+    return {"training": training} if "training" in inspect.signature(layer.call).parameters else {}
 
 
 def numeric_vjp(fn, inputs, upstream, delta=1e-6):

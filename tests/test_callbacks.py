@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import TraceCounter
+from layer_testing import JIT_COMPILE, TraceCounter
 
 import keras_adaptive_acts as kaa
 from keras_adaptive_acts import NoisyHardSigmoid, NoisyHardTanh
@@ -109,6 +109,9 @@ def test_each_step_of_a_fit_uses_the_schedule_of_its_unit(schedule, unit):
     )
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="Keras' PyTorch trainer has no steps_per_execution > 1"
+)
 def test_steps_per_execution_counts_every_step_of_a_short_last_execution():
     model, (layer, *_), _ = noisy_mlp()
     model.compile("sgd", "mse", steps_per_execution=2)
@@ -135,7 +138,7 @@ def test_initial_epoch_resumes_an_epoch_schedule():
 
 def test_compiled_fit_anneals_every_noisy_layer_without_retracing():
     model, layers, counter = noisy_mlp()
-    model.compile(keras.optimizers.Adam(1e-3), "mse", jit_compile=True)
+    model.compile(keras.optimizers.Adam(1e-3), "mse", jit_compile=JIT_COMPILE)
     callback = NoiseAnnealing(2.0, 0.1, duration=20, schedule="cosine")
     x, y = data(16)
     before = counter.traces
@@ -146,12 +149,14 @@ def test_compiled_fit_anneals_every_noisy_layer_without_retracing():
     for layer in layers:
         np.testing.assert_allclose(c_of(layer), np.float32(expected[-1]), rtol=1e-6)
     traced = counter.traces - before
-    assert 1 <= traced <= 2  # traced once (or twice), not once per step as c changed 12 times
+    if JIT_COMPILE:  # (an eager step runs the Python body every time)
+        assert 1 <= traced <= 2  # traced once (or twice), not once per step as c changed 12 times
 
     # A second fit restarts the schedule: c changes 8 more times, the compiled step is reused.
     history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[callback])
     np.testing.assert_allclose(history.history["noise_c"], expected[:2], rtol=1e-12)
-    assert counter.traces - before == traced
+    if JIT_COMPILE:
+        assert counter.traces - before == traced
     assert len({c_of(layer) for layer in layers}) == 1
 
 
@@ -210,7 +215,8 @@ def test_finds_noisy_layers_in_nested_models_wrappers_and_rnn_cells():
     inner = keras.Sequential([keras.Input((5,)), keras.layers.Dense(5), NoisyHardTanh(name="inner")])
     x = inputs = keras.Input((3, 5))
     x = keras.layers.TimeDistributed(inner)(x)
-    x = keras.layers.Bidirectional(keras.layers.RNN(NoisyCell(4)), name="birnn")(x)
+    # unroll: on JAX a noisy cell inside `lax.scan` cannot advance its seed (see NoisyLSTMCell)
+    x = keras.layers.Bidirectional(keras.layers.RNN(NoisyCell(4), unroll=True), name="birnn")(x)
     top = NoisyHardTanh(name="top")
     model = keras.Model(inputs, keras.layers.Dense(1)(top(x)))
     birnn = model.get_layer("birnn")

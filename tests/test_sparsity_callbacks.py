@@ -7,9 +7,8 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import ops
-from layer_testing import TraceCounter
+from layer_testing import JIT_COMPILE, TraceCounter, tensorflow_or_skip
 
 import keras_adaptive_acts as kaa
 from keras_adaptive_acts import CompetitiveReLU, MixedActivation
@@ -44,6 +43,8 @@ class Probe(keras.callbacks.Callback):
         self.values = []
 
     def on_train_batch_begin(self, batch, logs=None):
+        if hasattr(self.model, "jax_state_sync"):  # JAX: the trainer holds the values during an epoch
+            self.model.jax_state_sync()
         self.values.append(self.read())
 
 
@@ -70,7 +71,7 @@ def numpy_mixing_model(model, x, t):
 
 def test_mixing_t_follows_the_formula_in_a_compiled_fit_and_ends_on_the_end_activation():
     model, mix, counter = mixing_model()
-    model.compile(keras.optimizers.Adam(1e-3), "mse", jit_compile=True)
+    model.compile(keras.optimizers.Adam(1e-3), "mse", jit_compile=JIT_COMPILE)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
     mixing = ActivationMixing(duration=7)
@@ -83,7 +84,8 @@ def test_mixing_t_follows_the_formula_in_a_compiled_fit_and_ends_on_the_end_acti
     np.testing.assert_allclose(history.history["mixing_t"], expected[3::4], rtol=1e-12)
     assert probe.values[7:] == [1.0] * 5 and history.history["mixing_t"][-1] == 1.0  # exactly 1
     assert [n for n, _ in mixing.history] == list(range(8))
-    assert 1 <= counter.traces - before <= 2  # t changed 8 times, the compiled step was not retraced
+    if JIT_COMPILE:  # (an eager step runs the Python body every time)
+        assert 1 <= counter.traces - before <= 2  # t changed 8 times, the compiled step was not retraced
 
     # t == 1: the model is the end activation alone (NumPy J-SquaredReLU), compiled predict included.
     assert float(value_of(mix.t)) == 1.0
@@ -203,7 +205,7 @@ def test_uplift_during_compiled_training_reaches_one_and_keeps_the_signs():
     model, norm, _, scratch = uplift_model()
     counter = TraceCounter()
     model = keras.Sequential([keras.Input((len(GAMMA),)), *model.layers[:-1], counter, model.layers[-1]])
-    model.compile(keras.optimizers.Adam(0.05), "mse", jit_compile=True)
+    model.compile(keras.optimizers.Adam(0.05), "mse", jit_compile=JIT_COMPILE)
     uplift = GammaUplift(duration=5)
     before = counter.traces
     model.fit(*data(16, 9, seed=1), batch_size=4, epochs=2, verbose=0, callbacks=[uplift])  # 8 steps
@@ -216,7 +218,8 @@ def test_uplift_during_compiled_training_reaches_one_and_keeps_the_signs():
     np.testing.assert_array_equal(np.sign(gamma[large]), np.sign(GAMMA[large]))
     assert np.all(value_of(scratch.gamma) >= 1.0)  # its own constraint; not the callback's business
     assert uplift.scheduled_layers == [norm]
-    assert 1 <= counter.traces - before <= 2  # 8 assignments, no retracing
+    if JIT_COMPILE:
+        assert 1 <= counter.traces - before <= 2  # 8 assignments, no retracing
 
 
 def test_uplift_by_epoch_on_chosen_layers_and_resumed():
@@ -333,6 +336,7 @@ def test_monitoring_does_not_change_training():
 
 
 def test_every_and_chosen_layers():
+    tf = tensorflow_or_skip()
     model = dropout_model()
     model.compile("sgd", "mse")
     x, y = sample_and_targets()
@@ -346,6 +350,7 @@ def test_every_and_chosen_layers():
 
 def scalars(log_dir):
     """{tag: [values]} of the scalars in every event file under `log_dir`."""
+    tf = tensorflow_or_skip()  # TensorBoard event files are read with TensorFlow
     found = {}
     for path in sorted(glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True)):
         for event in tf.compat.v1.train.summary_iterator(path):
@@ -389,6 +394,7 @@ def test_only_callbacks_after_the_monitors_see_their_values():
 
 def test_tensorboard_after_the_monitors_receives_their_scalars(tmp_path):
     pytest.importorskip("tensorboard", reason="keras.callbacks.TensorBoard needs the tensorboard package")
+    tensorflow_or_skip()  # so does Keras' TensorBoard callback
     model, data_x, data_y = small_competitive_model()
     after, before = str(tmp_path / "after"), str(tmp_path / "before")
     callbacks = [
@@ -407,6 +413,7 @@ def test_tensorboard_after_the_monitors_receives_their_scalars(tmp_path):
 
 
 def test_sparsity_monitor_errors():
+    tf = tensorflow_or_skip()
     x = np.ones((4, 16), "float32")
     for kwargs, message in [
         ({"every": 0}, "every=0"),

@@ -216,7 +216,8 @@ class ZerothBias(keras.layers.Layer):
     def call(self, inputs):
         length = ops.shape(inputs)[1]
         self._check_length(length)
-        bias = ops.slice(self.b0, [0, 0], [length, self.b0.shape[1]])
+        # A variable is converted first: JAX refuses to trace one passed straight to `slice`.
+        bias = ops.slice(ops.convert_to_tensor(self.b0), [0, 0], [length, self.b0.shape[1]])
         return inputs + ops.cast(bias, inputs.dtype)
 
     def compute_output_shape(self, input_shape):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor
@@ -36,6 +37,15 @@ def linearization(x, base: str):
 def hard_function(x, base: str):
     """h(x) for base "tanh" or "sigmoid"."""
     return hard_tanh(x) if base == "tanh" else hard_sigmoid(x)
+
+
+def _as_tensors(x, *values):
+    """`x` as a tensor, and the NumPy arrays among `values` as tensors of its dtype.
+
+    PyTorch cannot multiply a NumPy array by a tensor; scalars and tensors pass unchanged.
+    """
+    x = ops.convert_to_tensor(x)
+    return (x, *(ops.convert_to_tensor(v, x.dtype) if isinstance(v, np.ndarray) else v for v in values))
 
 
 def output_range(base: str) -> tuple[float, float]:
@@ -81,6 +91,7 @@ def noisy_output(
     Returns:
         A tensor of `x`'s shape and dtype.
     """
+    x, p, c, xi = _as_tensors(x, p, c, xi)
     h = hard_function(x, base)
     if alpha == 1:  # d == 0: no noise, and alpha*h + (1-alpha)*u == h
         return h
@@ -129,6 +140,7 @@ def noisy_input(
     Returns:
         A tensor of `x`'s shape and dtype.
     """
+    x, c, xi, p = _as_tensors(x, c, xi, p)
     if xi is None:
         return hard_function(x, base)
     if mode == "input":

@@ -8,7 +8,17 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import assert_config_round_trip, assert_keras_file_round_trip, vjp, weight_values
+from layer_testing import (
+    JIT_COMPILE,
+    assert_config_round_trip,
+    assert_keras_file_round_trip,
+    float64_tolerance,
+    jit_call,
+    layer_vjp,
+    requires_tensorflow,
+    vjp,
+    weight_values,
+)
 
 from keras_adaptive_acts import CompetitiveReLU
 
@@ -37,14 +47,11 @@ def random_input(shape, seed=0, dtype="float32"):
 @pytest.mark.parametrize("K", [2.0, 3.0, 1.5, 10.0])
 @pytest.mark.parametrize("kind", sorted(SHAPES))
 def test_equals_relu_to_the_last_bit_at_initialisation(competition, K, kind):
-    import tensorflow as tf
-
     x = random_input(SHAPES[kind], seed=1)
     layer = CompetitiveReLU(competition=competition, K=K)
     relu = np.maximum(x, 0)
     np.testing.assert_array_equal(ops.convert_to_numpy(layer(x)), relu)
-    jitted = tf.function(layer, jit_compile=True)
-    np.testing.assert_array_equal(jitted(tf.constant(x)).numpy(), relu)
+    np.testing.assert_array_equal(ops.convert_to_numpy(jit_call(layer, x)), relu)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -62,10 +69,14 @@ def test_equals_relu_to_the_last_bit_under_mixed_precision(policy, dtype_policy)
 def test_layer_matches_numpy_reference(kind, competition):
     x = random_input(SHAPES[kind], seed=3)
     layer = CompetitiveReLU(competition=competition, init="competition")
-    np.testing.assert_allclose(layer(x), numpy_carelu(x, 2.0, -1.0, competition), rtol=2e-6, atol=1e-6)
+    # p near 0.5 makes s = 2 tanh(2p - 1) cancel: float32 sums in another order (JAX) move the
+    # output by a few 1e-6.
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x)), numpy_carelu(x, 2.0, -1.0, competition), rtol=2e-6, atol=5e-6
+    )
     per_channel = CompetitiveReLU(competition=competition, init="competition", axis=-1)
     expected = numpy_carelu(x, 2.0, -1.0, competition, axes=(x.ndim - 1,))
-    np.testing.assert_allclose(per_channel(x), expected, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(per_channel(x)), expected, rtol=2e-6, atol=5e-6)
 
 
 def test_second_input_measures_p_on_the_source():
@@ -74,7 +85,7 @@ def test_second_input_measures_p_on_the_source():
     layer = CompetitiveReLU(init="competition", dtype="float64")
     out = ops.convert_to_numpy(layer([z, source]))
     p = np.sum(np.maximum(source, 0) ** 2, 1, keepdims=True) / (np.sum(source**2, 1, keepdims=True) + 1e-6)
-    np.testing.assert_allclose(out, np.maximum(2 * np.tanh(2 * p - 1) * z, 0), rtol=1e-12)
+    np.testing.assert_allclose(out, np.maximum(2 * np.tanh(2 * p - 1) * z, 0), **float64_tolerance(1e-12))
     assert layer.compute_output_shape([(None, 10), (None, 10)]) == (None, 10)
 
 
@@ -84,22 +95,17 @@ def test_layer_gradients_of_alpha_and_beta_match_finite_differences():
     layer = CompetitiveReLU(competition="l1", init="competition", dtype="float64")
     layer.build(x.shape)
 
-    def with_weights(alpha, beta):
-        layer.alpha.assign(alpha)
-        layer.beta.assign(beta)
-        return float(np.sum(ops.convert_to_numpy(layer(x)) * upstream))
-
-    import tensorflow as tf
+    def objective(alpha, beta):  # NumPy float64, independent of the backend
+        return float(np.sum(numpy_carelu(x, alpha, beta, "l1") * upstream))
 
     layer.alpha.assign(0.7)
     layer.beta.assign(-0.2)
-    with tf.GradientTape() as tape:
-        out = layer(x)
-    d_alpha, d_beta = tape.gradient(out, [layer.alpha, layer.beta], output_gradients=upstream)
+    _, _, grads = layer_vjp(layer, x, upstream)
     h = 1e-6
-    numeric_alpha = (with_weights(0.7 + h, -0.2) - with_weights(0.7 - h, -0.2)) / (2 * h)
-    numeric_beta = (with_weights(0.7, -0.2 + h) - with_weights(0.7, -0.2 - h)) / (2 * h)
-    np.testing.assert_allclose([float(d_alpha), float(d_beta)], [numeric_alpha, numeric_beta], rtol=1e-6)
+    numeric_alpha = (objective(0.7 + h, -0.2) - objective(0.7 - h, -0.2)) / (2 * h)
+    numeric_beta = (objective(0.7, -0.2 + h) - objective(0.7, -0.2 - h)) / (2 * h)
+    actual = [float(grads[layer.alpha.path]), float(grads[layer.beta.path])]
+    np.testing.assert_allclose(actual, [numeric_alpha, numeric_beta], **float64_tolerance(1e-6))
 
 
 def _small_model(activation, input_shape=(8,)):
@@ -109,18 +115,16 @@ def _small_model(activation, input_shape=(8,)):
 
 
 def test_jit_compiled_fit_step_moves_alpha_and_beta_by_the_eager_gradient():
-    import tensorflow as tf
-
     keras.utils.set_random_seed(0)
     x, y = random_input((32, 8), seed=7), random_input((32, 3), seed=8)
     model = _small_model(CompetitiveReLU())
     learning_rate = 0.1
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse", jit_compile=True)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse", jit_compile=JIT_COMPILE)
     layer = model.layers[1]
     before = weight_values(layer)
-    with tf.GradientTape() as tape:
-        loss = keras.losses.MeanSquaredError()(y, model(x))
-    eager = dict(zip(before, (g.numpy() for g in tape.gradient(loss, layer.trainable_weights)), strict=True))
+    # d(mean squared error)/d(output), then the eager gradient of the weights through the model
+    upstream = 2.0 * (ops.convert_to_numpy(model(x)) - y) / y.size
+    _, _, eager = layer_vjp(model, x, upstream)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
     after = weight_values(layer)
     for path, value in before.items():
@@ -140,7 +144,7 @@ def test_mixed_precision_forward_and_jit_fit(policy, dtype_policy):
         ops.convert_to_numpy(ops.cast(out, "float32")), numpy_carelu(rounded, 2, -1), rtol=2e-2
     )
     model = _small_model(CompetitiveReLU())
-    model.compile(optimizer="adam", loss="mse", jit_compile=True)
+    model.compile(optimizer="adam", loss="mse", jit_compile=JIT_COMPILE)
     before = weight_values(model.layers[1])
     history = model.fit(random_input((16, 8)), random_input((16, 3)), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -148,6 +152,17 @@ def test_mixed_precision_forward_and_jit_fit(policy, dtype_policy):
 
 
 def test_unknown_batch_size_in_functional_model_and_xla():
+    inputs = keras.Input((5, 5, 3))
+    model = keras.Model(inputs, CompetitiveReLU(init="competition", axis=(1, 2))(inputs))
+    for batch in (1, 3, 7):
+        x = random_input((batch, 5, 5, 3), seed=batch)
+        expected = numpy_carelu(x, 2, -1, axes=(1, 2))
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=2e-6, atol=1e-6)
+        np.testing.assert_allclose(ops.convert_to_numpy(jit_call(model, x)), expected, rtol=2e-6, atol=1e-6)
+
+
+@requires_tensorflow
+def test_one_xla_function_serves_every_batch_size():
     import tensorflow as tf
 
     inputs = keras.Input((5, 5, 3))
@@ -156,7 +171,6 @@ def test_unknown_batch_size_in_functional_model_and_xla():
     for batch in (1, 3, 7):
         x = random_input((batch, 5, 5, 3), seed=batch)
         expected = numpy_carelu(x, 2, -1, axes=(1, 2))
-        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=2e-6, atol=1e-6)
         np.testing.assert_allclose(jitted(x).numpy(), expected, rtol=2e-6, atol=1e-6)
 
 
@@ -203,7 +217,9 @@ def test_keras_file_round_trip_sequential(tmp_path):
     loaded = assert_keras_file_round_trip(model, x, tmp_path / "sequential.keras")
     layer = loaded.layers[1]
     assert isinstance(layer, CompetitiveReLU) and layer.competition == "count" and layer.K == 3.0
-    np.testing.assert_array_equal(layer.alpha.numpy(), model.layers[1].alpha.numpy())
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(layer.alpha), ops.convert_to_numpy(model.layers[1].alpha)
+    )
 
 
 def test_keras_file_round_trip_functional_with_batchnorm_source(tmp_path):
@@ -286,7 +302,9 @@ def test_bad_constructor_arguments(kwargs, match):
 def test_k_below_one_is_accepted_with_the_competition_preset():
     layer = CompetitiveReLU(K=0.5, init="competition")
     x = random_input((2, 6), seed=15)
-    np.testing.assert_allclose(layer(x), numpy_carelu(x, 2, -1, K=0.5), rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x)), numpy_carelu(x, 2, -1, K=0.5), rtol=2e-6, atol=1e-7
+    )
 
 
 @pytest.mark.parametrize(
@@ -310,17 +328,12 @@ def test_second_input_of_another_shape_is_rejected():
 
 
 def test_all_zero_input_gives_zero_output_and_zero_weight_gradients():
-    import tensorflow as tf
-
     layer = CompetitiveReLU(init="competition")
-    x = tf.zeros((3, 4, 4, 2))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        out = layer(x)
-    grads = tape.gradient(out, [x, layer.alpha, layer.beta])
-    np.testing.assert_array_equal(out.numpy(), 0.0)
-    for grad in grads:
-        np.testing.assert_array_equal(grad.numpy(), 0.0)
+    x = np.zeros((3, 4, 4, 2), "float32")
+    out, dx, weight_grads = layer_vjp(layer, x, np.ones_like(x))
+    np.testing.assert_array_equal(out, 0.0)
+    for grad in [dx, *weight_grads.values()]:
+        np.testing.assert_array_equal(grad, 0.0)
 
 
 def test_nan_in_one_sample_leaves_the_other_samples_alone():

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import away_from_zero, numeric_vjp, vjp
+from layer_testing import away_from_zero, float64_tolerance, numeric_vjp, vjp
 
 from keras_adaptive_acts.ops import competition_share, competitive_relu, competitive_scale
 
@@ -101,7 +101,7 @@ def test_gradient_matches_finite_differences(competition, shape, axis, axes, alp
         upstream,
     )
     for actual, numeric in zip(grads, expected, strict=True):
-        np.testing.assert_allclose(actual, numeric, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(actual, numeric, **float64_tolerance(1e-6, 1e-7))
 
 
 @pytest.mark.parametrize("competition", ["energy", "l1"])
@@ -116,9 +116,9 @@ def test_gradient_matches_autodiff_of_the_plain_formula(competition, axis):
     auto_out, auto_grads = vjp(
         lambda x, a, b: plain_formula(x, a, b, competition, 2.0, 1e-6, axes), inputs, upstream
     )
-    np.testing.assert_allclose(out, auto_out, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out, auto_out, **float64_tolerance(1e-12, 1e-14))
     for actual, autodiff in zip(grads, auto_grads, strict=True):
-        np.testing.assert_allclose(actual, autodiff, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(actual, autodiff, **float64_tolerance(1e-10, 1e-12))
 
 
 @pytest.mark.parametrize("competition", COMPETITIONS)
@@ -136,7 +136,7 @@ def test_second_input_gradients_match_finite_differences(competition):
         upstream,
     )
     for actual, numeric in zip(grads, expected, strict=True):
-        np.testing.assert_allclose(actual, numeric, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(actual, numeric, **float64_tolerance(1e-6, 1e-7))
     if competition == "count":
         np.testing.assert_array_equal(grads[1], 0.0)  # no gradient through the count
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import numeric_vjp, vjp
+from layer_testing import float64_tolerance, numeric_vjp, vjp
 
 from keras_adaptive_acts.ops import (
     hoyer_square_penalty,
@@ -51,9 +51,9 @@ def test_penalties_and_their_gradients_match_numpy(shape):
     ]
     for op, reference, x in cases:
         value, (grad,) = vjp(op, [x], np.float64(1.0))
-        np.testing.assert_allclose(value, reference(x), rtol=1e-10)
+        np.testing.assert_allclose(value, reference(x), **float64_tolerance(1e-10))
         (numeric,) = numeric_vjp(reference, [x], 1.0)
-        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(grad, numeric, **float64_tolerance(1e-5, 1e-8))
 
 
 def test_hoyer_bounds_and_zero_rows():
