@@ -13,6 +13,7 @@ import pytest
 if keras.backend.backend() != "tensorflow":
     pytest.skip("SavedModel export for TF Serving needs the TensorFlow backend", allow_module_level=True)
 import tensorflow as tf
+from every_layer_model import FEATURES, STEPS, every_layer, functional_model, sample
 
 import keras_adaptive_acts as kaa
 from keras_adaptive_acts.export import (
@@ -22,46 +23,10 @@ from keras_adaptive_acts.export import (
     export_for_serving,
     verify_serving,
 )
-from keras_adaptive_acts.regularizers import ActivationL1
-
-STEPS, FEATURES = 6, 4
-
-
-def every_layer():
-    """One instance of every layer of the package, in an order that accepts (batch, STEPS, FEATURES)."""
-    return [
-        keras.layers.Dense(8),
-        kaa.RestrictedLayerNormalization(),
-        kaa.CompetitiveReLU(axis=-1),
-        kaa.ZerothBias(max_len=STEPS),
-        kaa.SparsifiedMLP(hidden_units=8, max_len=STEPS),
-        kaa.MixedActivation(t=0.5),
-        kaa.JSquaredReLU(),
-        kaa.ActivitySparsity(ActivationL1(0.01)),
-        kaa.RReLU(seed=1),
-        keras.layers.RNN(kaa.NoisyLSTMCell(8, seed=2), return_sequences=True),
-        keras.layers.RNN(kaa.NoisyGRUCell(8, seed=3)),
-        kaa.NoisyHardTanh(seed=4),
-        keras.layers.Dense(8),
-        kaa.NoisyHardSigmoid(seed=5),
-        keras.layers.Dense(3, name="scores"),
-    ]
-
-
-def functional_model():
-    inputs = keras.Input((STEPS, FEATURES), name="sequence")
-    outputs = inputs
-    for layer in every_layer():
-        outputs = layer(outputs)
-    return keras.Model(inputs, outputs, name="every_layer")
 
 
 def sequential_model():
     return keras.Sequential([keras.Input((STEPS, FEATURES), name="sequence"), *every_layer()])
-
-
-def sample(rows=5, scale=1.0, seed=0):
-    return (scale * np.random.default_rng(seed).standard_normal((rows, STEPS, FEATURES))).astype("float32")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,54 @@
+"""A model with one of every layer of the package, shared by the export, backend and distribution tests."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+import keras_adaptive_acts as kaa
+from keras_adaptive_acts.regularizers import ActivationL1
+
+STEPS, FEATURES, CLASSES = 6, 4, 3
+
+
+def every_layer(deterministic: bool = False, unroll: bool = False) -> list[keras.layers.Layer]:
+    """One instance of every layer of the package, in an order that accepts (batch, STEPS, FEATURES).
+
+    `deterministic` turns each layer's noise off by its own arguments: `c=0` multiplies the noise of
+    every noisy unit by 0 (it is still drawn: the streams advance) and `lower == upper` fixes RReLU's
+    slope. `unroll` unrolls the recurrent layers: on JAX, noisy cells train only unrolled.
+    """
+    c = {"c": 0.0} if deterministic else {}
+    cell = {"gate_c": 0.0, "activation_c": 0.0} if deterministic else {}
+    slope = {"lower": 0.2, "upper": 0.2} if deterministic else {}
+    return [
+        keras.layers.Dense(8),
+        kaa.RestrictedLayerNormalization(),
+        kaa.CompetitiveReLU(axis=-1),
+        kaa.ZerothBias(max_len=STEPS),
+        kaa.SparsifiedMLP(hidden_units=8, max_len=STEPS),
+        kaa.MixedActivation(t=0.5),
+        kaa.JSquaredReLU(),
+        kaa.ActivitySparsity(ActivationL1(0.01)),
+        kaa.RReLU(seed=1, **slope),
+        keras.layers.RNN(kaa.NoisyLSTMCell(8, seed=2, **cell), return_sequences=True, unroll=unroll),
+        keras.layers.RNN(kaa.NoisyGRUCell(8, seed=3, **cell), unroll=unroll),
+        kaa.NoisyHardTanh(seed=4, **c),
+        keras.layers.Dense(8),
+        kaa.NoisyHardSigmoid(seed=5, **c),
+        keras.layers.Dense(CLASSES, name="scores"),
+    ]
+
+
+def functional_model(**kwargs) -> keras.Model:
+    """`every_layer(**kwargs)` as a Functional model with the input named "sequence"."""
+    inputs = keras.Input((STEPS, FEATURES), name="sequence")
+    outputs = inputs
+    for layer in every_layer(**kwargs):
+        outputs = layer(outputs)
+    return keras.Model(inputs, outputs, name="every_layer")
+
+
+def sample(rows: int = 5, scale: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Standard normal inputs of shape (rows, STEPS, FEATURES), float32."""
+    return (scale * np.random.default_rng(seed).standard_normal((rows, STEPS, FEATURES))).astype("float32")
