@@ -403,11 +403,17 @@ def markdown_report(results):
         "Inside one compiled training step XLA plans buffers itself, so this is the memory a "
         "framework keeps between the forward and the backward pass, not a peak.",
         "",
-        "| function | bytes per input element | of which the input itself |",
-        "|---|---:|---:|",
+        "| function | bytes per input element | of which the input itself | / ReLU | / autodiff |",
+        "|---|---:|---:|---:|---:|",
     ]
+    per_element = {name: r["bytes_per_element"] for name, r in mem["residuals"].items()}
     for name, r in mem["residuals"].items():
-        lines.append(f"| {name} | {r['bytes_per_element']:.2f} | {r['input_itself_per_element']:.2f} |")
+        autodiff = matching_autodiff(name)
+        vs_autodiff = f"{per_element[name] / per_element[autodiff]:.2f}" if autodiff else ""
+        lines.append(
+            f"| {name} | {per_element[name]:.2f} | {r['input_itself_per_element']:.2f} | "
+            f"{per_element[name] / per_element['ReLU (jax.nn.relu)']:.2f} | {vs_autodiff} |"
+        )
     lines += [
         "",
         f"### Training step of a small CNN (batch {cnn['batch']}, {cnn['image']}x{cnn['image']}x3, XLA)",

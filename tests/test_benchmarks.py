@@ -1,10 +1,13 @@
-"""The experiment benchmarks run end to end in their quick mode (a fresh process, as a user runs it)."""
+"""The experiment benchmarks run end to end in their quick mode (a fresh process, as a user runs it), and
+`benchmarks/run_all.py` splices their sections into docs/benchmarks.md."""
 
+import importlib.util
 import itertools
 import json
 import math
 import os
 import pathlib
+import re
 import statistics
 import subprocess
 import sys
@@ -123,3 +126,214 @@ def test_noisy_lstm_claims_quick_run_writes_consistent_results(tmp_path):
             assert set(run["final_c"].values()) == {0.0}  # noise scales 0: the deterministic baseline
         if run["config"] == "annealed":
             assert run["curve"]["noise_c"][-1] == pytest.approx(0.5)  # annealed down to c_end
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks/run_all.py
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_run_all():
+    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_all"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+run_all = _load_run_all()
+
+
+def _markers(name, body):
+    return f"<!-- run_all: begin {name} -->\n\n{body}\n\n<!-- run_all: end {name} -->\n"
+
+
+PAGE = (
+    "# Benchmarks\n\nHand-written prose.\n\n## Good\n\n"
+    + _markers("good", "old good table")
+    + "\nGood verdict, by hand.\n\n## Bad\n\n"
+    + _markers("bad", "old bad table")
+    + "\n## Other\n\n"
+    + _markers("other", "old other table")
+    + "\nThe end.\n"
+)
+
+# A stand-in benchmark script: writes its report (with the environment it saw) or fails.
+FAKE_SCRIPT = """
+import argparse, json, os, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--quick", action="store_true")
+parser.add_argument("--json")
+parser.add_argument("--markdown")
+parser.add_argument("--plot")
+args = parser.parse_args()
+if os.path.basename(__file__) == "bad.py":
+    print("boom: the benchmark broke")
+    sys.exit(3)
+env = {key: os.environ.get(key) for key in ("KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS")}
+json.dump({"env": env, "quick": args.quick}, open(args.json, "w"))
+report = f"## Fake heading\\n\\nnew table, quick={args.quick}, env={json.dumps(env, sort_keys=True)}\\n"
+open(args.markdown, "w").write(report)
+"""
+
+
+def _fake_benchmarks(tmp_path, gpu=False):
+    benchmarks = {}
+    for name in ("good", "bad", "other"):
+        script = tmp_path / f"{name}.py"
+        script.write_text(FAKE_SCRIPT)
+        benchmarks[name] = run_all.Benchmark(str(script), "speed", 0.1, f"fake {name}", gpu=gpu)
+    return benchmarks
+
+
+def _outside(text, name):
+    """`text` with the inside of `name`'s markers cut out."""
+    start, end = run_all.marker_span(text, name)
+    return text[:start] + text[end:]
+
+
+def test_run_all_splice_replaces_one_section_and_nothing_else():
+    spliced = run_all.splice(PAGE, "good", "new table\n")
+    assert "new table" in spliced and "old good table" not in spliced
+    assert _outside(spliced, "good") == _outside(PAGE, "good")  # prose and other sections untouched
+    assert "old bad table" in spliced and "old other table" in spliced
+    assert run_all.splice(spliced, "good", "new table") == spliced  # splicing is idempotent
+    # blank lines keep the body out of the comments' HTML block
+    assert "<!-- run_all: begin good -->\n\nnew table\n\n<!-- run_all: end good -->" in spliced
+
+
+@pytest.mark.parametrize(
+    ("page", "message"),
+    [
+        (PAGE.replace("<!-- run_all: end bad -->", ""), "no '<!-- run_all: end bad -->' line"),
+        (PAGE + _markers("bad", "again"), "2 '<!-- run_all: begin bad -->' lines"),
+        (
+            PAGE.replace("<!-- run_all: begin bad -->", "@@")
+            .replace("<!-- run_all: end bad -->", "<!-- run_all: begin bad -->")
+            .replace("@@", "<!-- run_all: end bad -->"),
+            "comes before its begin marker",
+        ),
+        ("no markers at all", "no '<!-- run_all: begin bad -->' line"),
+    ],
+)
+def test_run_all_splice_names_a_missing_or_misplaced_marker(page, message):
+    with pytest.raises(run_all.SpliceError, match=re.escape(message)):
+        run_all.splice(page, "bad", "x")
+
+
+def test_run_all_section_body_drops_the_scripts_heading_only():
+    assert (
+        run_all.section_body("## Title\n\nMachine: x\n\n### Sub\n\n| a |\n")
+        == "Machine: x\n\n### Sub\n\n| a |"
+    )
+    assert run_all.section_body("Machine: x\n") == "Machine: x"
+
+
+def test_run_all_the_page_has_markers_for_every_benchmark():
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    sections = list(run_all.BENCHMARKS)
+    sections += [f"{name}-gpu" for name, benchmark in run_all.BENCHMARKS.items() if benchmark.gpu]
+    run_all.check_markers(page, sections)
+    assert all((ROOT / "benchmarks" / b.script).is_file() for b in run_all.BENCHMARKS.values())
+
+
+def test_run_all_list_names_every_benchmark():
+    command = [sys.executable, "benchmarks/run_all.py", "--list"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert listed == {name: benchmark.kind for name, benchmark in run_all.BENCHMARKS.items()}
+    assert listed["activation_speed"] == "speed" and listed["claims_noisy_lstm"] == "quality"
+
+
+def test_run_all_keeps_a_failed_benchmarks_section_and_exits_nonzero(tmp_path, capsys):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    results = tmp_path / "results"
+    argv = ["--only", "bad", "good", "--output", str(page), "--results-dir", str(results), "--device", "cpu"]
+    status = run_all.main(argv, benchmarks=_fake_benchmarks(tmp_path))
+    assert status == 1
+    text = page.read_text()
+    assert "old good table" not in text and "new table, quick=False" in text  # ran after the failure
+    assert "Fake heading" not in text  # the script's heading gives way to the page's
+    start, end = run_all.marker_span(text, "good")
+    first = text[start:end].strip().splitlines()[0]
+    assert (
+        first.startswith("*Written by `python benchmarks/run_all.py --only bad good")
+        and "on the CPU" in first
+    )
+    env = json.loads((results / "good.json").read_text())["env"]
+    assert env == {"KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+    assert _outside(text, "good") == _outside(PAGE, "good")  # the failed and the unselected ones kept
+    assert "boom: the benchmark broke" in (results / "bad.log").read_text()
+    assert "bad on the CPU FAILED (exit status 3)" in capsys.readouterr().err
+    summary = json.loads((results / "run_all.json").read_text())
+    assert {run["name"]: run["status"] for run in summary["runs"]} == {"bad": "failed", "good": "ok"}
+
+
+def test_run_all_checks_every_marker_before_running_anything(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE.replace("<!-- run_all: begin other -->", ""))
+    argv = ["--output", str(page), "--results-dir", str(tmp_path / "results"), "--device", "cpu"]
+    assert run_all.main(argv, benchmarks=_fake_benchmarks(tmp_path)) == 2
+    assert page.read_text() == PAGE.replace("<!-- run_all: begin other -->", "")
+    assert not (tmp_path / "results" / "good.log").exists()  # nothing ran
+
+
+def test_run_all_gpu_runs_go_to_their_own_sections(tmp_path):
+    """The GPU path with a fake device list (no GPU here): a CPU run with GPUs hidden, a GPU run without."""
+    page = tmp_path / "page.md"
+    page.write_text(PAGE + "\n## Good (GPU)\n\n" + _markers("good-gpu", "no GPU figures yet"))
+    results = tmp_path / "results"
+    argv = ["--only", "good", "--output", str(page), "--results-dir", str(results)]
+    fake_gpu = {"tensorflow": ["Fake GPU 9000"], "jax": []}
+    assert (
+        run_all.main(argv, benchmarks=_fake_benchmarks(tmp_path, gpu=True), gpu_detector=lambda: fake_gpu)
+        == 0
+    )
+    text = page.read_text()
+    assert "no GPU figures yet" not in text and "on the GPU (Fake GPU 9000)" in text
+    cpu_env = json.loads((results / "good.json").read_text())["env"]
+    gpu_env = json.loads((results / "good-gpu.json").read_text())["env"]
+    assert cpu_env["CUDA_VISIBLE_DEVICES"] == "" and gpu_env["CUDA_VISIBLE_DEVICES"] != ""
+    # --device gpu without a GPU refuses, and writes nothing
+    before = page.read_text()
+    no_gpu = {"tensorflow": [], "jax": []}
+    argv += ["--device", "gpu"]
+    assert (
+        run_all.main(argv, benchmarks=_fake_benchmarks(tmp_path, gpu=True), gpu_detector=lambda: no_gpu) == 2
+    )
+    assert page.read_text() == before
+
+
+def test_run_all_quick_leaves_the_docs_page_alone(tmp_path, monkeypatch):
+    doc = ROOT / "docs" / "benchmarks.md"
+    before = doc.read_text()
+    fake = _fake_benchmarks(tmp_path)
+    results = tmp_path / "results"
+    argv = ["--quick", "--only", "noisy_speed", "--results-dir", str(results), "--device", "cpu"]
+    assert run_all.main(argv, benchmarks={"noisy_speed": fake["good"]}) == 0
+    assert doc.read_text() == before
+    preview = (results / "benchmarks.md").read_text()  # a copy of the page with the quick section in it
+    assert "new table, quick=True" in preview and "Smoke run (`--quick`)" in preview
+    assert _outside(preview, "noisy_speed") == _outside(before, "noisy_speed")
+
+
+@pytest.mark.slow
+def test_run_all_quick_run_of_a_real_benchmark(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    original = (ROOT / "docs" / "benchmarks.md").read_text()
+    page.write_text(original)
+    command = [sys.executable, "benchmarks/run_all.py", "--quick", "--only", "noisy_speed", "--device", "cpu"]
+    command += ["--output", str(page), "--results-dir", str(tmp_path / "results")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = page.read_text()
+    assert _outside(text, "noisy_speed") == _outside(original, "noisy_speed")
+    start, end = run_all.marker_span(text, "noisy_speed")
+    section = text[start:end]
+    assert "Smoke run (`--quick`)" in section and "Input (8, 8, 8, 16) float32" in section
+    assert "Median of 5 interleaved repetitions" in section and "### Targets" in section
+    raw = json.loads((tmp_path / "results" / "noisy_speed.json").read_text())
+    assert raw["quick"] is True and raw["results"]["shape"] == [8, 8, 8, 16]
