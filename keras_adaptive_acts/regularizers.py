@@ -5,6 +5,8 @@ strength times a per-example quantity averaged over the batch (KL: times a batch
 Keras 3 divides an `activity_regularizer`'s result by the batch size since a fix of January 2026
 (keras-team/keras#22018) and did not before; `__call__`, which Keras calls, compensates for the
 division where this Keras makes it, so the loss Keras adds is `penalty(a)` either way.
+Activations need a batch axis (rank >= 1, `ValueError` for a scalar); an empty batch gives a
+penalty of 0 on every backend (see `keras_adaptive_acts.ops.sparsity`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import functools
 import keras
 from keras import ops
 
-from keras_adaptive_acts.ops.sparsity import hoyer_square_penalty, kl_sparsity_penalty, l1_penalty
+from keras_adaptive_acts.ops.sparsity import check_rho, hoyer_square_penalty, kl_sparsity_penalty, l1_penalty
 from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_number
 
@@ -78,7 +80,8 @@ class HoyerSquare(ActivityPenalty):
 
     Scale-invariant: it rewards few large activations over many small ones without shrinking
     them all. Per example it lies between 1 (one non-zero entry) and n (n entries of one size);
-    an all-zero example counts 0.
+    an all-zero example counts 0. Each example is divided by its largest `|a|` first, so huge
+    activations (float32 squares overflow above about 1e19) give the same value as small ones.
 
     Args:
         strength: >= 0.
@@ -114,9 +117,7 @@ class KLSparsity(ActivityPenalty):
 
     def __init__(self, rho: float = 0.05, strength: float = 1.0):
         super().__init__(strength)
-        self.rho = check_number("rho", rho, minimum=0, strict=True)
-        if self.rho >= 1:
-            raise ValueError(f"`rho` must be in (0, 1). Received: rho={rho!r}")
+        self.rho = check_rho(rho)
 
     def penalty(self, activations):
         return self.strength * kl_sparsity_penalty(activations, self.rho)

@@ -177,6 +177,11 @@ def swap_activations(
     >>> len(report.replaced)
     1
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "`model` must be a keras.Model: swap_activations works on Sequential and Functional models. "
+            f"Received: model={model!r}"
+        )
     if isinstance(targets, str):
         targets = (targets,)
     unknown = [target for target in targets if target not in TARGETS]

@@ -29,6 +29,17 @@ def test_activity_regularizer_adds_exactly_the_penalty_at_any_batch_size(batch):
         np.testing.assert_allclose(float(ops.convert_to_numpy(sparsity.losses[0])), expected, rtol=1e-6)
 
 
+def test_an_empty_batch_adds_a_loss_of_zero_on_every_backend():
+    empty = np.zeros((0, 5), "float32")
+    for regularizer in regularizers():
+        layer = keras.layers.Activation("linear", activity_regularizer=regularizer)
+        layer(empty)
+        sparsity = ActivitySparsity(regularizer)
+        sparsity(empty)
+        for loss in (regularizer.penalty(empty), layer.losses[0], sparsity.losses[0]):
+            assert float(ops.convert_to_numpy(loss)) == 0.0
+
+
 def test_penalty_values_follow_the_documented_formulas():
     a = np.array([[1.0, -2.0, 0.0], [0.0, 0.0, 4.0]], dtype="float32")
     assert float(ActivationL1(0.5).penalty(a)) == pytest.approx(0.5 * (3 + 4) / 2)

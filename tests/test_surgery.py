@@ -176,6 +176,14 @@ def test_bad_arguments(model, replacement, targets, error, match):
         swap_activations(mixed_model(), replacement, targets)
 
 
+@pytest.mark.parametrize("model", ["model", keras.layers.ReLU(), None], ids=["str", "layer", "none"])
+def test_something_other_than_a_model_is_a_type_error(model):
+    with pytest.raises(
+        TypeError, match=r"`model` must be a keras\.Model: swap_activations works on Sequential"
+    ):
+        swap_activations(model, CompetitiveReLU)
+
+
 def test_subclassed_and_unbuilt_models_get_a_clear_error():
     subclassed = Subclassed()
     subclassed(X)

@@ -51,10 +51,11 @@ class CompetitiveReLU(keras.layers.Layer):
 
     Numerics: the statistics are computed in float32 under float16/bfloat16 compute dtypes.
     Integer inputs are cast to the compute dtype. An all-zero slice gives zeros and zero, finite
-    gradients. Slices are independent: a NaN or Inf in one sample makes that sample's
+    gradients. Slices are independent: a NaN or +Inf in one sample makes that sample's
     output NaN (for `energy` and `l1`) and the gradients of `alpha`/`beta` NaN, but leaves the
-    other samples' outputs and input gradients untouched. With `energy`, a finite slice whose
-    sum of squares overflows (|z| above about 1e19 in float32) is NaN as well. Masks are passed
+    other samples' outputs and input gradients untouched; a -Inf only loses (it makes `p` 0).
+    With `energy`, a finite slice whose positive entries' sum of squares overflows (z above
+    about 1e19 in float32) is NaN as well. Masks are passed
     through unchanged; masked entries still take part in the competition of their slice (use
     `axis=-1` for per-timestep competition).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import keras
@@ -17,8 +18,9 @@ class MixedActivation(keras.layers.Layer):
 
     `t` is a non-trainable variable in [0, 1]: the `ActivationMixing` callback raises it from 0
     to 1 during training (the paper fine-tunes ReLU checkpoints into J-SquaredReLU this way),
-    and a compiled train step sees each new value without retracing. At `t == 1` the output is
-    exactly `end(x)` (for finite `start(x)`).
+    and a compiled train step sees each new value without retracing. At `t == 0` the output is
+    exactly `start(x)` and at `t == 1` exactly `end(x)`, even where the other activation
+    overflows (`0 * inf` would be NaN). Parts named by a string follow the layer's dtype policy.
 
     Args:
         start: the activation at `t = 0`: a Keras activation name ("relu", "gelu", ...), the name
@@ -43,8 +45,9 @@ class MixedActivation(keras.layers.Layer):
         self.initial_t = check_number("t", t, minimum=0)
         if self.initial_t > 1:
             raise ValueError(f"`t` must be in [0, 1]. Received: t={t!r}")
-        self.start, self._start_spec = _resolve("start", start)
-        self.end, self._end_spec = _resolve("end", end)
+        self.start, start_spec = _resolve("start", start, self.dtype_policy)
+        self.end, end_spec = _resolve("end", end, self.dtype_policy)
+        self._specs = _Untracked({"start": start_spec, "end": end_spec})
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -58,12 +61,16 @@ class MixedActivation(keras.layers.Layer):
     def call(self, inputs, training=False):
         x = ops.cast(inputs, self.compute_dtype)
         t = ops.cast(self.t, self.compute_dtype)
-        return (1.0 - t) * self._apply(self.start, x, training) + t * self._apply(self.end, x, training)
+        start = self._apply(self.start, x, training)
+        end = self._apply(self.end, x, training)
+        blend = (1.0 - t) * start + t * end
+        return ops.where(t == 0, start, ops.where(t == 1, end, blend))
 
     @staticmethod
     def _apply(part, x, training):
         if isinstance(part, keras.layers.Layer):
-            return part(x, training=training)
+            # A layer instance may have another dtype policy than the blend.
+            return ops.cast(part(x, training=training), x.dtype)
         return part(x)
 
     def compute_output_shape(self, input_shape):
@@ -71,12 +78,25 @@ class MixedActivation(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"start": self._start_spec, "end": self._end_spec, "t": self.initial_t})
+        config.update({**copy.deepcopy(self._specs.value), "t": self.initial_t})
         return config
 
 
-def _resolve(name: str, spec: Any):
-    """(callable or layer, its serialisable form) for a Keras activation name, a package name or a layer."""
+class _Untracked:
+    """Holds a value out of Keras' attribute tracking, which would turn dicts into TrackedDicts
+    that refer to the layer (a config holding one cannot be deep-copied)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _resolve(name: str, spec: Any, dtype_policy):
+    """(callable or layer, its serialisable form) for a Keras activation name, a package name or a layer.
+
+    A package layer given by name follows `dtype_policy`, the blend's.
+    """
     if isinstance(spec, keras.layers.Layer):
         return spec, keras.saving.serialize_keras_object(spec)
     if isinstance(spec, dict):
@@ -88,9 +108,13 @@ def _resolve(name: str, spec: Any):
         except ValueError:
             pass
         try:
-            return registry.get(spec), spec
+            part = registry.get(spec)
         except ValueError:
             pass
+        else:
+            if isinstance(part, keras.layers.Layer):
+                part = type(part)(dtype=dtype_policy)
+            return part, spec
     raise ValueError(
         f"`{name}` must be a Keras activation name, the name of one of this package's layers, or a "
         f"layer. Received: {name}={spec!r}"

@@ -74,6 +74,11 @@ class NoisyActivation(StochasticLayer):
             shape=(), name="c", initializer=initializers.Constant(self.initial_c), trainable=False
         )
         if self.uses_p:
+            if len(input_shape) == 0:
+                raise ValueError(
+                    f"`p` is per unit (the last axis): noise={self.noise!r} needs inputs of rank >= 1. "
+                    f"Received: shape={tuple(input_shape)}"
+                )
             units = input_shape[-1]
             if units is None:
                 raise ValueError(

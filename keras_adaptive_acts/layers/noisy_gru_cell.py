@@ -40,6 +40,11 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
     On JAX, noise in training needs `RNN(cell, unroll=True)`: inside `lax.scan` the units' seed
     generators cannot advance (a compiled step raises `UnexpectedTracerError`, an eager call
     repeats the same noise); inference works either way.
+    Numerics: with `alpha != 1` (the defaults) an output-noise unit is linear, hence unbounded,
+    where saturated (see `NoisyHardTanh`), and the cell multiplies units, so large inputs (about
+    1e30 in float32, far less in float16) can overflow the state to Inf and the next step to NaN.
+    `gate_alpha=1` and `activation_alpha=1`, or input noise, keep every unit in its hard range and
+    the outputs bounded.
 
     Args:
         units: positive int, the size of the output and of the state.

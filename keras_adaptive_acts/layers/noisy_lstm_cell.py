@@ -38,6 +38,11 @@ class NoisyLSTMCell(NoisyCellMixin, keras.layers.LSTMCell):
     On JAX, noise in training needs `RNN(cell, unroll=True)`: inside `lax.scan` the units' seed
     generators cannot advance (a compiled step raises `UnexpectedTracerError`, an eager call
     repeats the same noise); inference works either way.
+    Numerics: with `alpha != 1` (the defaults) an output-noise unit is linear, hence unbounded,
+    where saturated (see `NoisyHardTanh`), and the cell multiplies units, so large inputs (about
+    1e30 in float32, far less in float16) can overflow the state to Inf and the next step to NaN.
+    `gate_alpha=1` and `activation_alpha=1`, or input noise, keep every unit in its hard range and
+    the outputs bounded.
 
     Args:
         units: positive int, the size of the output and of both states.
@@ -208,7 +213,9 @@ class NoisyLSTMCell(NoisyCellMixin, keras.layers.LSTMCell):
                 inputs = inputs * dp_mask
 
             z = ops.matmul(inputs, self.kernel)
-            z = ops.add(z, ops.matmul(h_tm1, self.recurrent_kernel))
+            # `+`, not Keras' `ops.add`: on TensorFlow that takes a (0, 4 * units) tensor for a bias
+            # and fails on an empty batch (Keras' own LSTMCell does).
+            z = z + ops.matmul(h_tm1, self.recurrent_kernel)
             if self.use_bias:
                 z = ops.add(z, self.bias)
             z_i, z_f, z_c, z_o = ops.split(z, 4, axis=1)

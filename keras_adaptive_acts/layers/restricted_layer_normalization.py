@@ -90,7 +90,8 @@ class RestrictedLayerNormalization(keras.layers.LayerNormalization):
         **kwargs (Any): base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
-        inputs: a tensor; the normalised axes must have a static size.
+        inputs: a tensor; the normalised axes must have a static size. Integer inputs are cast
+            to the compute dtype (float32 by default) first.
 
     Attributes:
         mode: `"scratch"` or `"finetune"`.
@@ -171,6 +172,13 @@ class RestrictedLayerNormalization(keras.layers.LayerNormalization):
     def build(self, input_shape):
         # LayerNormalization.build, with beta created non-trainable in finetune mode (created
         # frozen rather than switched off afterwards, so `layer.trainable = True` keeps it frozen).
+        ndim = len(input_shape)
+        axes = self.axis if isinstance(self.axis, (list, tuple)) else [self.axis]
+        if any(not -ndim <= axis < ndim for axis in axes):
+            raise ValueError(
+                f"`axis` is out of range for inputs of rank {ndim}. Received: axis={self.axis!r}, "
+                f"input_shape={tuple(input_shape)}"
+            )
         if isinstance(self.axis, (list, tuple)):
             self.axis = sorted(self.axis)
             shape = tuple(input_shape[dim] for dim in self.axis)
@@ -197,6 +205,10 @@ class RestrictedLayerNormalization(keras.layers.LayerNormalization):
                 trainable=False,
                 autocast=False,
             )
+
+    def call(self, inputs):
+        # Integers are normalised as floats (LayerNormalization would use integer arithmetic).
+        return super().call(ops.cast(inputs, self.compute_dtype))
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import keras
+from keras import ops
 
 from keras_adaptive_acts.layers.restricted_layer_normalization import RestrictedLayerNormalization
 from keras_adaptive_acts.layers.zeroth_bias import POSITIONS, ZerothBias
@@ -85,7 +86,8 @@ class SparsifiedMLP(keras.layers.Layer):
         **kwargs (Any): base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
-        inputs: a tensor `(batch, L, d_model)`, or `(batch, d_model)` without zeroth bias.
+        inputs: a tensor `(batch, L, d_model)`, or `(batch, d_model)` without zeroth bias;
+            integers are cast to the compute dtype (float32 by default).
         training: whether dropout is active.
 
     Attributes:
@@ -193,6 +195,7 @@ class SparsifiedMLP(keras.layers.Layer):
             self.zeroth_bias.build(input_shape)
 
     def call(self, inputs, training=False):
+        inputs = ops.cast(inputs, self.compute_dtype)  # integers too: the residual adds a float output
         hidden = self.norm(inputs)
         if self.zeroth_bias is not None and self.zeroth_bias_position == "input":
             hidden = self.zeroth_bias(hidden)

@@ -93,7 +93,8 @@ class ZerothBias(keras.layers.Layer):
         **kwargs (Any): base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
-        inputs: a tensor of shape `(batch, L, d_model)` with `L <= max_len`.
+        inputs: a tensor of shape `(batch, L, d_model)` with `L <= max_len`; integers are cast
+            to the compute dtype (float32 by default).
 
     Examples:
         >>> import numpy as np
@@ -204,7 +205,7 @@ class ZerothBias(keras.layers.Layer):
                     "`max_len=None` takes the input's sequence length, which is not known here: pass "
                     f"`max_len`. Received: input_shape={input_shape}"
                 )
-            self.max_len = int(length)
+            self.max_len = max(int(length), 1)  # an empty sequence still gets one valid row
         self._check_length(length)
         self.b0 = self.add_weight(
             shape=(self.max_len, d_model),
@@ -214,6 +215,7 @@ class ZerothBias(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        inputs = ops.cast(inputs, self.compute_dtype)  # integers too: b0 would be truncated to them
         length = ops.shape(inputs)[1]
         self._check_length(length)
         # A variable is converted first: JAX refuses to trace one passed straight to `slice`.

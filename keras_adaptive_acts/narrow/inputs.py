@@ -83,7 +83,14 @@ def gaussian_check(
     be the identity: the data must be whitened), and the kurtosis `E[s^4] / E[s^2]^2 = 3` of each feature
     and of `GAUSSIAN_CHECK_DIRECTIONS` random unit projections `s` (which catches non-Gaussian shapes that
     whitening cannot fix; scale alone does not change it).
+
+    `inputs` must be 2-D, shape `(n_samples, n_features)` (`ValueError` otherwise).
     """
+    inputs = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)  # no copy of a memmap
+    if inputs.ndim != 2:
+        raise ValueError(
+            f"`inputs` must be 2-D, shape (n_samples, n_features). Received: inputs.shape={inputs.shape}"
+        )
     n, dim = inputs.shape
     directions = np.random.default_rng(seed).standard_normal((dim, GAUSSIAN_CHECK_DIRECTIONS))
     directions = np.concatenate([np.eye(dim), directions / np.linalg.norm(directions, axis=0)], axis=1)

@@ -135,7 +135,8 @@ def competition_share(x, competition: str = "energy", eps: float = 1e-6, axis=No
 
 
 def competitive_scale(x, alpha, beta, competition="energy", K=2.0, eps=1e-6, axis=None):
-    """The per-slice scale `s = K * tanh(alpha * p + beta)` (keepdims, statistics dtype)."""
+    """The per-slice scale `s = K * tanh(alpha * p + beta)` (keepdims, statistics dtype); `K` > 0."""
+    check_competition_args(competition, eps, K)
     p = competition_share(x, competition, eps, axis)
     return _scale(p, ops.cast(alpha, p.dtype), ops.cast(beta, p.dtype), K)
 
@@ -184,9 +185,7 @@ def competitive_relu(
         [[0.0, 0.5505, 2.2019]]
     """
     check_competition_args(competition, eps, K)
-    x = ops.convert_to_tensor(x)
-    if not _is_float(x.dtype):
-        raise ValueError(f"`x` must be a floating tensor (cast integers first). Received: dtype={x.dtype}")
+    x = floating_tensor(x)
     axes = reduction_axes(len(x.shape), axis)
     if source is not None:
         source = ops.convert_to_tensor(source)
@@ -229,6 +228,14 @@ def check_same_shape(x_shape, source_shape) -> None:
 
 def _is_float(dtype) -> bool:
     return "float" in backend.standardize_dtype(dtype)
+
+
+def floating_tensor(x: Tensor) -> Tensor:
+    """`x` as a tensor; raises `ValueError` unless it is floating (integers must be cast first)."""
+    x = ops.convert_to_tensor(x)
+    if not _is_float(x.dtype):
+        raise ValueError(f"`x` must be a floating tensor (cast integers first). Received: dtype={x.dtype}")
+    return x
 
 
 def _make_op(competition, K, eps, axes, stats, separate_source):

@@ -11,22 +11,31 @@ import math
 import numpy as np
 from keras import ops
 
-from keras_adaptive_acts.ops.competitive import Tensor
+from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor
+from keras_adaptive_acts.validation import check_choice
 
 BASES = ("tanh", "sigmoid")
 NOISE_MODES = ("output", "input", "input_saturated", "input_learned")
+INPUT_NOISE_MODES = NOISE_MODES[1:]  # the modes of `noisy_input`
 INPUT_NOISE_C = {"input": 0.05, "input_saturated": 0.25, "input_learned": 0.25}  # the spec's defaults
 HALF_NORMAL_MEAN = math.sqrt(2.0 / math.pi)  # E|xi| for xi ~ N(0, 1)
 
 
 def hard_tanh(x: Tensor) -> Tensor:
-    """clip(x, -1, 1)."""
-    return ops.clip(x, -1.0, 1.0)
+    """clip(x, -1, 1).
+
+    `x` must be a floating tensor: integers raise `ValueError` (cast them first; the layers cast
+    their inputs to their compute dtype).
+    """
+    return ops.clip(floating_tensor(x), -1.0, 1.0)
 
 
 def hard_sigmoid(x: Tensor) -> Tensor:
-    """The paper's hard sigmoid, clip(0.25 * x + 0.5, 0, 1) (not Keras' relu6(x + 3) / 6)."""
-    return ops.clip(0.25 * x + 0.5, 0.0, 1.0)
+    """The paper's hard sigmoid, clip(0.25 * x + 0.5, 0, 1) (not Keras' relu6(x + 3) / 6).
+
+    `x` must be a floating tensor: integers raise `ValueError`, as for `hard_tanh`.
+    """
+    return ops.clip(0.25 * floating_tensor(x) + 0.5, 0.0, 1.0)
 
 
 def linearization(x, base: str):
@@ -79,11 +88,11 @@ def noisy_output(
     at inference) are skipped, so they cost nothing and turn no `0 * inf` into NaN.
 
     Args:
-        x: input tensor.
+        x: floating input tensor.
         p: per-unit parameter, broadcast against `x` (its last axis).
         c: noise scale (scalar).
         xi: standard normal noise of `x`'s shape, or None for the inference form.
-        base: "tanh" or "sigmoid".
+        base: "tanh" or "sigmoid" (anything else raises `ValueError`).
         alpha: the mixing of h and u; `alpha != 1` moves the output off `h` where saturated.
         half_normal: use `|xi|` (NAH) instead of `xi` (NAN).
         clip_output: clip the result to the range of `h`.
@@ -92,6 +101,7 @@ def noisy_output(
         A tensor of `x`'s shape and dtype.
     """
     x, p, c, xi = _as_tensors(x, p, c, xi)
+    check_choice("base", base, BASES)
     h = hard_function(x, base)
     if alpha == 1:  # d == 0: no noise, and alpha*h + (1-alpha)*u == h
         return h
@@ -129,18 +139,23 @@ def noisy_input(
     With `xi` None (inference) the noise term is removed: `phi = h(x)`.
 
     Args:
-        x: input tensor.
+        x: floating input tensor.
         c: noise scale (scalar).
         xi: standard normal noise of `x`'s shape, or None for inference.
         base: "tanh" or "sigmoid".
-        mode: "input", "input_saturated" or "input_learned".
+        mode: "input", "input_saturated" or "input_learned" (anything else raises `ValueError`).
         threshold: `input_saturated` only: noise where `|x| > threshold`.
-        p: `input_learned` only: per-unit parameter, broadcast against `x`.
+        p: `input_learned` only, and required there (`ValueError` if None, also at inference):
+            per-unit parameter, broadcast against `x`.
 
     Returns:
         A tensor of `x`'s shape and dtype.
     """
     x, c, xi, p = _as_tensors(x, c, xi, p)
+    check_choice("base", base, BASES)
+    check_choice("mode", mode, INPUT_NOISE_MODES)
+    if mode == "input_learned" and p is None:
+        raise ValueError('`mode="input_learned"` needs the per-unit parameter `p`. Received: p=None')
     if xi is None:
         return hard_function(x, base)
     if mode == "input":
@@ -149,8 +164,15 @@ def noisy_input(
         noisy = hard_function(x + c * xi, base)
         return ops.where(ops.abs(x) > threshold, noisy, hard_function(x, base))
     delta = hard_function(x, base) - linearization(x, base)
-    scale = ops.softplus(p * ops.abs(delta) / (ops.abs(xi) + 1e-10))
+    ratio = p * ops.abs(delta) / (ops.abs(xi) + 1e-10)
+    # A finite ratio can overflow (float16: |xi| below p * |delta| / 65504): capped at the dtype's
+    # largest value, so that c = 0 adds no noise rather than 0 * inf = NaN. NaN stays NaN.
+    largest = _LARGEST.get(ops.dtype(ratio)) or float(np.finfo(ops.dtype(ratio)).max)
+    scale = ops.softplus(ops.where(ratio > largest, largest, ratio))
     return hard_function(x + c * scale * xi, base)
+
+
+_LARGEST = {"bfloat16": 3.3895313892515355e38}  # NumPy's finfo does not know bfloat16
 
 
 def rrelu(x: Tensor, slope: Tensor | float) -> Tensor:

@@ -279,3 +279,15 @@ def test_non_finite_inputs():
     expected = reference(layer, x.astype("float64"), None)
     np.testing.assert_array_equal(np.isnan(infer), np.isnan(expected))
     np.testing.assert_allclose(infer[~np.isnan(infer)], expected[~np.isnan(expected)])
+
+
+@pytest.mark.parametrize("noise", MODES)
+def test_scalar_inputs_need_no_units_axis_unless_the_mode_has_p(noise):
+    for cls in LAYERS.values():
+        layer = cls(noise=noise, seed=0)
+        if layer.uses_p:
+            with pytest.raises(ValueError, match=f"noise='{noise}' needs inputs of rank >= 1.*shape=\\(\\)"):
+                layer(np.float32(3.0))
+        else:
+            expected = ops.convert_to_numpy(layer(np.array([3.0], "float32")))
+            np.testing.assert_array_equal(ops.convert_to_numpy(layer(np.float32(3.0))), expected[0])

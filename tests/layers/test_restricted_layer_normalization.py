@@ -174,3 +174,29 @@ def test_config_and_keras_file_round_trips(mode, tmp_path):
         assert isinstance(restored.gamma.constraint.inner, keras.constraints.NonNeg)
     else:
         assert not restored.beta.trainable
+
+
+@pytest.mark.parametrize("axis", [5, 2, -3, (1, 2), [-3, -1]])
+def test_an_axis_beyond_the_input_rank_raises(axis):
+    with pytest.raises(ValueError, match=r"`axis` is out of range for inputs of rank 2. Received: axis="):
+        RestrictedLayerNormalization(axis=axis)(np.ones((2, 3), "float32"))
+
+
+@pytest.mark.parametrize("axis", [-2, (1, -1)])
+def test_in_range_axes_of_any_sign_still_work(axis):
+    x = random_input((2, 3, 4), seed=3)
+    out = ops.convert_to_numpy(RestrictedLayerNormalization(axis=axis, epsilon=0.0)(x))
+    mean_axes = (1,) if axis == -2 else (1, 2)
+    np.testing.assert_allclose(out.mean(axis=mean_axes), 0.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["scratch", "finetune"])
+def test_integer_inputs_are_normalised_as_floats(mode):
+    ints = np.array([[1, 2, 3, 6], [0, 5, 5, 9]], "int32")
+    layer = RestrictedLayerNormalization(mode=mode)
+    out = layer(ints)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(out), ops.convert_to_numpy(layer(ints.astype("float32")))
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(out), numpy_layer_norm(ints, 1.0), rtol=1e-5)

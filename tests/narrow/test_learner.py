@@ -9,6 +9,7 @@ import pytest
 from keras_adaptive_acts.narrow import (
     NarrowReLULearner,
     build_keras_model,
+    gaussian_check,
     make_planted_regression,
     narrow_relu_model,
     network_from_keras,
@@ -218,6 +219,13 @@ def test_gaussian_inputs_pass_the_check_for_many_seeds():
             NarrowReLULearner(1, refine=False, input_check="error").fit(
                 X, np.maximum(X[:, 0], 0) + 0.0 * seed
             )
+
+
+def test_gaussian_check_takes_two_dimensional_data_only():
+    for bad in (np.ones(5), np.ones((4, 3, 2))):
+        with pytest.raises(ValueError, match=r"`inputs` must be 2-D.*inputs.shape=\("):
+            gaussian_check(bad)
+    assert gaussian_check(gaussian(2_000, 3).tolist()) == []  # a nested list is read as an array
 
 
 def test_predict_needs_a_fitted_learner_and_the_right_width():

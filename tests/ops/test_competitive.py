@@ -208,6 +208,14 @@ def test_bad_arguments_raise_value_error_naming_the_value(kwargs, match):
         competitive_relu(x, 0.0, 0.5, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"K": -1}, "K=-1"), ({"K": 0.0}, "K=0.0"), ({"eps": 0}, "eps=0")]
+)
+def test_competitive_scale_checks_its_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        competitive_scale(np.ones((1, 3), "float32"), 0.0, 0.5, **kwargs)
+
+
 def test_bad_inputs_raise_value_error():
     with pytest.raises(ValueError, match="rank=1"):
         competitive_relu(np.ones(3, "float32"), 0.0, 0.5)

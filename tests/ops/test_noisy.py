@@ -62,3 +62,31 @@ def test_rrelu_op():
     slope = np.full_like(X, 0.2)
     np.testing.assert_allclose(ops.convert_to_numpy(rrelu(X, slope)), np.where(X >= 0, X, 0.2 * X), rtol=1e-7)
     np.testing.assert_allclose(ops.convert_to_numpy(rrelu(X, 0.3)), np.where(X >= 0, X, 0.3 * X), rtol=1e-7)
+
+
+@pytest.mark.parametrize("op", [hard_tanh, hard_sigmoid])
+def test_base_functions_reject_integers(op):
+    with pytest.raises(ValueError, match=r"`x` must be a floating tensor \(cast integers first\)"):
+        op(np.array([-3, 0, 3]))
+
+
+def test_noisy_ops_check_base_and_mode():
+    x = np.array([[3.0]], "float32")
+    with pytest.raises(
+        ValueError, match=r"`base` must be one of \('tanh', 'sigmoid'\). Received: base='relu'"
+    ):
+        noisy_output(x, 1.0, 0.5, base="relu")
+    with pytest.raises(ValueError, match="Received: base='relu'"):
+        noisy_input(x, 0.5, base="relu")
+    for mode in ("gaussian", "output"):  # output noise is `noisy_output`'s
+        with pytest.raises(ValueError, match=f"`mode` must be one of .*Received: mode='{mode}'"):
+            noisy_input(x, 0.5, np.ones((1, 1), "float32"), mode=mode)
+
+
+def test_input_learned_needs_p_also_at_inference():
+    x = np.array([[3.0]], "float32")
+    for xi in (np.ones((1, 1), "float32"), None):
+        with pytest.raises(ValueError, match=r"needs the per-unit parameter `p`\. Received: p=None"):
+            noisy_input(x, 0.5, xi, mode="input_learned")
+    out = noisy_input(x, 0.5, None, mode="input_learned", p=np.ones((1,), "float32"))
+    np.testing.assert_array_equal(ops.convert_to_numpy(out), [[1.0]])

@@ -74,3 +74,47 @@ def test_penalties_use_float32_under_half_precision():
     a = np.full((2, 4096), 300.0, "float16")  # squares overflow float16
     assert np.isfinite(float(hoyer_square_penalty(a)))
     np.testing.assert_allclose(float(hoyer_square_penalty(a)), 4096, rtol=1e-4)
+
+
+def test_j_squared_relu_rejects_integers():
+    with pytest.raises(ValueError, match=r"`x` must be a floating tensor \(cast integers first\)"):
+        j_squared_relu(np.array([-3, 0, 3]))
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30])
+def test_hoyer_is_scale_invariant_far_outside_the_float32_square_range(scale):
+    a = np.array([[1.0, -2.0, 0.0, 0.5], [3.0, 3.0, 3.0, 0.0]], "float32")
+    expected = float(hoyer_square_penalty(a))
+    np.testing.assert_allclose(expected, numpy_hoyer(a.astype("float64")), rtol=1e-6)
+    np.testing.assert_allclose(float(hoyer_square_penalty(a * np.float32(scale))), expected, rtol=1e-6)
+    # The gradient scales as 1 / scale (degree -1 homogeneous); it stays finite.
+    _, (grad,) = vjp(hoyer_square_penalty, [a * np.float32(scale)], np.float32(1.0))
+    _, (unit_grad,) = vjp(hoyer_square_penalty, [a], np.float32(1.0))
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad * scale, unit_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 2, 3), (0,)])
+def test_penalties_are_zero_for_an_empty_batch_on_every_backend(shape):
+    empty = np.zeros(shape, "float32")
+    for op in (l1_penalty, hoyer_square_penalty, lambda v: kl_sparsity_penalty(v, 0.05)):
+        value, (grad,) = vjp(op, [empty], np.float32(1.0))
+        assert float(value) == 0.0
+        assert grad.shape == shape
+
+
+@pytest.mark.parametrize(
+    "op",
+    [l1_penalty, hoyer_square_penalty, lambda v: kl_sparsity_penalty(v, 0.05)],
+    ids=["l1", "hoyer", "kl"],
+)
+def test_penalties_need_a_batch_axis(op):
+    with pytest.raises(ValueError, match=r"rank >= 1 with the batch first.*rank=0"):
+        op(np.float32(2.0))
+    assert np.isfinite(float(op(np.array([0.2, 0.5], "float32"))))  # rank 1: one value per example
+
+
+@pytest.mark.parametrize(("rho", "match"), [(0.0, "> 0"), (1.0, r"in \(0, 1\)"), (float("nan"), "finite")])
+def test_kl_checks_rho(rho, match):
+    with pytest.raises(ValueError, match=match):
+        kl_sparsity_penalty(np.full((2, 2), 0.5), rho)
