@@ -156,13 +156,6 @@ CASES = [
 
 def _known_bug(case, kwargs, shape, policy):
     """Examples of bugs that are not fixed yet: each has an xfail test in test_fuzz_regressions.py."""
-    # test_kl_sparsity_with_a_tiny_rho_is_finite
-    if case.cls is kaa.ActivitySparsity and "rho" in kwargs["regularizer"].kwargs:
-        tiny = kwargs["regularizer"].kwargs["rho"] < np.finfo("float32").tiny
-        return tiny and "float64" not in policy
-    # test_zeroth_bias_built_on_empty_sequence_round_trips
-    if case.cls in (kaa.ZerothBias, kaa.SparsifiedMLP) and len(shape) == 3 and shape[1] == 0:
-        return kwargs.get("max_len") is None and kwargs.get("zeroth_bias", True)
     # test_restricted_layer_normalization_over_a_middle_axis
     if case.cls is kaa.RestrictedLayerNormalization and keras.backend.backend() == "torch":
         axes = _normalized(kwargs["axis"], len(shape))
