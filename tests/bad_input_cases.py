@@ -1161,6 +1161,14 @@ for api, keras_layer, other_layer, width in (
             close([[math.nan, math.nan]]),
         ),
     )
+    keras_states = "[np.zeros((1, 2))] * 2" if api == "NoisyLSTMCell" else "[np.zeros((1, 2))]"
+    count, names = (3, "h, c, noise_step") if api == "NoisyLSTMCell" else (2, "h, noise_step")
+    add(
+        api,
+        "misuse",
+        f"keras.layers.RNN({api}(2))(np.zeros((1, 3, 2)), initial_state={keras_states})",
+        error(f"{api} takes {count} states, [{names}]: the last counts the steps"),
+    )
 
 add(
     "NoisyGRUCell",

@@ -11,12 +11,12 @@ from keras_adaptive_acts.regularizers import ActivationL1
 STEPS, FEATURES, CLASSES = 6, 4, 3
 
 
-def every_layer(deterministic: bool = False, unroll: bool = False) -> list[keras.layers.Layer]:
+def every_layer(deterministic: bool = False) -> list[keras.layers.Layer]:
     """One instance of every layer of the package, in an order that accepts (batch, STEPS, FEATURES).
 
     `deterministic` turns each layer's noise off by its own arguments: `c=0` multiplies the noise of
     every noisy unit by 0 (it is still drawn: the streams advance) and `lower == upper` fixes RReLU's
-    slope. `unroll` unrolls the recurrent layers: on JAX, noisy cells train only unrolled.
+    slope.
     """
     c = {"c": 0.0} if deterministic else {}
     cell = {"gate_c": 0.0, "activation_c": 0.0} if deterministic else {}
@@ -31,8 +31,8 @@ def every_layer(deterministic: bool = False, unroll: bool = False) -> list[keras
         kaa.JSquaredReLU(),
         kaa.ActivitySparsity(ActivationL1(0.01)),
         kaa.RReLU(seed=1, **slope),
-        keras.layers.RNN(kaa.NoisyLSTMCell(8, seed=2, **cell), return_sequences=True, unroll=unroll),
-        keras.layers.RNN(kaa.NoisyGRUCell(8, seed=3, **cell), unroll=unroll),
+        keras.layers.RNN(kaa.NoisyLSTMCell(8, seed=2, **cell), return_sequences=True),
+        keras.layers.RNN(kaa.NoisyGRUCell(8, seed=3, **cell)),
         kaa.NoisyHardTanh(seed=4, **c),
         keras.layers.Dense(8),
         kaa.NoisyHardSigmoid(seed=5, **c),

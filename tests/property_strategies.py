@@ -294,7 +294,6 @@ def noisy_cell_args(draw, shape, *, lstm: bool):
     options = {
         "return_sequences": draw(st.booleans()),
         "go_backwards": draw(st.booleans()),
-        # Documented: on JAX, noise inside `lax.scan` needs `unroll=True`.
-        "unroll": True if noise_at_inference and keras.backend.backend() == "jax" else draw(st.booleans()),
+        "unroll": draw(st.booleans()),
     }
     return kwargs, options

@@ -55,7 +55,7 @@ def is_installed(backend):
 def saved_model(tmp_path_factory):
     """The every-layer model trained for a few steps here, saved with its inputs and outputs."""
     keras.utils.set_random_seed(0)
-    model = functional_model(unroll=True)  # JAX trains noisy cells only unrolled
+    model = functional_model()
     model.compile(
         optimizer=keras.optimizers.Adam(0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -215,7 +215,7 @@ def test_finds_noisy_layers_in_nested_models_wrappers_and_rnn_cells():
     inner = keras.Sequential([keras.Input((5,)), keras.layers.Dense(5), NoisyHardTanh(name="inner")])
     x = inputs = keras.Input((3, 5))
     x = keras.layers.TimeDistributed(inner)(x)
-    # unroll: on JAX a noisy cell inside `lax.scan` cannot advance its seed (see NoisyLSTMCell)
+    # unroll: on JAX a cell of one's own with a noisy layer inside `lax.scan` cannot advance its seed
     x = keras.layers.Bidirectional(keras.layers.RNN(NoisyCell(4), unroll=True), name="birnn")(x)
     top = NoisyHardTanh(name="top")
     model = keras.Model(inputs, keras.layers.Dense(1)(top(x)))

@@ -1,7 +1,7 @@
 """Regression tests of the bugs the property tests (test_properties.py) found.
 
-Each test is hypothesis' minimal failing example, written out, with what was wrong. Tests marked
-xfail are bugs in files being changed elsewhere: the mark comes off with the fix.
+Each test is hypothesis' minimal failing example, written out, with what was wrong. A test marked
+xfail pins a bug of Keras' that the package does not work around: it fails when Keras fixes it.
 """
 
 import copy
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import keras_adaptive_acts as kaa
+from keras_adaptive_acts.ops import noisy_input
 
 
 def values(tensor):
@@ -125,17 +126,12 @@ def test_kl_sparsity_with_a_tiny_rho_is_finite():
 ON_TORCH = keras.backend.backend() == "torch"
 
 
-@pytest.mark.xfail(
-    ON_TORCH,
-    strict=True,
-    reason="Keras 3.15's torch layer_normalization sends any contiguous axes to F.layer_norm, which "
-    "normalises the trailing axes only (fix proposed: RestrictedLayerNormalization.call computes "
-    "mean and variance with keras.ops, as Keras does on the other backends)",
-)
 def test_restricted_layer_normalization_over_a_middle_axis():
     # Hypothesis (torch): RestrictedLayerNormalization(axis=1, dtype="float16") on a (0, 0, 1)
-    # input raised "Given normalized_shape=[0], expected input with shape [*, 0]". Any input fails:
-    # keras.layers.LayerNormalization(axis=1) too.
+    # input raised "Given normalized_shape=[0], expected input with shape [*, 0]". Keras 3.15's torch
+    # layer_normalization sends contiguous axes to F.layer_norm, which normalises the trailing axes
+    # whatever `axis` says (keras.layers.LayerNormalization(axis=1) too). On torch the layer now
+    # computes the moments with keras.ops.
     layer = kaa.RestrictedLayerNormalization(axis=1, epsilon=0.0625, dtype="float16")
     assert tuple(layer(np.zeros((0, 0, 1), "float32")).shape) == (0, 0, 1)
     x = np.arange(6, dtype="float32").reshape(1, 3, 2)
@@ -144,19 +140,25 @@ def test_restricted_layer_normalization_over_a_middle_axis():
     np.testing.assert_allclose(values(out), expected, rtol=1e-5)
 
 
-@pytest.mark.xfail(
-    ON_TORCH,
-    strict=True,
-    reason="torch's layer_norm kernel overflows to NaN where the variance of a finite slice does "
-    "not fit float32 (|x| above about 1e19); the other backends give finite outputs "
-    "(fix proposed: the same as for the middle axis)",
-)
 def test_layer_normalization_of_huge_inputs_is_finite():
     # Hypothesis (torch): RestrictedLayerNormalization(axis=1, epsilon=0.0625, dtype="bfloat16") on
     # [[1e30]] gave NaN; SparsifiedMLP(1, zeroth_bias=False, residual=False) on [[[1e30]]] too.
+    # Keras' torch layer_normalization takes the variance as E[x^2] - E[x]^2 = inf - inf; the layer
+    # now computes E[(x - mean)^2] there.
     layer = kaa.RestrictedLayerNormalization(axis=1, epsilon=0.0625, dtype="bfloat16")
     assert np.all(np.isfinite(values(layer(np.array([[1e30]], "float32")))))
     layer = kaa.SparsifiedMLP(1, zeroth_bias=False, residual=False, epsilon=0.0625, dtype="bfloat16")
+    assert np.all(np.isfinite(values(layer(np.array([[[1e30]]], "float32")))))
+
+
+@pytest.mark.xfail(
+    ON_TORCH,
+    strict=True,
+    reason="Keras 3.15's torch layer_normalization overflows to NaN where x^2 does not fit float32 "
+    "(|x| above about 1e19): SparsifiedMLP(norm='layer') uses keras.layers.LayerNormalization as is",
+)
+def test_sparsified_mlp_with_keras_layer_normalization_of_huge_inputs_is_finite():
+    layer = kaa.SparsifiedMLP(1, norm="layer", zeroth_bias=False, residual=False, epsilon=0.0625)
     assert np.all(np.isfinite(values(layer(np.array([[[1e30]]], "float32")))))
 
 
@@ -174,3 +176,13 @@ def test_nanil_with_zero_noise_scale_draws_no_noise_in_float16():
             dtype="float16",
         )
         np.testing.assert_array_equal(values(layer(x, training=True)), values(layer(x, training=False)))
+
+
+def test_nanil_in_float16_with_a_zero_noise_draw_in_the_linear_regime_is_finite():
+    # Noted with the float16 fix above: the paper's |xi| + 1e-10 is |xi| + 0 in float16, so a draw
+    # of exactly 0 where delta = 0 (the linear regime) gave 0 / 0 = NaN. The output is h(x) there.
+    x = np.array([[0.5, -0.25, 3.0]], "float16")
+    xi = np.array([[0.0, 0.0, 0.0]], "float16")
+    p = np.ones((3,), "float16")
+    out = values(noisy_input(x, np.float16(1.0), xi, base="tanh", mode="input_learned", p=p))
+    np.testing.assert_array_equal(out, np.clip(x, -1, 1))

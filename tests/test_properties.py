@@ -154,17 +154,8 @@ CASES = [
 ]
 
 
-def _known_bug(case, kwargs, shape, policy):
-    """Examples of bugs that are not fixed yet: each has an xfail test in test_fuzz_regressions.py."""
-    # test_restricted_layer_normalization_over_a_middle_axis
-    if case.cls is kaa.RestrictedLayerNormalization and keras.backend.backend() == "torch":
-        axes = _normalized(kwargs["axis"], len(shape))
-        return axes != tuple(range(len(shape) - len(axes), len(shape)))
-    return False
-
-
-# test_layer_normalization_of_huge_inputs_is_finite: on torch, LayerNormalization (so
-# RestrictedLayerNormalization and SparsifiedMLP) gives NaN for a slice with |x| above about 1e19.
+# test_sparsified_mlp_with_keras_layer_normalization_of_huge_inputs_is_finite: on torch, Keras'
+# LayerNormalization (so SparsifiedMLP(norm="layer")) gives NaN for a slice with |x| above about 1e19.
 TORCH_LAYER_NORM_OVERFLOW = 1e19
 
 
@@ -225,7 +216,7 @@ def examples(draw, case):
     shape = draw(ps.shapes(rank, min_sizes=case.min_sizes))
     kwargs, options = draw(case.arguments(shape))
     policy = draw(ps.policies)
-    assume(not _known_bug(case, kwargs, shape, policy) and not _keras_limitation(case, kwargs, shape, policy))
+    assume(not _keras_limitation(case, kwargs, shape, policy))
     count = 2 if options.get("two_inputs") else 1
     return Example(
         case=case,
@@ -344,8 +335,8 @@ def nan_expectations(example, layer, output_shape):
         # Documented: unbounded units can overflow the state on large inputs.
         bad = np.any(bad | (np.abs(xs[0]) > UNBOUNDED_CELL_INPUT_LIMIT), axis=axes, keepdims=True)
     elif axes:
-        layer_norm = example.case.cls in (kaa.RestrictedLayerNormalization, kaa.SparsifiedMLP)
-        if layer_norm and keras.backend.backend() == "torch":  # see TORCH_LAYER_NORM_OVERFLOW
+        keras_norm = example.case.cls is kaa.SparsifiedMLP and example.kwargs["norm"] == "layer"
+        if keras_norm and keras.backend.backend() == "torch":  # see TORCH_LAYER_NORM_OVERFLOW
             bad = bad | (np.abs(xs[0]) > TORCH_LAYER_NORM_OVERFLOW)
         bad = np.any(bad, axis=axes, keepdims=True)
     if example.case.cls in (kaa.NoisyHardTanh, kaa.NoisyHardSigmoid, kaa.RReLU):

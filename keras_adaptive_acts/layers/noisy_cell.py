@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from keras_adaptive_acts import noise
 from keras_adaptive_acts.layers.noisy_hard_sigmoid import NoisyHardSigmoid
 from keras_adaptive_acts.layers.noisy_hard_tanh import NoisyHardTanh
 from keras_adaptive_acts.ops.noisy import NOISE_MODES
 from keras_adaptive_acts.validation import check_choice, check_number
+
+# The noise-step state counts a cell's steps in base 256, one digit per column: the digits are exact
+# in float16 and bfloat16, the dtypes Keras' RNN casts states to under mixed precision.
+NOISE_STEP_DIGITS = 3
+_DIGIT_BASE = 256
 
 
 class NoisyCellMixin:
@@ -20,6 +27,14 @@ class NoisyCellMixin:
     its own `c` and its own seed), their config, and copying Keras' weights in. A subclass sets
     `KERAS_CELL` (the Keras cell class it extends) and `UNITS`: `(attribute name, kind)` pairs in the
     order of their seed offsets, kind "gate" (NoisyHardSigmoid) or "activation" (NoisyHardTanh).
+
+    Noise per step: a unit's seed generator cannot advance inside JAX's `lax.scan`, so the cell
+    carries a last state, the noise step (`NOISE_STEP_DIGITS` columns, zeros initially), and each
+    unit draws with its generator's current seed folded with the step count summed over the batch
+    (which grows at every step where any row is unmasked). `keras.layers.RNN` calls
+    `get_dropout_mask` before its loop and `reset_dropout_mask` after it: between the two the
+    generators stay put, and the reset advances them once. A cell called on its own advances them
+    after the call.
     """
 
     KERAS_CELL: type
@@ -94,6 +109,67 @@ class NoisyCellMixin:
                 name=name,
             )
             setattr(self, name, unit)
+        self.state_size = [*self._keras_state_size(), NOISE_STEP_DIGITS]
+        self._inside_rnn = False  # between RNN's get_dropout_mask and reset_dropout_mask
+        self._inside_step = False
+        self._drew_noise = False
+
+    def _keras_state_size(self) -> list[int]:
+        """The sizes of the Keras cell's own states."""
+        raise NotImplementedError
+
+    def get_initial_state(self, batch_size=None):
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
+
+    def get_dropout_mask(self, step_input):
+        if not self._inside_step:  # RNN configuring its masks before the loop
+            self._inside_rnn = True
+        return super().get_dropout_mask(step_input)
+
+    def reset_dropout_mask(self):
+        super().reset_dropout_mask()
+        if self._drew_noise:
+            self._advance_noise()
+        self._inside_rnn = self._drew_noise = False
+
+    def _advance_noise(self) -> None:
+        for unit in self.noisy_units:
+            unit.seed_generator.next()
+
+    def _split_states(self, states) -> tuple[list, Any]:
+        """The Keras cell's states and the noise step; a clear error if the noise step is missing."""
+        states = list(states) if keras.tree.is_nested(states) else [states]
+        if len(states) != len(self.state_size):
+            names = ", ".join(self.STATE_NAMES)
+            raise ValueError(
+                f"{type(self).__name__} takes {len(self.state_size)} states, [{names}]: the last "
+                "counts the steps so that every step draws fresh noise (zeros to start, or the state "
+                "a previous call returned; `cell.get_initial_state(batch_size)` gives all of them). "
+                f"Received {len(states)} state(s)."
+            )
+        return states[:-1], states[-1]
+
+    @contextlib.contextmanager
+    def _step_noise(self, noise_step, training):
+        """Within: every unit draws this step's noise. Yields the next noise step."""
+        self._inside_step = True
+        drawing = bool(training) or self.noise_at_inference
+        try:
+            if not drawing:
+                yield noise_step
+                return
+            step = ops.sum(_step_counts(noise_step))
+            for unit in self.noisy_units:
+                unit.loop_key = noise.loop_key(unit.seed_generator, step)
+            yield _next_noise_step(noise_step)
+        finally:
+            self._inside_step = False
+            for unit in self.noisy_units:
+                unit.loop_key = None
+        if self._inside_rnn:
+            self._drew_noise = True
+        else:
+            self._advance_noise()
 
     @property
     def noisy_units(self) -> list[keras.layers.Layer]:
@@ -184,3 +260,20 @@ class NoisyCellMixin:
                 )
         for name in names:
             getattr(self, name).assign(ops.convert_to_tensor(getattr(cell, name)))
+
+
+def _step_counts(noise_step):
+    """The step count of every row, int32, from its base-256 digits."""
+    digits = ops.cast(noise_step, "int32")
+    return sum(digits[:, k] * _DIGIT_BASE**k for k in range(NOISE_STEP_DIGITS))
+
+
+def _next_noise_step(noise_step):
+    """Every row's count plus one, in the state's dtype (wraps after 256**NOISE_STEP_DIGITS)."""
+    carry = ops.ones_like(noise_step[:, :1])
+    digits = []
+    for k in range(NOISE_STEP_DIGITS):
+        digit = noise_step[:, k : k + 1] + carry
+        carry = ops.cast(digit >= _DIGIT_BASE, noise_step.dtype)
+        digits.append(digit - carry * _DIGIT_BASE)
+    return ops.concatenate(digits, axis=-1)

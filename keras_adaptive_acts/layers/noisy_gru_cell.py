@@ -37,9 +37,12 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
     `load_keras_weights` copies a trained `keras.layers.GRU`'s weights into the cell.
     `cell.noisy_units` lists the units, sublayers named `update_gate`, `reset_gate`
     and `candidate`.
-    On JAX, noise in training needs `RNN(cell, unroll=True)`: inside `lax.scan` the units' seed
-    generators cannot advance (a compiled step raises `UnexpectedTracerError`, an eager call
-    repeats the same noise); inference works either way.
+    States: `[h, noise_step]`. The last, `(batch, 3)`, counts the steps (base-256 digits, zeros to
+    start) so that every step draws fresh noise inside any loop, JAX's `lax.scan` included, with
+    or without `unroll`. `RNN(..., return_state=True)` returns it too, and an `initial_state` must
+    include it (`cell.get_initial_state(batch_size)` gives zeros for every state). Inference
+    neither draws nor counts. Under `Bidirectional`, give the backward layer its own seed (an
+    identical config draws identical noise).
     Numerics: with `alpha != 1` (the defaults) an output-noise unit is linear, hence unbounded,
     where saturated (see `NoisyHardTanh`), and the cell multiplies units, so large inputs (about
     1e30 in float32, far less in float16) can overflow the state to Inf and the next step to NaN.
@@ -77,7 +80,7 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
 
     Call arguments:
         inputs: a 2D tensor `(batch, features)`, one time step.
-        states: the previous `h`, a `(batch, units)` tensor (or a list holding it).
+        states: `[h, noise_step]`: a `(batch, units)` tensor and the `(batch, 3)` step count.
         training: whether to draw noise and apply dropout (`RNN` passes it through; Keras sets it
             in `fit` and clears it in `predict`).
 
@@ -102,6 +105,7 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
 
     KERAS_CELL = keras.layers.GRUCell
     UNITS = (("update_gate", "gate"), ("reset_gate", "gate"), ("candidate", "activation"))
+    STATE_NAMES = ("h", "noise_step")
 
     def __init__(
         self,
@@ -160,6 +164,9 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
             noise_at_inference,
         )
 
+    def _keras_state_size(self) -> list[int]:
+        return [self.units]
+
     def build(self, input_shape):
         super().build(input_shape)
         self._build_noisy_units(input_shape)
@@ -172,9 +179,13 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
             )
 
     def call(self, inputs, states, training=False):
+        (h_tm1,), noise_step = self._split_states(states)
+        with self._step_noise(noise_step, training) as next_noise_step:
+            h = self._keras_step(inputs, h_tm1, training)
+        return h, [h, next_noise_step]
+
+    def _keras_step(self, inputs, h_tm1, training):
         # Keras' GRUCell.call, step for step, with the noisy units in place of its activations.
-        nested = keras.tree.is_nested(states)
-        h_tm1 = states[0] if nested else states  # previous state
         units = self.units
 
         if self.use_bias:
@@ -263,9 +274,7 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
         hh = self.candidate(x_h + recurrent_h, training=training)
 
         # previous and candidate state mixed by update gate
-        h = z * h_tm1 + (1 - z) * hh
-        new_state = [h] if nested else h
-        return h, new_state
+        return z * h_tm1 + (1 - z) * hh
 
     def get_config(self):
         config = self._keras_config()

@@ -35,9 +35,12 @@ class NoisyLSTMCell(NoisyCellMixin, keras.layers.LSTMCell):
     `load_keras_weights` copies a trained `keras.layers.LSTM`'s weights into the cell.
     `cell.noisy_units` lists the units, sublayers named `input_gate`, `forget_gate`,
     `candidate`, `output_gate` and `cell_output`.
-    On JAX, noise in training needs `RNN(cell, unroll=True)`: inside `lax.scan` the units' seed
-    generators cannot advance (a compiled step raises `UnexpectedTracerError`, an eager call
-    repeats the same noise); inference works either way.
+    States: `[h, c, noise_step]`. The last, `(batch, 3)`, counts the steps (base-256 digits, zeros to
+    start) so that every step draws fresh noise inside any loop, JAX's `lax.scan` included, with
+    or without `unroll`. `RNN(..., return_state=True)` returns it too, and an `initial_state` must
+    include it (`cell.get_initial_state(batch_size)` gives zeros for every state). Inference
+    neither draws nor counts. Under `Bidirectional`, give the backward layer its own seed (an
+    identical config draws identical noise).
     Numerics: with `alpha != 1` (the defaults) an output-noise unit is linear, hence unbounded,
     where saturated (see `NoisyHardTanh`), and the cell multiplies units, so large inputs (about
     1e30 in float32, far less in float16) can overflow the state to Inf and the next step to NaN.
@@ -76,7 +79,7 @@ class NoisyLSTMCell(NoisyCellMixin, keras.layers.LSTMCell):
 
     Call arguments:
         inputs: a 2D tensor `(batch, features)`, one time step.
-        states: `[h, c]`, two `(batch, units)` tensors.
+        states: `[h, c, noise_step]`: two `(batch, units)` tensors and the `(batch, 3)` step count.
         training: whether to draw noise and apply dropout (`RNN` passes it through; Keras sets it
             in `fit` and clears it in `predict`).
 
@@ -107,6 +110,7 @@ class NoisyLSTMCell(NoisyCellMixin, keras.layers.LSTMCell):
         ("output_gate", "gate"),
         ("cell_output", "activation"),
     )
+    STATE_NAMES = ("h", "c", "noise_step")
 
     def __init__(
         self,
@@ -163,14 +167,21 @@ class NoisyLSTMCell(NoisyCellMixin, keras.layers.LSTMCell):
             noise_at_inference,
         )
 
+    def _keras_state_size(self) -> list[int]:
+        return [self.units, self.units]
+
     def build(self, input_shape):
         super().build(input_shape)
         self._build_noisy_units(input_shape)
 
     def call(self, inputs, states, training=False):
+        (h_tm1, c_tm1), noise_step = self._split_states(states)
+        with self._step_noise(noise_step, training) as next_noise_step:
+            h, c = self._keras_step(inputs, h_tm1, c_tm1, training)
+        return h, [h, c, next_noise_step]
+
+    def _keras_step(self, inputs, h_tm1, c_tm1, training):
         # Keras' LSTMCell.call, step for step, with the noisy units in place of its activations.
-        h_tm1 = states[0]  # previous memory state
-        c_tm1 = states[1]  # previous carry state
         units = self.units
 
         if self.implementation == 1:
@@ -225,7 +236,7 @@ class NoisyLSTMCell(NoisyCellMixin, keras.layers.LSTMCell):
         c = f * c_tm1 + i * self.candidate(z_c, training=training)
         o = self.output_gate(z_o, training=training)
         h = o * self.cell_output(c, training=training)
-        return h, [h, c]
+        return h, c
 
     def get_config(self):
         config = self._keras_config()

@@ -76,7 +76,8 @@ class RestrictedLayerNormalization(keras.layers.LayerNormalization):
     Args:
         mode: `"scratch"` or `"finetune"`.
         axis: the axis or axes to normalise over, as in `keras.layers.LayerNormalization`.
-        epsilon: small positive float added to the variance.
+        epsilon: float >= 0 added to the variance; with 0 a constant slice gives NaN (0 / 0),
+            as in `keras.layers.LayerNormalization`.
         center: whether the layer has a `beta`. `None` (default): False in scratch mode, True
             in finetune mode. Scratch mode rejects True.
         scale: must be True (gamma is what the restriction is about).
@@ -208,7 +209,29 @@ class RestrictedLayerNormalization(keras.layers.LayerNormalization):
 
     def call(self, inputs):
         # Integers are normalised as floats (LayerNormalization would use integer arithmetic).
-        return super().call(ops.cast(inputs, self.compute_dtype))
+        inputs = ops.cast(inputs, self.compute_dtype)
+        if keras.backend.backend() == "torch":
+            return self._normalize_with_ops(inputs)
+        return super().call(inputs)
+
+    def _normalize_with_ops(self, inputs):
+        """Keras' layer normalization written with `keras.ops`, as Keras computes it off PyTorch.
+
+        Keras' PyTorch `layer_normalization` hands contiguous axes to `F.layer_norm`, which normalises
+        the trailing axes whatever `axis` says, and computes the variance as E[x^2] - E[x]^2, NaN
+        where x^2 overflows (|x| above about 1e19 in float32). Here the variance is E[(x - mean)^2].
+        """
+        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        shape = [1] * len(x.shape)
+        for axis in self.axis:
+            shape[axis] = x.shape[axis]
+        mean = ops.mean(x, axis=self.axis, keepdims=True)
+        variance = ops.mean(ops.square(x - mean), axis=self.axis, keepdims=True)
+        scale = ops.rsqrt(variance + self.epsilon) * ops.reshape(ops.cast(self.gamma, x.dtype), shape)
+        outputs = (x - mean) * scale
+        if self.beta is not None:
+            outputs = outputs + ops.reshape(ops.cast(self.beta, x.dtype), shape)
+        return ops.cast(outputs, self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

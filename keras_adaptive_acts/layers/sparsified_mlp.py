@@ -81,7 +81,7 @@ class SparsifiedMLP(keras.layers.Layer):
         clip: the zeroth bias's clip factor (finite, >= 0).
         residual: whether the block returns `x + mlp(x)` (as in a transformer) or `mlp(x)`.
         dropout: dropout rate in [0, 1), after the activation and on the block's output.
-        epsilon: the norm's epsilon.
+        epsilon: the norm's epsilon, >= 0 (0 gives NaN for a constant slice).
         seed: optional seed of the dropout.
         **kwargs (Any): base layer keyword arguments, such as `name` and `dtype`.
 

@@ -14,7 +14,9 @@ class StochasticLayer(keras.layers.Layer):
 
     Subclasses call `self.noise_active(training)` and draw with `self.standard_normal(x)` /
     `self.uniform(x, low, high)`: noise in the compute dtype, reproducible under `seed`, different
-    on every replica of a `tf.distribute` strategy.
+    on every replica of a `tf.distribute` strategy. A recurrent cell sets `loop_key` (a key from
+    `noise.loop_key`) for the duration of one step: the draws then use it, and the generator is
+    not advanced.
     """
 
     def __init__(self, seed: int | None = None, noise_at_inference: bool = False, **kwargs):
@@ -29,6 +31,7 @@ class StochasticLayer(keras.layers.Layer):
         self.seed = seed
         self.noise_at_inference = noise_at_inference
         self.seed_generator = ReplicaSeedGenerator(seed)
+        self.loop_key = None
         self.supports_masking = True
 
     def noise_active(self, training) -> bool:
@@ -36,10 +39,13 @@ class StochasticLayer(keras.layers.Layer):
         return bool(training) or self.noise_at_inference
 
     def standard_normal(self, like):
-        return noise.normal(ops.shape(like), self.compute_dtype, self.seed_generator)
+        return noise.normal(ops.shape(like), self.compute_dtype, self._seed())
 
     def uniform(self, like, low, high):
-        return noise.uniform(ops.shape(like), low, high, self.compute_dtype, self.seed_generator)
+        return noise.uniform(ops.shape(like), low, high, self.compute_dtype, self._seed())
+
+    def _seed(self):
+        return self.seed_generator if self.loop_key is None else self.loop_key
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -164,7 +164,9 @@ def noisy_input(
         noisy = hard_function(x + c * xi, base)
         return ops.where(ops.abs(x) > threshold, noisy, hard_function(x, base))
     delta = hard_function(x, base) - linearization(x, base)
-    ratio = p * ops.abs(delta) / (ops.abs(xi) + 1e-10)
+    # The paper's 1e-10 is 0 in float16, where xi = 0 would give 0 / 0: its smallest subnormal instead.
+    tiny = _TINY.get(ops.dtype(xi), 1e-10)
+    ratio = p * ops.abs(delta) / (ops.abs(xi) + tiny)
     # A finite ratio can overflow (float16: |xi| below p * |delta| / 65504): capped at the dtype's
     # largest value, so that c = 0 adds no noise rather than 0 * inf = NaN. NaN stays NaN.
     largest = _LARGEST.get(ops.dtype(ratio)) or float(np.finfo(ops.dtype(ratio)).max)
@@ -173,6 +175,7 @@ def noisy_input(
 
 
 _LARGEST = {"bfloat16": 3.3895313892515355e38}  # NumPy's finfo does not know bfloat16
+_TINY = {"float16": 2.0**-24}
 
 
 def rrelu(x: Tensor, slope: Tensor | float) -> Tensor:

@@ -25,8 +25,7 @@ DEFAULTS = {"sigmoid": (1.1, 0.15), "tanh": (1.15, 0.5)}
 
 
 def rnn_layer(cell, **kwargs):
-    """`keras.layers.RNN`, unrolled on JAX: noise inside `lax.scan` cannot advance the seed generators."""
-    return keras.layers.RNN(cell, unroll=keras.backend.backend() == "jax", **kwargs)
+    return keras.layers.RNN(cell, **kwargs)
 
 
 def numpy_noisy_inference(x, p, c, alpha, base):

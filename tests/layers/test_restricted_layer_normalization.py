@@ -182,15 +182,7 @@ def test_an_axis_beyond_the_input_rank_raises(axis):
         RestrictedLayerNormalization(axis=axis)(np.ones((2, 3), "float32"))
 
 
-MIDDLE_AXIS_ON_TORCH = pytest.mark.xfail(
-    keras.backend.backend() == "torch",
-    strict=True,
-    reason="Keras' PyTorch layer_normalization normalises the trailing axes only (see "
-    "tests/test_fuzz_regressions.py and the backends guide)",
-)
-
-
-@pytest.mark.parametrize("axis", [pytest.param(-2, marks=MIDDLE_AXIS_ON_TORCH), (1, -1)])
+@pytest.mark.parametrize("axis", [-2, (1, -1)])
 def test_in_range_axes_of_any_sign_still_work(axis):
     x = random_input((2, 3, 4), seed=3)
     out = ops.convert_to_numpy(RestrictedLayerNormalization(axis=axis, epsilon=0.0)(x))
