@@ -111,7 +111,7 @@ def loop_key(seed_generator: ReplicaSeedGenerator, step):
         step = tf.cast(step, tf.int32)
         return tf.random.experimental.stateless_fold_in(_tf_seed(seed), step, alg="philox")
     if backend == "jax":
-        import jax
+        import jax  # JAX-only
 
         return jax.random.fold_in(seed.astype("uint32"), step)
     # PyTorch runs its loops eagerly: hash the values on the host into the int seed Keras takes.
