@@ -26,7 +26,8 @@ class NoisyCellMixin:
     Argument checks, the noisy units (one sublayer per gate / tanh, each with its own per-unit `p`,
     its own `c` and its own seed), their config, and copying Keras' weights in. A subclass sets
     `KERAS_CELL` (the Keras cell class it extends) and `UNITS`: `(attribute name, kind)` pairs in the
-    order of their seed offsets, kind "gate" (NoisyHardSigmoid) or "activation" (NoisyHardTanh).
+    order of their seed offsets, kind "gate" (NoisyHardSigmoid) or "activation" (NoisyHardTanh), and
+    `STATE_NAMES`: Keras' states (each `units` wide), then "noise_step".
 
     Noise per step: a unit's seed generator cannot advance inside JAX's `lax.scan`, so the cell
     carries a last state, the noise step (`NOISE_STEP_DIGITS` columns, zeros initially), and each
@@ -39,6 +40,7 @@ class NoisyCellMixin:
 
     KERAS_CELL: type
     UNITS: tuple[tuple[str, str], ...]
+    STATE_NAMES: tuple[str, ...]
 
     @classmethod
     def _check_cell_args(cls, units: Any, seed: Any, kwargs: dict) -> None:
@@ -109,14 +111,10 @@ class NoisyCellMixin:
                 name=name,
             )
             setattr(self, name, unit)
-        self.state_size = [*self._keras_state_size(), NOISE_STEP_DIGITS]
+        self.state_size = [self.units] * (len(self.STATE_NAMES) - 1) + [NOISE_STEP_DIGITS]
         self._inside_rnn = False  # between RNN's get_dropout_mask and reset_dropout_mask
         self._inside_step = False
         self._drew_noise = False
-
-    def _keras_state_size(self) -> list[int]:
-        """The sizes of the Keras cell's own states."""
-        raise NotImplementedError
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]

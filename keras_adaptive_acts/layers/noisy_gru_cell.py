@@ -164,9 +164,6 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
             noise_at_inference,
         )
 
-    def _keras_state_size(self) -> list[int]:
-        return [self.units]
-
     def build(self, input_shape):
         super().build(input_shape)
         self._build_noisy_units(input_shape)

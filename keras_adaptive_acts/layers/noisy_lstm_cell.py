@@ -167,9 +167,6 @@ class NoisyLSTMCell(NoisyCellMixin, keras.layers.LSTMCell):
             noise_at_inference,
         )
 
-    def _keras_state_size(self) -> list[int]:
-        return [self.units, self.units]
-
     def build(self, input_shape):
         super().build(input_shape)
         self._build_noisy_units(input_shape)
