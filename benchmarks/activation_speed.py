@@ -42,7 +42,7 @@ from keras import ops  # noqa: E402
 
 import keras_adaptive_acts  # noqa: E402
 
-K, EPS = 2.0, 1e-6  # CompetitiveReLU's defaults
+SCALE_BOUND, EPS = 2.0, 1e-6  # CompetitiveReLU's defaults of scale_bound and eps
 COMPETITIONS = ("energy", "l1", "count")
 TARGETS = {"vs_relu": 1.7, "vs_autodiff": 1.0, "memory_vs_autodiff": 0.5, "cnn_vs_relu": 1.15}
 FULL = {"shape": (64, 32, 32, 64), "memory_shape": (16, 32, 32, 64), "batch": 128, "image": 32}
@@ -55,7 +55,7 @@ QUICK = {"shape": (8, 8, 8, 16), "memory_shape": (4, 8, 8, 16), "batch": 16, "im
 
 
 def autodiff_competitive_relu(z, alpha, beta, competition="energy"):
-    """relu(s * z), s = K * tanh(alpha * p + beta), p over every non-batch axis; no custom gradient."""
+    """relu(s * z), s = SCALE_BOUND * tanh(alpha * p + beta), p per sample; no custom gradient."""
     axes = tuple(range(1, len(z.shape)))
     if competition == "energy":
         p = ops.sum(ops.square(ops.relu(z)), axes, keepdims=True) / (
@@ -65,7 +65,7 @@ def autodiff_competitive_relu(z, alpha, beta, competition="energy"):
         p = ops.sum(ops.relu(z), axes, keepdims=True) / (ops.sum(ops.abs(z), axes, keepdims=True) + EPS)
     else:
         p = ops.stop_gradient(ops.mean(ops.cast(z > 0, z.dtype), axes, keepdims=True))
-    return ops.relu(K * ops.tanh(alpha * p + beta) * z)
+    return ops.relu(SCALE_BOUND * ops.tanh(alpha * p + beta) * z)
 
 
 class AutodiffCompetitiveReLU(keras.layers.Layer):
@@ -77,7 +77,7 @@ class AutodiffCompetitiveReLU(keras.layers.Layer):
 
     def build(self, input_shape):
         self.alpha = self.add_weight(shape=(), name="alpha", initializer="zeros")
-        beta_init = keras.initializers.Constant(math.atanh(1.0 / K))
+        beta_init = keras.initializers.Constant(math.atanh(1.0 / SCALE_BOUND))
         self.beta = self.add_weight(shape=(), name="beta", initializer=beta_init)
 
     def call(self, inputs):
@@ -258,7 +258,7 @@ def measure_memory(shape):
     import jax.numpy as jnp
 
     x = jnp.asarray(np.random.default_rng(0).standard_normal(shape, dtype=np.float32))
-    alpha, beta = jnp.float32(0.0), jnp.float32(math.atanh(1.0 / K))
+    alpha, beta = jnp.float32(0.0), jnp.float32(math.atanh(1.0 / SCALE_BOUND))
     fns = {"ReLU (jax.nn.relu)": (jax.nn.relu, (x,))}
     for c in COMPETITIONS:
         custom = lambda x, a, b, c=c: keras_adaptive_acts.ops.competitive_relu(x, a, b, competition=c)  # noqa: E731
@@ -283,7 +283,7 @@ def time_on_jax(shape, repeats, warmup):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal(shape, dtype=np.float32))
     g = jnp.asarray(rng.standard_normal(shape, dtype=np.float32))
-    alpha, beta = jnp.float32(0.0), jnp.float32(math.atanh(1.0 / K))
+    alpha, beta = jnp.float32(0.0), jnp.float32(math.atanh(1.0 / SCALE_BOUND))
     fns = {"ReLU": lambda x, a, b: jax.nn.relu(x)}
     for c in COMPETITIONS:
         fns[f"CompetitiveReLU({c})"] = lambda x, a, b, c=c: keras_adaptive_acts.ops.competitive_relu(

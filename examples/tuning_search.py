@@ -3,7 +3,7 @@
 `ActivationHyperModel` turns a `build(hp, activation)` function into a KerasTuner `HyperModel`:
 wherever the model calls `activation()`, it gets a new layer of the trial's choice (ReLU,
 CompetitiveReLU, the noisy hard units, RReLU, J-SquaredReLU), with that layer's own
-hyper-parameters searched too (e.g. `competition` and `K` of CompetitiveReLU). A `RandomSearch`
+hyper-parameters searched too (e.g. `competition` and `scale_bound` of CompetitiveReLU). A `RandomSearch`
 runs a few trials and prints KerasTuner's `results_summary` and the best hyper-parameters.
 
     python examples/tuning_search.py            # full run: about 2 minutes on 2 CPU cores (10 trials)

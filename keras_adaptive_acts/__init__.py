@@ -21,6 +21,7 @@ from keras_adaptive_acts.layers import (
     RReLU,
     SparsifiedMLP,
     ZerothBias,
+    inference_noise,
 )
 from keras_adaptive_acts.measurement import measure_sparsity
 from keras_adaptive_acts.registry import get
@@ -58,6 +59,7 @@ __all__ = [
     "ZerothBias",
     "__version__",
     "get",
+    "inference_noise",
     "measure_sparsity",
     "narrow",
     "ops",

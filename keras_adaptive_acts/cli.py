@@ -40,13 +40,14 @@ With a given seed the Dense layers start from the same weights for every
 activation.
 
 An activation is a name, optionally followed by constructor arguments:
-name:key=value:key=value. `relu` and `prelu` are Keras' ReLU and PReLU layers;
-the other names are this package's layers (case and underscores are ignored)."""
+name:key=value:key=value. `relu` and `prelu` are Keras' ReLU and PReLU layers,
+other Keras activations (gelu, tanh, ...) a keras.layers.Activation; the other
+names are this package's layers (case and underscores are ignored)."""
 
 _COMPARE_EPILOG = """\
 examples:
   kaa compare
-  kaa compare --activations relu,prelu,competitive_relu:init=competition:K=3
+  kaa compare --activations relu,prelu,competitive_relu:init=competition:scale_bound=3
   kaa compare --epochs 10 --seeds 5 --out kaa-results
   kaa compare --dataset mnist --epochs 10
   kaa compare --dataset my_data.npz
@@ -87,10 +88,10 @@ values. Exit status: 0 on success, 1 if the verification fails, 2 for bad input.
 _TUNE_DESCRIPTION = """\
 Search the activation space with KerasTuner (RandomSearch) in the network of
 'kaa compare': each trial picks an activation and that activation's own
-hyper-parameters (e.g. competition, K and init for competitive_relu; alpha, c and
-half_normal for the noisy layers). Trials train on 75% of the training set and
-are scored by their accuracy on the other 25%; the best model is then evaluated
-on the test set. Needs: pip install "keras-adaptive-acts[tuner]"."""
+hyper-parameters (e.g. competition, scale_bound and init for competitive_relu;
+alpha, c and half_normal for the noisy layers). Trials train on 75% of the
+training set and are scored by their accuracy on the other 25%; the best model
+is then evaluated on the test set. Needs: pip install "keras-adaptive-acts[tuner]"."""
 
 _TUNE_EPILOG = """\
 examples:

@@ -1,14 +1,13 @@
 """Measuring activation sparsity: the per-layer fraction of exactly-zero outputs of a model.
 
 `measure_sparsity` reads the outputs of chosen layers of a Functional or Sequential model over a
-dataset. The machinery behind it (the layer taps, the batching of data) also serves
-`keras_adaptive_acts.callbacks.SparsityMonitor` and `CompetitionMonitor`.
+dataset. The batching of data and the counting also serve
+`keras_adaptive_acts.callbacks.SparsityMonitor`; the layer taps live in `model_graph`.
 """
 
 from __future__ import annotations
 
 import collections.abc
-import contextlib
 import math
 import numbers
 from collections.abc import Iterator, Sequence
@@ -18,28 +17,22 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_adaptive_acts import registry
+from keras_adaptive_acts.model_graph import (  # noqa: F401 (re-exported while callers move to model_graph)
+    LayerTaps,
+    all_layers,
+    check_graph_model,
+    check_layer_list,
+    graph_layers,
+    is_activation_layer,
+    is_graph_model,
+    match_layers,
+    preserved_state,
+    select_layers,
+)
 
 __all__ = ["measure_sparsity"]
 
 DEFAULT_BATCH_SIZE = 32
-
-# Layers whose `activation` is applied to their output, besides the activation layers themselves.
-OUTPUT_ACTIVATION_LAYERS = (
-    keras.layers.Dense,
-    keras.layers.EinsumDense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-)
-_KERAS_ACTIVATION_LAYERS = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.ELU)
 
 
 def measure_sparsity(
@@ -102,248 +95,6 @@ def measure_sparsity(
     check_data(data)
     taps = LayerTaps(model, chosen, "output", "measure_sparsity")
     return zero_fractions(taps, data, batch_size, training=False)
-
-
-# ----------------------------------------------------------------------------------------------
-# Which layers
-
-
-def is_activation_layer(layer: keras.layers.Layer) -> bool:
-    """Whether `layer`'s output is an activation (see `measure_sparsity` for the list)."""
-    if registry.is_activation(layer) or isinstance(layer, _KERAS_ACTIVATION_LAYERS):
-        return True
-    if isinstance(layer, (keras.layers.Activation, *OUTPUT_ACTIVATION_LAYERS)):
-        activation = getattr(layer, "activation", None)
-        return activation is not None and activation is not keras.activations.linear
-    return False
-
-
-def all_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """Every layer inside `model`, at any depth, each once (the model itself included).
-
-    Keras 3.15 has no public recursive listing: `Model.layers` is one level deep and misses the
-    layers a layer holds as attributes (an RNN's cell, the noisy gates inside a cell, the
-    copies of a `Bidirectional`). `_flatten_layers` is the walk Keras itself uses for
-    `model.weights`, so it sees exactly the layers whose variables the model trains.
-    """
-    return model._flatten_layers(include_self=True, recursive=True)
-
-
-def is_graph_model(layer: Any) -> bool:
-    """Whether `layer` is a Functional or Sequential model with a graph (built)."""
-    return (
-        isinstance(layer, keras.Model)
-        and getattr(layer, "inputs", None) is not None
-        and getattr(layer, "outputs", None) is not None
-    )
-
-
-def check_graph_model(model: Any, owner: str) -> None:
-    """Raises `ValueError` unless `model` is a built Functional or Sequential model."""
-    if is_graph_model(model):
-        return
-    if isinstance(model, keras.Sequential):
-        raise ValueError(
-            f"{owner}: the Sequential model {model.name!r} is not built yet, so its layers have no "
-            "outputs to read. Start it with `keras.Input(shape)`, or call it once on data first."
-        )
-    kind = type(model).__name__ if isinstance(model, keras.Model) else repr(model)
-    raise ValueError(
-        f"{owner} reads the layers' outputs from the model's graph, which a subclassed model "
-        f"({kind}) does not have. Pass a Functional or Sequential model (build the same layers with "
-        "`keras.Input` and `keras.Model(inputs, outputs)`), or measure tensors yourself with "
-        "`keras_adaptive_acts.ops.zero_fraction`."
-    )
-
-
-def graph_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers of `model`'s graph, with those of nested Functional/Sequential models, each once."""
-    found: list[keras.layers.Layer] = []
-    seen: set[int] = set()
-
-    def walk(parent):
-        for layer in parent.layers:
-            if id(layer) in seen:
-                continue
-            seen.add(id(layer))
-            found.append(layer)
-            if is_graph_model(layer):
-                walk(layer)
-
-    walk(model)
-    return found
-
-
-def select_layers(
-    model: keras.Model,
-    layers: Sequence[keras.layers.Layer | str] | None,
-    owner: str,
-    default,
-    kind: str = "layer",
-    accepts: tuple[type, ...] = (keras.layers.Layer,),
-    default_kind: str = "activation layer",
-) -> list[keras.layers.Layer]:
-    """The layers of `model` to watch: those passing `default`, or `layers` (objects or names).
-
-    Raises `ValueError` for a subclassed or unbuilt model, an empty selection, a name that does
-    not match exactly one layer, a layer that is not in the model or not of the `accepts` types,
-    and two chosen layers of one name (results are keyed by name).
-    """
-    check_graph_model(model, owner)
-    candidates = graph_layers(model)
-    if layers is None:
-        chosen = [layer for layer in candidates if default(layer)]
-        if not chosen:
-            raise ValueError(
-                f"{owner} found no {default_kind} in the model {model.name!r}. Pass `layers` (layers of the "
-                "model or their names) to choose what to watch."
-            )
-    else:
-        check_layer_list(layers, accepts, kind)
-        hint = "layers inside wrappers or RNN cells cannot be read"
-        chosen = match_layers(owner, model, candidates, layers, "layer", hint=hint)
-        for layer in chosen:
-            if not isinstance(layer, accepts):
-                raise ValueError(
-                    f"{owner}: the layer {layer.name!r} is a {type(layer).__name__}, not a {kind}. "
-                    f"Received: layers={list(layers)!r}"
-                )
-    names = [layer.name for layer in chosen]
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        raise ValueError(
-            f"{owner} keys its results by layer name, and several chosen layers are named "
-            f"{duplicated}: give them distinct names (the `name` argument) or pass `layers`."
-        )
-    return chosen
-
-
-def match_layers(
-    owner: str,
-    model: keras.layers.Layer,
-    candidates: Sequence[keras.layers.Layer],
-    requested: Sequence[keras.layers.Layer | str],
-    kind: str,
-    hint: str = "",
-) -> list[keras.layers.Layer]:
-    """The `candidates` that `requested` names or holds, in its order, each once.
-
-    A name must match exactly one candidate; a layer must be one of them (the same object).
-    """
-    chosen: list[keras.layers.Layer] = []
-    for item in requested:
-        if isinstance(item, str):
-            matches = [layer for layer in candidates if layer.name == item]
-            if len(matches) != 1:
-                problem = f"no {kind}" if not matches else f"{len(matches)} {kind}s"
-                raise ValueError(
-                    f"{owner}: the model {model.name!r} has {problem} named {item!r}. Its {kind}s: "
-                    f"{[layer.name for layer in candidates]}. Received: layers={list(requested)!r}"
-                )
-            layer = matches[0]
-        elif any(item is layer for layer in candidates):
-            layer = item
-        else:
-            raise ValueError(
-                f"{owner}: the layer {item.name!r} in `layers` is not part of the model {model.name!r} "
-                f"(a copy, e.g. from `clone_model`, is a different layer{'; ' + hint if hint else ''}). "
-                f"Its {kind}s: {[layer.name for layer in candidates]}."
-            )
-        if all(layer is not other for other in chosen):
-            chosen.append(layer)
-    return chosen
-
-
-def check_layer_list(layers: Any, accepts: tuple[type, ...], kind: str) -> None:
-    """Raises `ValueError` unless `layers` is a non-empty list of `accepts` layers or names."""
-    if isinstance(layers, (str, keras.layers.Layer)) or not isinstance(layers, Sequence) or not layers:
-        raise ValueError(
-            f"`layers` must be None or a non-empty list of {kind}s (or their names). "
-            f"Received: layers={layers!r}"
-        )
-    for i, item in enumerate(layers):
-        if not isinstance(item, (str, *accepts)):
-            raise ValueError(f"`layers` must hold {kind}s or layer names. Received: layers[{i}]={item!r}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading the layers' tensors
-
-
-class LayerTaps:
-    """A model that returns the outputs (or the inputs) of chosen layers of a graph model.
-
-    `taps(x, training)` gives, for each layer, the list of its output tensors (`which="output"`)
-    or of its input tensors (`which="input"`: `[z]`, or `[z, source]` for a two-input call),
-    computed on `x` by one forward pass that shares the model's variables.
-    """
-
-    def __init__(self, model: keras.Model, layers: Sequence[keras.layers.Layer], which: str, owner: str):
-        check_graph_model(model, owner)
-        self.model = model
-        self.layers = list(layers)
-        self.which = which
-        self._counts = []
-        flat = []
-        for layer in self.layers:
-            tensors = _symbolic_tensors(model, layer, which, owner)
-            self._counts.append(len(tensors))
-            flat.extend(tensors)
-        inputs = model.inputs[0] if isinstance(model, keras.Sequential) else model.input
-        self._probe = keras.Model(inputs, flat, name=f"{model.name}_taps")
-
-    def __call__(self, x: Any, training: bool) -> list[list[Any]]:
-        flat = self._probe(x, training=training)
-        flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
-        grouped, start = [], 0
-        for count in self._counts:
-            grouped.append(flat[start : start + count])
-            start += count
-        return grouped
-
-
-def _symbolic_tensors(model, layer, which, owner):
-    """The flat list of `layer`'s output (or input) tensors in the graph of `model`."""
-    node = _own_node(model, layer, owner)
-    if node is not None:
-        return list(node.output_tensors if which == "output" else node.input_tensors)
-    for sub in model.layers:
-        if is_graph_model(sub) and any(layer is inner for inner in graph_layers(sub)):
-            inner = _symbolic_tensors(sub, layer, which, owner)
-            sub_node = _own_node(model, sub, owner)
-            sub_inputs = sub.inputs[0] if isinstance(sub, keras.Sequential) else sub.input
-            outputs = keras.Model(sub_inputs, inner)(sub_node.arguments.args[0])
-            return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    raise ValueError(f"{owner}: the layer {layer.name!r} is not in the graph of the model {model.name!r}.")
-
-
-def _own_node(model, layer, owner):
-    """The node of `layer` in `model`'s own graph; None if the layer is not called there."""
-    graph = model._functional if isinstance(model, keras.Sequential) else model
-    keys = graph._nodes  # Keras' keys of the graph's nodes: f"{id(operation)}_ib-{node index}"
-    nodes = [node for i, node in enumerate(layer._inbound_nodes) if f"{id(layer)}_ib-{i}" in keys]
-    if len(nodes) > 1:
-        raise ValueError(
-            f"{owner}: the layer {layer.name!r} is called {len(nodes)} times in the model {model.name!r} "
-            "(a shared layer), so it has no single output to measure. Measure a layer called once."
-        )
-    return nodes[0] if nodes else None
-
-
-@contextlib.contextmanager
-def preserved_state(model: keras.Model):
-    """Restores the model's non-trainable variables (BatchNorm statistics, seed states) on exit.
-
-    A forward pass in training mode updates BatchNormalization's moving statistics and every
-    noise draw advances a seed state; measuring must not change the model or its noise stream.
-    """
-    variables = list(model.non_trainable_variables)
-    saved = [ops.convert_to_numpy(variable) for variable in variables]
-    try:
-        yield
-    finally:
-        for variable, value in zip(variables, saved, strict=True):
-            variable.assign(value)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,7 +1,15 @@
-"""One `register` decorator for every public object, and `get()` to resolve names."""
+"""Names: one `register` decorator for every public object, and the one resolver of names to objects.
+
+`get` resolves this package's registered objects (layers, regularizers, callbacks) and
+`activation_layer` resolves activations, Keras' as well as this package's; both read the same
+tables, compare names the same way (case and underscores ignored) and suggest the nearest known
+name for a typo.
+"""
 
 from __future__ import annotations
 
+import copy
+import difflib
 import functools
 import inspect
 import re
@@ -9,10 +17,36 @@ from typing import Any
 
 import keras
 
+__all__ = [
+    "PACKAGE",
+    "activation_layer",
+    "activation_names",
+    "canonical_activation_name",
+    "default_name",
+    "get",
+    "is_registered_activation",
+    "lookup",
+    "register",
+    "registered_names",
+    "with_default_name",
+]
+
 PACKAGE = "keras_adaptive_acts"
 
 _REGISTERED: dict[str, type] = {}
 _ACTIVATIONS: set[type] = set()
+
+# Keras layers that a Keras activation name stands for. Every other Keras activation name becomes
+# `keras.layers.Activation(name)`. "relu" is the ReLU layer (the baseline `kaa compare`, the tuner and
+# surgery build, and one that takes arguments such as `negative_slope`); PReLU has no function form.
+# "leaky_relu" stays Keras' function: the LeakyReLU layer has another default slope (0.3, not 0.2).
+_KERAS_ACTIVATION_LAYERS: dict[str, type[keras.layers.Layer]] = {
+    "relu": keras.layers.ReLU,
+    "prelu": keras.layers.PReLU,
+}
+
+# Public functions of `keras.activations` that are not activations.
+_KERAS_HELPERS = ("deserialize", "get", "serialize")
 
 
 def _key(name: str) -> str:
@@ -24,8 +58,8 @@ def register(cls: type | None = None, *, activation: bool = False):
     """Registers a class for Keras serialisation (package "keras_adaptive_acts") and for `get()`.
 
     Use as `@register`, or `@register(activation=True)` for a layer that is an activation
-    function (what `kaa compare`, `measure_sparsity` and the tuner offer and look for). A layer
-    whose Keras default name would split "ReLU" gets a readable one (see `default_name`).
+    function (what `activation_layer`, `kaa compare`, `measure_sparsity` and the tuner offer and
+    look for).
     """
 
     def decorate(cls: type) -> type:
@@ -35,11 +69,13 @@ def register(cls: type | None = None, *, activation: bool = False):
         _REGISTERED[key] = cls
         if activation:
             _ACTIVATIONS.add(cls)
-        if issubclass(cls, keras.layers.Layer) and "ReLU" in cls.__name__:
-            _name_by_default(cls)
         return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
     return decorate if cls is None else decorate(cls)
+
+
+# ----------------------------------------------------------------------------------------------
+# Default layer names
 
 
 def default_name(class_name: str) -> str:
@@ -54,37 +90,128 @@ def default_name(class_name: str) -> str:
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", words).lower()
 
 
-def _name_by_default(cls: type) -> None:
-    """Instances made without a `name` get `default_name(...)`, then `..._1`, ..., as Keras numbers them."""
-    initialise = cls.__init__
-    prefix = default_name(cls.__name__)
+def with_default_name(layer: keras.layers.Layer, owner: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` with a readable `name` filled in, for a layer class whose Keras default would split "ReLU".
 
-    @functools.wraps(initialise)
-    def __init__(self, *args, **kwargs):
-        if kwargs.get("name") is None and type(self) is cls:
-            count = keras.backend.get_uid(prefix)  # 1, 2, ... per prefix, reset by clear_session()
-            kwargs["name"] = prefix if count == 1 else f"{prefix}_{count - 1}"
-        initialise(self, *args, **kwargs)
+    Keras names a layer after its class in snake case, which makes "CompetitiveReLU" into
+    "competitive_re_lu". A layer's `__init__` passes its keyword arguments through this before
+    `super().__init__`: when no `name` is given and `layer` is exactly an `owner` (a user's
+    subclass keeps Keras' naming), the name is `default_name(owner.__name__)`, then `..._1`,
+    `..._2`, numbered as Keras numbers its own (restarted by `keras.backend.clear_session()`).
 
-    # Keras reads the constructor's arguments from its signature (for get_config): keep the original.
-    __init__.__signature__ = inspect.signature(initialise)
-    cls.__init__ = __init__
+    Examples:
+        >>> import keras
+        >>> class PlainReLU(keras.layers.Layer):
+        ...     def __init__(self, **kwargs):
+        ...         super().__init__(**with_default_name(self, PlainReLU, kwargs))
+        >>> keras.backend.clear_session()
+        >>> [PlainReLU().name, PlainReLU().name, PlainReLU(name="mine").name]
+        ['plain_relu', 'plain_relu_1', 'mine']
+    """
+    if kwargs.get("name") is not None or type(layer) is not owner:
+        return kwargs
+    prefix = default_name(owner.__name__)
+    count = keras.backend.get_uid(prefix)  # 1, 2, ... per prefix
+    return {**kwargs, "name": prefix if count == 1 else f"{prefix}_{count - 1}"}
 
 
-def activation_names() -> list[str]:
-    """The class names of the registered activation layers, sorted."""
-    return sorted(cls.__name__ for cls in _ACTIVATIONS)
-
-
-def is_activation(obj: Any) -> bool:
-    """Whether `obj` (a class or an instance) is one of the package's activation layers."""
-    cls = obj if isinstance(obj, type) else type(obj)
-    return any(issubclass(cls, activation) for activation in _ACTIVATIONS)
+# ----------------------------------------------------------------------------------------------
+# Listing and telling apart
 
 
 def registered_names(base: type | None = None) -> list[str]:
     """The class names `get()` resolves, sorted; only subclasses of `base` if given."""
     return sorted(cls.__name__ for cls in _REGISTERED.values() if base is None or issubclass(cls, base))
+
+
+def is_registered_activation(obj: Any) -> bool:
+    """Whether `obj` (a class or an instance) is one of this package's registered activation layers.
+
+    Keras' own activation layers are not (see `measurement.is_activation_layer` for a test that
+    counts them too).
+    """
+    cls = obj if isinstance(obj, type) else type(obj)
+    return any(issubclass(cls, activation) for activation in _ACTIVATIONS)
+
+
+
+
+def activation_names(include_keras: bool = True) -> list[str]:
+    """The activation names `activation_layer` accepts, in snake case and sorted.
+
+    Args:
+        include_keras: whether to list Keras' activations too, besides this package's.
+
+    Examples:
+        >>> activation_names(include_keras=False)[:2]
+        ['competitive_relu', 'j_squared_relu']
+        >>> {"relu", "prelu", "gelu"} <= set(activation_names())
+        True
+    """
+    names = {default_name(cls.__name__) for cls in _ACTIVATIONS}
+    if include_keras:
+        names.update(_KERAS_ACTIVATION_LAYERS, _keras_activation_functions())
+    return sorted(names)
+
+
+@functools.cache
+def _keras_activation_functions() -> tuple[str, ...]:
+    """The names of `keras.activations` that work as `keras.layers.Activation(name)`.
+
+    Read from the installed Keras, so a newer Keras's additions are known; functions that need more
+    than their input (such as `threshold`) are left out.
+    """
+    names = []
+    for name in dir(keras.activations):
+        function = getattr(keras.activations, name)
+        if name.startswith("_") or name in _KERAS_HELPERS or not inspect.isfunction(function):
+            continue
+        parameters = list(inspect.signature(function).parameters.values())[1:]
+        if all(parameter.default is not parameter.empty for parameter in parameters):
+            names.append(name)
+    return tuple(names)
+
+
+def _activation_classes() -> dict[str, type[keras.layers.Layer]]:
+    """Snake-case name -> layer class, for the names that stand for a class of their own."""
+    return {**_KERAS_ACTIVATION_LAYERS, **{default_name(cls.__name__): cls for cls in _ACTIVATIONS}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors that name what is known
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    typed = default_name(name.split(">")[-1].strip()).lower()
+    close = difflib.get_close_matches(typed, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else "."
+
+
+def _known_activations() -> str:
+    package = ", ".join(activation_names(include_keras=False))
+    keras_names = sorted({*_KERAS_ACTIVATION_LAYERS, *_keras_activation_functions()})
+    return (
+        f"Known activation names: this package's {package}; Keras' {', '.join(keras_names)} "
+        "(case and underscores are ignored)."
+    )
+
+
+def _known_objects() -> str:
+    names = ", ".join(sorted(default_name(name) for name in registered_names()))
+    return f"Known names: {names} (case and underscores are ignored)."
+
+
+# ----------------------------------------------------------------------------------------------
+# Resolving
+
+
+def lookup(name: str) -> type:
+    """The registered class of a name (case and underscores ignored); `ValueError` if unknown."""
+    cls = _REGISTERED.get(_key(name))
+    if cls is None:
+        known = [default_name(name) for name in registered_names()]
+        raise ValueError(f"Unknown name {name!r}{_did_you_mean(name, known)} {_known_objects()}")
+    return cls
 
 
 def get(identifier: Any) -> Any:
@@ -94,6 +221,7 @@ def get(identifier: Any) -> Any:
     registered `"keras_adaptive_acts>CompetitiveReLU"`; a new instance with default arguments),
     a config dict (`{"class_name": ..., "config": {...}}`, as `keras.saving.serialize_keras_object`
     writes it), a registered class (instantiated with defaults) or an instance (returned as is).
+    For activations, Keras' included, see `activation_layer`.
 
     Examples:
         >>> import keras_adaptive_acts as kaa
@@ -103,7 +231,7 @@ def get(identifier: Any) -> Any:
     if identifier is None:
         return None
     if isinstance(identifier, str):
-        return _instantiate(lookup(identifier))
+        return _construct(lookup(identifier), {})
     if isinstance(identifier, dict):
         name = identifier.get("registered_name") or identifier.get("class_name")
         if not isinstance(name, str):
@@ -111,33 +239,125 @@ def get(identifier: Any) -> Any:
         return lookup(name).from_config(identifier.get("config") or {})
     if isinstance(identifier, type):
         if identifier in _REGISTERED.values():
-            return _instantiate(identifier)
-        raise ValueError(f"{identifier.__name__} is not one of this package's objects. {_known()}")
+            return _construct(identifier, {})
+        raise ValueError(f"{identifier.__name__} is not one of this package's objects. {_known_objects()}")
     if type(identifier) in _REGISTERED.values():
         return identifier
-    raise ValueError(f"Cannot interpret {identifier!r} as an object of this package. {_known()}")
+    raise ValueError(f"Cannot interpret {identifier!r} as an object of this package. {_known_objects()}")
 
 
-def _instantiate(cls: type) -> Any:
-    try:
-        return cls()
-    except TypeError as error:
+def canonical_activation_name(name: str) -> str:
+    """The snake-case name of an activation, as `activation_names()` lists it.
+
+    Case and underscores are ignored, and the registered `"keras_adaptive_acts>..."` form is
+    accepted. `ValueError` for anything else, with the nearest known name and the list of them.
+
+    Examples:
+        >>> canonical_activation_name("CompetitiveReLU"), canonical_activation_name("ReLU")
+        ('competitive_relu', 'relu')
+        >>> canonical_activation_name("competitve_relu")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown activation 'competitve_relu'; did you mean 'competitive_relu'? Known ...
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"An activation name must be a non-empty string. {_known_activations()}")
+    names = activation_names()
+    by_key = {_key(known): known for known in names}
+    # This package's names win over Keras' where both spell the same key.
+    by_key.update({_key(known): known for known in activation_names(include_keras=False)})
+    canonical = by_key.get(_key(name.strip()))
+    if canonical is not None:
+        return canonical
+    registered = _REGISTERED.get(_key(name))
+    if registered is not None:
         raise ValueError(
-            f"{cls.__name__} has required arguments ({error}): "
-            "pass a config dict or an instance instead of a name."
-        ) from None
+            f"Unknown activation {name!r}: {registered.__name__} is one of this package's objects, but "
+            f"not an activation layer. {_known_activations()}"
+        )
+    raise ValueError(f"Unknown activation {name!r}{_did_you_mean(name, names)} {_known_activations()}")
 
 
-def lookup(name: str) -> type:
-    """The registered class of a name (case and underscores ignored); `ValueError` if unknown."""
-    cls = _REGISTERED.get(_key(name))
-    if cls is None:
-        raise ValueError(f"Unknown name {name!r}. {_known()}")
-    return cls
+def activation_layer(identifier: Any, /, **kwargs: Any) -> keras.layers.Layer:
+    """Resolves an activation identifier to a layer: the one resolver of the package's tools.
 
+    `kaa compare`, `MixedActivation`, `SparsifiedMLP`, the tuner and `swap_activations` all read
+    activations through this function.
 
-def _known() -> str:
-    return (
-        f"Known names: {', '.join(registered_names())} "
-        "(case and underscores are ignored, e.g. 'competitive_relu')."
+    - A name: this package's activations (`"competitive_relu"`, `"CompetitiveReLU"`,
+      `"keras_adaptive_acts>CompetitiveReLU"`; case and underscores ignored), `"relu"` (Keras'
+      `ReLU` layer), `"prelu"` (`PReLU`), or any other Keras activation (`"gelu"`, `"tanh"`,
+      `"leaky_relu"`, ...: a `keras.layers.Activation`). A new layer each call.
+    - A layer class: instantiated (a new layer each call).
+    - A config dict, as `keras.saving.serialize_keras_object` writes it, or the short form
+      `{"class_name": "competitive_relu", "config": {...}}`: a new layer each call.
+    - A layer instance: returned as is.
+
+    A near miss (`"competitve_relu"`) raises `ValueError` with the nearest known name and the
+    list of known names (`activation_names()`).
+
+    Args:
+        identifier: the activation, in one of the forms above.
+        **kwargs: constructor arguments of the new layer (for a config dict, they replace entries
+            of its config), e.g. `competition="l1"`, `name`, `dtype`. Not allowed with an instance.
+
+    Returns:
+        A Keras layer.
+
+    Examples:
+        >>> type(activation_layer("competitive_relu", competition="l1")).__name__
+        'CompetitiveReLU'
+        >>> layer = activation_layer("gelu")
+        >>> type(layer).__name__, layer.get_config()["activation"]
+        ('Activation', 'gelu')
+    """
+    if isinstance(identifier, keras.layers.Layer):
+        if kwargs:
+            raise ValueError(
+                f"Arguments cannot be applied to a layer instance; pass its class or name instead. "
+                f"Received: identifier={identifier!r} with {kwargs!r}"
+            )
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, keras.layers.Layer):
+        return _construct(identifier, kwargs)
+    if isinstance(identifier, dict):
+        return _from_config(identifier, kwargs)
+    if isinstance(identifier, str):
+        name = canonical_activation_name(identifier)
+        layer_class = _activation_classes().get(name)
+        if layer_class is None:
+            return _construct(keras.layers.Activation, kwargs, name)
+        return _construct(layer_class, kwargs)
+    raise ValueError(
+        f"Cannot interpret {identifier!r} as an activation: give an activation name, a layer class, a "
+        f"layer or its config dict. {_known_activations()}"
     )
+
+
+def _from_config(config: dict[str, Any], kwargs: dict[str, Any]) -> keras.layers.Layer:
+    """A new layer from a config dict; `kwargs` replace entries of its inner config."""
+    config = copy.deepcopy(config)  # deserialisation must not change the caller's dict
+    if kwargs:
+        config["config"] = {**(config.get("config") or {}), **kwargs}
+    name = config.get("class_name")
+    is_short_form = config.get("module") is None and config.get("registered_name") is None
+    if is_short_form and isinstance(name, str):
+        # `{"class_name": "competitive_relu", ...}`: Keras cannot locate a class by that name.
+        try:
+            layer_class = _activation_classes().get(canonical_activation_name(name))
+        except ValueError:
+            layer_class = None
+        if layer_class is not None:
+            return layer_class.from_config(config.get("config") or {})
+    return keras.saving.deserialize_keras_object(config)
+
+
+def _construct(cls: type, kwargs: dict[str, Any], *args: Any) -> Any:
+    try:
+        return cls(*args, **kwargs)
+    except TypeError as error:  # a missing or unexpected argument of a constructor without **kwargs
+        if kwargs:
+            raise ValueError(f"{cls.__name__} rejects the arguments {kwargs!r}: {error}") from None
+        raise ValueError(
+            f"{cls.__name__} has required arguments ({error}): pass a config dict or an instance instead."
+        ) from None

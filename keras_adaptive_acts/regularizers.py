@@ -20,6 +20,10 @@ from keras_adaptive_acts.ops.sparsity import check_rho, hoyer_square_penalty, kl
 from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_number
 
+# The three penalties, and their base class: the type `ActivitySparsity` takes, and the class to subclass
+# for a penalty of one's own. `keras_divides_activity_loss` is an internal probe, not part of the API.
+__all__ = ["ActivationL1", "ActivityPenalty", "HoyerSquare", "KLSparsity"]
+
 
 @functools.cache
 def keras_divides_activity_loss() -> bool:
@@ -35,7 +39,16 @@ def keras_divides_activity_loss() -> bool:
 
 
 class ActivityPenalty(keras.regularizers.Regularizer):
-    """Base of the package's activity regularizers: `penalty(a)` and a Keras-version-proof `__call__`."""
+    """Base of the package's activity regularizers: `penalty(a)` and a Keras-version-proof `__call__`.
+
+    A subclass defines `penalty(activations)` (the loss at its documented scale) and, for arguments
+    beyond `strength`, `get_config`; `__call__` makes Keras add exactly `penalty(a)` as an
+    `activity_regularizer`, and `ActivitySparsity` accepts any instance. Register a subclass with
+    `keras.saving.register_keras_serializable` for its models to load from `.keras` files.
+
+    Args:
+        strength: the factor of the penalty, >= 0.
+    """
 
     def __init__(self, strength: float):
         self.strength = check_number("strength", strength, minimum=0)

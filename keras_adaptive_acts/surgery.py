@@ -7,13 +7,17 @@ from collections.abc import Callable, Sequence
 
 import keras
 
-# Keras has no public name for "a model built from a graph of layers"; Sequential is one, and so is
-# every model made by `keras.Model(inputs, outputs)` (an instance of this class).
-from keras.src.models.functional import Functional
+from keras_adaptive_acts import registry
+from keras_adaptive_acts.model_graph import OUTPUT_ACTIVATION_LAYERS, is_functional
 
-from keras_adaptive_acts.measurement import OUTPUT_ACTIVATION_LAYERS
+# What a user calls, and the report it returns; the rest (the classification of activations, the
+# rebuilding) is how `swap_activations` works, not API.
+__all__ = ["SwapReport", "swap_activations"]
 
 TARGETS = ("relu", "relu6", "tanh", "sigmoid")
+
+# What `swap_activations` takes as `replacement` (see its docstring).
+Replacement = type[keras.layers.Layer] | Callable[[str], keras.layers.Layer] | str | dict | keras.layers.Layer
 
 
 @dataclasses.dataclass
@@ -118,7 +122,7 @@ class _Surgeon:
             layers = [new for layer in model.layers for new in self.clone_layer(layer, prefix)]
             inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
             return keras.Sequential([inputs, *layers], name=model.name)
-        if not isinstance(model, Functional):
+        if not is_functional(model):
             raise TypeError(
                 f"swap_activations works on Sequential and Functional models; {type(model).__name__} is a "
                 "subclassed model, whose call() Keras cannot rewrite. Swap the activations where the model "
@@ -142,7 +146,11 @@ class _Surgeon:
 
 def swap_activations(
     model: keras.Model,
-    replacement: type[keras.layers.Layer] | Callable[[str], keras.layers.Layer],
+    replacement: type[keras.layers.Layer]
+    | Callable[[str], keras.layers.Layer]
+    | str
+    | dict
+    | keras.layers.Layer,
     targets: Sequence[str] = ("relu",),
 ) -> tuple[keras.Model, SwapReport]:
     """Returns a copy of `model` whose chosen activations are replaced by new layers, and a report.
@@ -157,7 +165,10 @@ def swap_activations(
 
     Args:
         model: a built Sequential or Functional model. It is not changed.
-        replacement: a Layer class, instantiated with no arguments for each replaced activation, or a
+        replacement: what each replaced activation becomes, a new layer each time: a Layer class
+            (instantiated with no arguments), an activation name such as `"competitive_relu"` or
+            `"gelu"` (resolved as `keras_adaptive_acts.registry.activation_layer` resolves it), a config
+            dict, a layer used as a template (rebuilt from its config, without its weights), or a
             factory called with the replaced activation's name (one of the `targets`) that returns a new
             layer.
         targets: which activations to replace, among `"relu"`, `"relu6"` (every capped ReLU), `"tanh"`
@@ -187,18 +198,31 @@ def swap_activations(
     unknown = [target for target in targets if target not in TARGETS]
     if unknown or not targets:
         raise ValueError(f"`targets` must name some of {TARGETS}. Received: targets={tuple(targets)!r}")
-    if isinstance(replacement, type):
-        if not issubclass(replacement, keras.layers.Layer):
-            raise TypeError(f"`replacement` must be a Layer class or a factory. Received: {replacement!r}")
-        layer_class = replacement
+    # `replacement` is anything the package's one activation resolver takes, or a factory.
+    kinds = "a Layer class or a factory, an activation name, a config dict or a layer"
+    template = replacement
+    if isinstance(replacement, type) and not issubclass(replacement, keras.layers.Layer):
+        raise TypeError(f"`replacement` must be {kinds}. Received: replacement={replacement!r}")
+    if isinstance(replacement, (dict, keras.layers.Layer)):
+        # A template: each replaced activation gets a new layer from its config, without its name (Keras
+        # names each one, as layer names must be unique) or its build shape (positions differ in width).
+        config = replacement
+        if isinstance(replacement, keras.layers.Layer):
+            config = keras.saving.serialize_keras_object(replacement)
+        inner = {key: value for key, value in (config.get("config") or {}).items() if key != "name"}
+        template = {key: value for key, value in config.items() if key != "build_config"}
+        template["config"] = inner
+    if isinstance(template, str):
+        registry.canonical_activation_name(template)  # an unknown name fails before the model is copied
+    if isinstance(template, (str, dict, type)):
 
         def make(activation: str) -> keras.layers.Layer:
-            return layer_class()
+            return registry.activation_layer(template)
 
     elif callable(replacement):
         make = replacement
     else:
-        raise TypeError(f"`replacement` must be a Layer class or a factory. Received: {replacement!r}")
+        raise TypeError(f"`replacement` must be {kinds}. Received: replacement={replacement!r}")
     if not model.built:
         raise ValueError("swap_activations needs a built model: call it on data or build it first.")
     surgeon = _Surgeon(make, targets)

@@ -6,7 +6,7 @@ extra (`pip install "keras-adaptive-acts[tuner]"`), imported when this module is
 
 The hyper-parameters of a choice live under `hp.conditional_scope`, so a trial only records, and an
 oracle only searches, the ones of the activation it picked. Their names are
-`"{hp_name}/{activation}/{argument}"`, e.g. `"activation/competitive_relu/K"`. To take some out of
+`"{hp_name}/{activation}/{argument}"`, e.g. `"activation/competitive_relu/scale_bound"`. To take some out of
 the search, pass the tuner `hyperparameters=fix_activation(HyperParameters(), ...)`.
 """
 
@@ -27,7 +27,9 @@ except ImportError as error:  # keras-tuner itself, or tensorboard, which it imp
         f'pip install "keras-adaptive-acts[tuner]" (import failed: {error})'
     ) from error
 
-from keras_adaptive_acts import compare
+from keras_adaptive_acts import registry
+from keras_adaptive_acts.compare.datasets import split
+from keras_adaptive_acts.compare.experiment import build_model
 from keras_adaptive_acts.layers import (
     CompetitiveReLU,
     JSquaredReLU,
@@ -69,7 +71,8 @@ def _no_arguments(hp: HyperParameters, prefix: str) -> dict[str, Any]:
 def _competitive_relu(hp: HyperParameters, prefix: str) -> dict[str, Any]:
     return {
         "competition": hp.Choice(f"{prefix}/competition", list(COMPETITIONS), default="energy"),
-        "K": hp.Float(f"{prefix}/K", 1.25, 4.0, default=2.0),  # init="relu" needs K > 1
+        # init="relu" needs scale_bound > 1
+        "scale_bound": hp.Float(f"{prefix}/scale_bound", 1.25, 4.0, default=2.0),
         "init": hp.Choice(f"{prefix}/init", list(INIT_PRESETS), default="relu"),
     }
 
@@ -116,20 +119,20 @@ DEFAULT_CHOICES = (
 PReLU is on offer but not a default: on a convolution it learns one slope per input entry."""
 
 NOT_SEARCHABLE = {
-    "MixedActivation": "it is a transition between two activations, driven by the ActivationMixing callback"
+    "mixed_activation": "it is a transition between two activations, driven by the ActivationMixing callback"
 }
+"""The package's activations that are not choices, by name, with the reason."""
 
 
 def _choice_value(name: Any) -> str:
     """The canonical choice value (a `SEARCH_SPACES` key) of a name such as "CompetitiveReLU"."""
     if not isinstance(name, str):
         raise ValueError(f"Activation choices are names (strings). Received: {name!r}")
-    layer = compare.activation_class(name)
-    for value, space in SEARCH_SPACES.items():
-        if space.layer is layer:
-            return value
-    reason = NOT_SEARCHABLE.get(layer.__name__, "it has no search space")
-    raise ValueError(f"{layer.__name__} cannot be a tuning choice: {reason}. Received: {name!r}")
+    value = registry.canonical_activation_name(name)  # the one resolver: a typo gets "did you mean"
+    if value in SEARCH_SPACES:
+        return value
+    reason = NOT_SEARCHABLE.get(value, "it has no search space")
+    raise ValueError(f"{value!r} cannot be a tuning choice: {reason}. Received: {name!r}")
 
 
 def _choice_values(choices: Sequence[str] | None) -> list[str]:
@@ -155,7 +158,7 @@ def choose_activation(
     """A new activation layer, chosen by KerasTuner among `choices`, with its own hyper-parameters.
 
     Declares `hp.Choice(hp_name, choices)` and, inside `hp.conditional_scope(hp_name, [choice])`, the
-    hyper-parameters of each choice (e.g. `competition`, `K` and `init` for CompetitiveReLU;
+    hyper-parameters of each choice (e.g. `competition`, `scale_bound` and `init` for CompetitiveReLU;
     `alpha`, `c` and `half_normal` for the noisy layers), then builds the chosen layer. The ranges
     and defaults are in the search-space table of the tuning guide; the defaults are the layers'
     own. Call it once per activation position: with the same `hp_name` every call returns a new layer
@@ -163,8 +166,9 @@ def choose_activation(
 
     Args:
         hp: the trial's `keras_tuner.HyperParameters`.
-        choices: activation names (strings, resolved like `keras_adaptive_acts.get`; case and
-            underscores ignored): any of `SEARCH_SPACES`. Default `DEFAULT_CHOICES`.
+        choices: activation names (strings, resolved by
+            `keras_adaptive_acts.registry.canonical_activation_name`; case and underscores
+            ignored): any of `SEARCH_SPACES`. Default `DEFAULT_CHOICES`.
         hp_name: the name of the choice; its conditional hyper-parameters are named
             `"{hp_name}/{activation}/{argument}"`.
         default: the choice used when the tuner has not sampled one (e.g. `build(HyperParameters())`);
@@ -184,10 +188,10 @@ def choose_activation(
         >>> import keras_tuner
         >>> hp = keras_tuner.HyperParameters()
         >>> layer = choose_activation(hp, ["competitive_relu", "relu"])
-        >>> type(layer).__name__, layer.competition, layer.K
+        >>> type(layer).__name__, layer.competition, layer.scale_bound
         ('CompetitiveReLU', 'energy', 2.0)
         >>> ", ".join(name.removeprefix("activation/") for name in hp.values)
-        'activation, competitive_relu/competition, competitive_relu/K, competitive_relu/init'
+        'activation, competitive_relu/competition, competitive_relu/scale_bound, competitive_relu/init'
     """
     if not isinstance(hp, HyperParameters):
         raise ValueError(f"`hp` must be a keras_tuner.HyperParameters. Received: hp={hp!r}")
@@ -348,7 +352,7 @@ def search_activations(
     model. With `overwrite=False` an interrupted search in `directory` resumes.
 
     Args:
-        data: `(x_train, y_train, x_test, y_test)`, e.g. from `compare.load_dataset`.
+        data: `(x_train, y_train, x_test, y_test)`, e.g. from `keras_adaptive_acts.compare.load_dataset`.
         choices: activation names, as for `choose_activation`.
         max_trials: number of trials.
         epochs: training epochs per trial.
@@ -367,11 +371,11 @@ def search_activations(
         check_integer(name, value, minimum=minimum)
     check_integer("batch_size", batch_size, minimum=1)
     x_train, y_train, _, y_test = data
-    train = compare.split(np.asarray(x_train), np.asarray(y_train))
+    train = split(np.asarray(x_train), np.asarray(y_train))
     n_classes = int(max(np.max(y_train), np.max(y_test))) + 1
 
     def build(hp: HyperParameters, activation: Callable[..., keras.layers.Layer]) -> keras.Model:
-        return compare.build_model(train.x_train.shape[1], n_classes, activation)
+        return build_model(train.x_train.shape[1], n_classes, activation)
 
     tuner = keras_tuner.RandomSearch(
         ActivationHyperModel(build, choices=choices),

@@ -354,12 +354,17 @@ def evaluate(case: Case) -> Any:
 # Layers
 
 api = "CompetitiveReLU"
-add(api, "wrong type", 'CompetitiveReLU(K="2")', error("`K` must be a finite number"))
+add(api, "wrong type", 'CompetitiveReLU(scale_bound="2")', error("`scale_bound` must be a finite number"))
 add(api, "wrong type", 'CompetitiveReLU(axis="1")', error("`axis` must be None, an int or a non-empty tuple"))
-add(api, "out of range", "CompetitiveReLU(K=-1)", error("`K` must be > 0"))
+add(api, "out of range", "CompetitiveReLU(scale_bound=-1)", error("`scale_bound` must be > 0"))
 add(api, "out of range", "CompetitiveReLU(eps=0)", error("`eps` must be > 0"))
 add(api, "out of range", "CompetitiveReLU(axis=0)", error("`axis` must not include the batch axis 0"))
-add(api, "non-finite argument", "CompetitiveReLU(K=inf)", error("`K` must be a finite number"))
+add(
+    api,
+    "non-finite argument",
+    "CompetitiveReLU(scale_bound=inf)",
+    error("`scale_bound` must be a finite number"),
+)
 add(api, "non-finite argument", "CompetitiveReLU(eps=nan)", error("`eps` must be a finite number"))
 add(
     api,
@@ -373,7 +378,12 @@ add(
     'CompetitiveReLU(init="zeros")',
     error("`init` must be one of ('relu', 'competition')"),
 )
-add(api, "conflicting arguments", "CompetitiveReLU(K=0.5)", error("init='relu' needs K > 1"))
+add(
+    api,
+    "conflicting arguments",
+    "CompetitiveReLU(scale_bound=0.5)",
+    error("init='relu' needs scale_bound > 1"),
+)
 add(
     api,
     "wrong input rank",
@@ -571,6 +581,10 @@ add(api, "wrong type", "RReLU(noise_at_inference=None)", error("`noise_at_infere
 add(api, "out of range", "RReLU(lower=-0.1)", error("`lower` must be >= 0"))
 add(api, "non-finite argument", "RReLU(upper=nan)", error("`upper` must be a finite number"))
 add(api, "conflicting arguments", "RReLU(lower=0.3, upper=0.1)", error("`upper` must be >= `lower`"))
+
+api = "inference_noise"
+add(api, "wrong type", 'kaa.inference_noise("yes")', error("`draw` must be True or False"))
+add(api, "wrong type", "kaa.inference_noise(None)", error("`draw` must be True or False"))
 add(
     api,
     "integer input",
@@ -916,13 +930,13 @@ add(
     api,
     "unknown choice",
     'SparsifiedMLP(8, activation="sparsified_mlp")',
-    error("`activation` must name an activation layer"),
+    error("`activation` must name one of this package's activation layers"),
 )
 add(
     api,
     "unknown choice",
     'SparsifiedMLP(8, activation="activity_sparsity")',
-    error("The activation layer ActivitySparsity needs arguments"),
+    error("`activation` must name one of this package's activation layers"),
 )
 add(
     api,
@@ -1004,9 +1018,9 @@ add(api, "out of range", "ZerothBias(clip=-0.1)", error("`clip` must be >= 0"))
 add(api, "non-finite argument", "ZerothBias(clip=nan)", error("`clip` must be a finite number"))
 add(
     api,
-    "unknown choice",
-    'ZerothBias(position="middle")',
-    error("`position` must be one of ('input', 'output')"),
+    "unknown argument",
+    'ZerothBias(position="output")',
+    Warns(DeprecationWarning, "ZerothBias(position=...) is deprecated and ignored"),
 )
 add(
     api,
@@ -1495,14 +1509,14 @@ add(
 # Functions
 
 api = "get"
-add(api, "unknown choice", 'kaa.get("unknown")', error("Unknown name 'unknown'. Known names: ActivationL1"))
+add(api, "unknown choice", 'kaa.get("unknown")', error("Unknown name 'unknown'. Known names: activation_l1"))
 add(api, "wrong type", "kaa.get(42)", error("Cannot interpret 42 as an object of this package"))
 add(api, "wrong type", "kaa.get(keras.layers.Dense)", error("Dense is not one of this package's objects"))
 add(api, "wrong type", 'kaa.get({"config": {}})', error("A config dict needs a 'class_name'"))
 add(
     api,
     "out of range",
-    'kaa.get({"class_name": "CompetitiveReLU", "config": {"K": -1}})',
+    'kaa.get({"class_name": "CompetitiveReLU", "config": {"scale_bound": -1}})',
     error("Error when deserializing class 'CompetitiveReLU'", TypeError),
 )
 add(api, "misuse", 'kaa.get("ActivitySparsity")', error("ActivitySparsity has required arguments"))
@@ -1591,7 +1605,12 @@ add(
     'kaa.ops.competitive_relu(np.ones((1, 3)), 0.0, 0.5, competition="max")',
     error("`competition` must be one of ('energy', 'l1', 'count')"),
 )
-add(api, "out of range", "kaa.ops.competitive_relu(np.ones((1, 3)), 0.0, 0.5, K=0)", error("`K` must be > 0"))
+add(
+    api,
+    "out of range",
+    "kaa.ops.competitive_relu(np.ones((1, 3)), 0.0, 0.5, scale_bound=0)",
+    error("`scale_bound` must be > 0"),
+)
 add(
     api,
     "wrong input rank",
@@ -1654,14 +1673,17 @@ api = "ops.competitive_scale"
 add(
     api,
     "out of range",
-    "kaa.ops.competitive_scale(np.ones((1, 3)), 0.0, 0.5, K=-1)",
-    error("`K` must be > 0"),
+    "kaa.ops.competitive_scale(np.ones((1, 3)), 0.0, 0.5, scale_bound=-1)",
+    error("`scale_bound` must be > 0"),
 )
 add(
     api,
     "all-zero input",
     "kaa.ops.competitive_scale(np.zeros((1, 2)), 2.0, -1.0)",
-    returns("finite, no NaN: `s = K * tanh(beta)` at `p = 0`", close([[2 * math.tanh(-1.0)]], dtype=None)),
+    returns(
+        "finite, no NaN: `s = scale_bound * tanh(beta)` at `p = 0`",
+        close([[2 * math.tanh(-1.0)]], dtype=None),
+    ),
 )
 
 for api in ("ops.hard_tanh", "ops.hard_sigmoid", "ops.j_squared_relu"):
@@ -1853,8 +1875,8 @@ add(
 add(
     api,
     "wrong type",
-    'kaa.surgery.swap_activations(relu_model(), "competitive_relu")',
-    error("`replacement` must be a Layer class or a factory", TypeError),
+    'kaa.surgery.swap_activations(relu_model(), "competitve_relu")',
+    error("Unknown activation 'competitve_relu'; did you mean 'competitive_relu'?"),
 )
 add(
     api,
@@ -1866,7 +1888,7 @@ add(
     api,
     "wrong type",
     "kaa.surgery.swap_activations(relu_model(), keras.layers.Dense)",
-    error("missing 1 required positional argument: 'units'", TypeError),
+    error("Dense has required arguments"),
 )
 add(
     api,
@@ -2079,11 +2101,11 @@ add(
     error("Expected a model of exactly Dense(width, activation='relu', use_bias=False) -> Dense(1)"),
 )
 
-api = "narrow.relu_hermite_coefficients"
+api = "narrow.exact.relu_hermite_coefficients"
 add(
     api,
     "out of range",
-    "kaa.narrow.relu_hermite_coefficients(-1)",
+    "kaa.narrow.exact.relu_hermite_coefficients(-1)",
     error("`max_degree` must be an integer >= 0"),
 )
 
@@ -2129,14 +2151,14 @@ add(
     api,
     "unknown choice",
     'kaa.tuning.choose_activation(hp(), ["swish"])',
-    error("Unknown activation 'swish'. Known activations: relu, prelu, CompetitiveReLU"),
+    error("'swish' cannot be a tuning choice: it has no search space"),
     **options,
 )
 add(
     api,
     "unknown choice",
     'kaa.tuning.choose_activation(hp(), ["mixed_activation"])',
-    error("MixedActivation cannot be a tuning choice"),
+    error("'mixed_activation' cannot be a tuning choice"),
     **options,
 )
 add(
@@ -2163,8 +2185,8 @@ add(
 add(
     api,
     "conflicting arguments",
-    'kaa.tuning.choose_activation(hp(), ["competitive_relu"], K=3.0)',
-    error("['K'] are searched for 'competitive_relu'"),
+    'kaa.tuning.choose_activation(hp(), ["competitive_relu"], scale_bound=3.0)',
+    error("['scale_bound'] are searched for 'competitive_relu'"),
     **options,
 )
 add(
@@ -2187,14 +2209,17 @@ add(
     api,
     "unknown choice",
     'kaa.tuning.fix_activation(hp(), "swish")',
-    error("Unknown activation 'swish'"),
+    error("'swish' cannot be a tuning choice: it has no search space"),
     **options,
 )
 add(
     api,
     "unknown argument",
     'kaa.tuning.fix_activation(hp(), "competitive_relu", alpha=1.0)',
-    error("['alpha'] are not searched for 'competitive_relu' (its searched arguments: competition, K, init)"),
+    error(
+        "['alpha'] are not searched for 'competitive_relu' "
+        "(its searched arguments: competition, scale_bound, init)"
+    ),
     **options,
 )
 add(
@@ -2336,6 +2361,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Regularizers": ("ActivationL1", "HoyerSquare", "KLSparsity"),
     "Functions": (
         "get",
+        "inference_noise",
         "measure_sparsity",
         "ops.competitive_relu",
         "ops.competition_share",
@@ -2358,7 +2384,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "narrow.ReLUNetwork",
         "narrow.relative_population_mse",
         "narrow.network_from_keras",
-        "narrow.relu_hermite_coefficients",
+        "narrow.exact.relu_hermite_coefficients",
         "narrow.gaussian_check",
         "tuning.choose_activation",
         "tuning.fix_activation",

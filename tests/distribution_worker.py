@@ -82,16 +82,31 @@ def noisy_layers():
 
 
 class PlainSeedRReLU(kaa.RReLU):
-    """The control: RReLU with Keras' own SeedGenerator, whose state the replicas share."""
+    """The control: RReLU drawing with Keras' own SeedGenerator, whose state the replicas share."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
+    def call(self, inputs, training=False):
+        x = keras.ops.cast(inputs, self.compute_dtype)
+        if not training:
+            return super().call(inputs, training=False)
+        shape, dtype = keras.ops.shape(x), self.compute_dtype
+        slopes = keras.random.uniform(shape, self.lower, self.upper, dtype=dtype, seed=self.seed_generator)
+        return kaa.ops.rrelu(x, slopes)
+
+
+# The variables that hold a noise stream's position: the package's layers keep it in a weight of
+# this name; Keras' SeedGenerator (the control) in its state variable.
+POSITION_VARIABLES = ("noise_stream_position", "seed_generator_state")
+
 
 def seed_states(model):
-    """The positions of the noise streams: the state of every seed generator of the model."""
-    return [np.asarray(v).tolist() for v in model.variables if "seed_generator_state" in v.path]
+    """The positions of the noise streams of the model, one [seed, draws] pair per stream."""
+    return [
+        np.asarray(v).tolist() for v in model.variables if any(name in v.path for name in POSITION_VARIABLES)
+    ]
 
 
 def as_lists(arrays):

@@ -107,11 +107,11 @@ def _noise_switches():
 def competitive_relu_args(draw, shape):
     init = draw(st.sampled_from(("relu", "competition")))
     beta_initializer = draw(_initializer(-2.0, 2.0))
-    # init="relu" needs K > 1 unless beta is given (documented).
+    # init="relu" needs scale_bound > 1 unless beta is given (documented).
     low = 1.0 if init == "relu" and beta_initializer is None else 0.0
     kwargs = {
         "competition": draw(st.sampled_from(("energy", "l1", "count"))),
-        "K": draw(st.floats(low, 100.0, exclude_min=True, allow_subnormal=False)),
+        "scale_bound": draw(st.floats(low, 100.0, exclude_min=True, allow_subnormal=False)),
         "eps": draw(st.floats(1e-8, 1.0, allow_subnormal=False)),
         "axis": draw(_axes(len(shape))),
         "init": init,
@@ -225,7 +225,6 @@ def zeroth_bias_args(draw, shape):
     kwargs = {
         "max_len": draw(_max_len(shape[1])),
         "clip": draw(st.one_of(st.just(0.0), st.floats(0.0, 2.0))),
-        "position": draw(st.sampled_from(("input", "output"))),
     }
     if draw(st.booleans()):  # the reference form: |b0| <= clip * |gamma| (acts only in training)
         name = f"reference_norm_{draw(st.integers(0, 9))}"

@@ -70,8 +70,23 @@ def test_unknown_activation_is_reported_before_any_training(capsys):
     assert main(["compare", "--activations", "relu,nope", "--epochs", "50"]) == 2
     line = _error_line(capsys)  # _error_line also checks that nothing was printed on stdout
     assert "Unknown activation 'nope'" in line
-    for name in ["relu", "prelu", "CompetitiveReLU", "NoisyHardSigmoid", "NoisyHardTanh", "RReLU"]:
+    for name in [
+        "relu",
+        "prelu",
+        "gelu",
+        "competitive_relu",
+        "noisy_hard_sigmoid",
+        "noisy_hard_tanh",
+        "rrelu",
+    ]:
         assert name in line
+
+
+def test_a_misspelt_activation_gets_the_nearest_name(capsys):
+    assert main(["compare", "--activations", "relu,competitve_relu"]) == 2
+    assert "did you mean 'competitive_relu'?" in _error_line(capsys)
+    assert main(["tune", "--activations", "relu,noisy_hard_tan"]) == 2
+    assert "did you mean 'noisy_hard_tanh'?" in _error_line(capsys)
 
 
 def test_bad_activation_argument_is_reported(capsys):
@@ -159,7 +174,7 @@ def test_module_entry_point_in_a_fresh_process():
     ours = [line for line in result.stderr.splitlines() if line.startswith("kaa:")]
     assert len(ours) == 1 and result.stderr.rstrip().splitlines()[-1] == ours[0]
     assert ours[0].startswith("kaa: error: Unknown activation 'nope'")
-    assert "CompetitiveReLU" in ours[0]
+    assert "competitive_relu" in ours[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,7 +216,7 @@ def test_tune_searches_reports_and_resumes(capsys, tmp_path):
 
 def test_tune_bad_choices_and_missing_keras_tuner(capsys, monkeypatch):
     assert main(["tune", "--activations", "relu,mixed_activation"]) == 2
-    assert "MixedActivation cannot be a tuning choice" in _error_line(capsys)
+    assert "'mixed_activation' cannot be a tuning choice" in _error_line(capsys)
     assert main(["tune", "--activations", "relu,nope"]) == 2
     assert "Unknown activation 'nope'" in _error_line(capsys)
     monkeypatch.setitem(sys.modules, "keras_tuner", None)

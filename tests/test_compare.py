@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_adaptive_acts import CompetitiveReLU, compare
+from keras_adaptive_acts import CompetitiveReLU, NoisyHardTanh, compare
 
 # ----------------------------------------------------------------------------------------------
 # Datasets
@@ -179,14 +179,20 @@ def test_missing_scikit_learn_names_the_extra(monkeypatch):
 @pytest.mark.parametrize(
     ("spec", "cls", "expected"),
     [
-        ("competitive_relu", CompetitiveReLU, {"competition": "energy", "K": 2.0, "init": "relu"}),
+        ("competitive_relu", CompetitiveReLU, {"competition": "energy", "scale_bound": 2.0, "init": "relu"}),
         ("competitive_relu:competition=l1", CompetitiveReLU, {"competition": "l1"}),
-        ("competitive_relu:init=competition:K=3", CompetitiveReLU, {"init": "competition", "K": 3.0}),
+        (
+            "competitive_relu:init=competition:scale_bound=3",
+            CompetitiveReLU,
+            {"init": "competition", "scale_bound": 3.0},
+        ),
         ("CompetitiveReLU:eps=1e-3:axis=-1", CompetitiveReLU, {"eps": 0.001, "axis": -1}),
         ("competitive_relu:axis=none:competition=count", CompetitiveReLU, {"axis": None}),
         ("relu", keras.layers.ReLU, {"negative_slope": 0.0}),
         ("relu:negative_slope=0.25:trainable=false", keras.layers.ReLU, {"negative_slope": 0.25}),
         ("prelu", keras.layers.PReLU, {}),
+        ("gelu", keras.layers.Activation, {"activation": "gelu"}),  # any Keras activation, by name
+        ("Noisy_Hard_Tanh:seed=3", NoisyHardTanh, {"seed": 3}),
     ],
 )
 def test_valid_specs_build_layers_with_the_parsed_arguments(spec, cls, expected):
@@ -209,7 +215,15 @@ def test_spec_whitespace_is_removed_from_the_label():
 
 
 def _assert_lists_known_names(message):
-    for name in ["relu", "prelu", "CompetitiveReLU", "NoisyHardSigmoid", "NoisyHardTanh", "RReLU"]:
+    for name in [
+        "relu",
+        "prelu",
+        "gelu",
+        "competitive_relu",
+        "noisy_hard_sigmoid",
+        "noisy_hard_tanh",
+        "rrelu",
+    ]:
         assert name in message
 
 
@@ -219,12 +233,19 @@ def test_unknown_activation_lists_the_known_names():
     _assert_lists_known_names(str(info.value))
 
 
+def test_a_misspelt_activation_gets_the_nearest_name_and_the_spec():
+    expected = r"Unknown activation 'competitve_relu'; did you mean 'competitive_relu'\?"
+    expected += r".*Received: spec='competitve_relu:eps=1'"
+    with pytest.raises(ValueError, match=expected):
+        compare.parse_activation("competitve_relu:eps=1")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         ("competitive_relu:competition=l3", r"competition='l3'"),
         ("competitive_relu:colour=red", r"Unrecognized keyword arguments.*colour"),
-        ("competitive_relu:K=-1", r"K=-1"),
+        ("competitive_relu:scale_bound=-1", r"scale_bound=-1"),
         ("competitive_relu:axis=5", r"axis=5"),  # only checked when the layer is built
         ("relu:negative_slope=-1", r"negative_slope"),
     ],
@@ -237,7 +258,10 @@ def test_bad_arguments_are_reported_with_the_spec(spec, message):
     _assert_lists_known_names(text)
 
 
-@pytest.mark.parametrize("spec", ["", ":K=3", "competitive_relu:K", "competitive_relu:K=2:K=3", "relu:=1"])
+@pytest.mark.parametrize(
+    "spec",
+    ["", ":scale_bound=3", "competitive_relu:eps", "competitive_relu:eps=2:eps=3", "relu:=1"],
+)
 def test_malformed_specs_are_rejected(spec):
     with pytest.raises(ValueError, match=r"(?i)activation|argument"):
         compare.parse_activation(spec)
@@ -428,8 +452,6 @@ def test_write_results_files_agree(tmp_path):
 
 
 def test_callbacks_and_rnn_cells_are_not_activations():
-    not_activations = {"NoiseAnnealing", "NoisyLSTMCell", "NoisyGRUCell", "ZerothBias", "SparsifiedMLP"}
-    assert not not_activations & set(compare.known_activations())
-    assert {"NoisyHardTanh", "RReLU", "CompetitiveReLU", "JSquaredReLU"} <= set(compare.known_activations())
-    with pytest.raises(ValueError, match="Unknown activation 'noise_annealing'"):
-        compare.parse_activation("noise_annealing")
+    for name in ("noise_annealing", "noisy_lstm_cell", "NoisyGRUCell", "zeroth_bias", "sparsified_mlp"):
+        with pytest.raises(ValueError, match=f"Unknown activation {name!r}: .*not an activation layer"):
+            compare.parse_activation(name)

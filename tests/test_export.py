@@ -23,6 +23,7 @@ from keras_adaptive_acts.export import (
     export_for_serving,
     verify_serving,
 )
+from keras_adaptive_acts.layers.noise import inference_noise
 
 
 def sequential_model():
@@ -58,18 +59,40 @@ def test_every_layer_model_serves_what_predict_gives_in_a_fresh_process(exported
     assert "shape: (-1, 6, 4)" in report.signature_text
 
 
+def built_with_noise_at_inference(layer):
+    """A new `layer` built with `noise_at_inference=True` where it takes the argument (cells included)."""
+    if isinstance(layer, keras.layers.RNN):
+        config = layer.get_config()
+        del config["cell"]
+        return keras.layers.RNN(built_with_noise_at_inference(layer.cell), **config)
+    config = layer.get_config()
+    if "noise_at_inference" not in config:
+        return layer
+    return type(layer).from_config({**config, "noise_at_inference": True})
+
+
 def test_sequential_model_with_noise_at_inference_still_serves_the_expectation(tmp_path):
     keras.utils.set_random_seed(1)
-    model = sequential_model()
-    for layer in model._flatten_layers():
-        if isinstance(layer, kaa.NoisyHardTanh | kaa.NoisyHardSigmoid | kaa.RReLU):
-            layer.noise_at_inference = True  # as if built that way: predict() would draw noise
+    layers = [built_with_noise_at_inference(layer) for layer in every_layer()]
+    built = [layer.cell if isinstance(layer, keras.layers.RNN) else layer for layer in layers]
+    noisy = [layer for layer in built if "noise_at_inference" in layer.get_config()]
+    assert len(noisy) == 5 and all(layer.noise_at_inference for layer in noisy)  # 3 layers, 2 cells
+    model = keras.Sequential([keras.Input((STEPS, FEATURES), name="sequence"), *layers])
+    x = sample(scale=5.0)  # saturating inputs: noise would show
+    assert not np.allclose(model.predict(x, verbose=0), model.predict(x, verbose=0))  # predict samples
+
     path = export_for_serving(model, tmp_path / "sequential")
-    for layer in model._flatten_layers():
-        if hasattr(layer, "noise_at_inference"):
-            layer.noise_at_inference = False
-    report = verify_serving(path, sample(scale=5.0), model)  # saturating inputs: noise would show
+    # The expectation, independently: the same layers and weights built without noise at inference.
+    expectation = sequential_model()
+    expectation.set_weights(model.get_weights())
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](sequence=tf.constant(x))
+    np.testing.assert_allclose(
+        served["scores"].numpy(), expectation.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    report = verify_serving(path, x, model)  # the model's reference is its expectation too
     assert report.passed and report.random_ops == []
+    # The export changed no layer's mode: predict still samples, as the layers were built to.
+    assert not np.allclose(model.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_mixed_bfloat16_model_exports_and_verifies(tmp_path, dtype_policy):
@@ -80,6 +103,54 @@ def test_mixed_bfloat16_model_exports_and_verifies(tmp_path, dtype_policy):
     report = verify_serving(path, sample(), model)
     assert report.passed and report.tolerance == {"rtol": 1e-2, "atol": 1e-2}
     assert "DT_BFLOAT16" in report.signature_text  # the output's dtype, as the model computes it
+
+
+def test_dict_input_model_serves_its_inputs_by_name(tmp_path):
+    inputs = {"age": keras.Input((3,), name="age"), "income": keras.Input((2,), name="income")}
+    joined = keras.layers.Concatenate()([inputs["income"], inputs["age"]])  # not in the dict's order
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(kaa.CompetitiveReLU()(joined)))
+    path = export_for_serving(model, tmp_path / "dict")
+    rng = np.random.default_rng(4)
+    age, income = (rng.standard_normal((5, size)).astype("float32") for size in (3, 2))
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    np.testing.assert_allclose(
+        served(age=tf.constant(age), income=tf.constant(income))["logits"].numpy(),
+        model.predict({"age": age, "income": income}, verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    report = verify_serving(path, {"age": age, "income": income}, model)  # the model called with its dict
+    assert report.passed and "inputs['age']" in report.signature_text
+
+
+REFUSAL_PROBE = r"""
+import importlib.util, runpy, sys
+check = runpy.run_path(sys.argv[1])  # defines the script's functions; its main() does not run
+assert importlib.util.find_spec("keras_adaptive_acts") is not None  # importable before the refusal
+check["refuse_package_imports"]()
+for name in ("keras_adaptive_acts", "keras_adaptive_acts.export", "keras_adaptive_acts.layers.noise"):
+    try:
+        __import__(name)
+    except ImportError as error:
+        print("refused:", name, error)
+print("modules:", sorted(m for m in sys.modules if m.startswith("keras_adaptive")))
+"""
+
+
+def test_the_fresh_process_script_refuses_to_import_the_package(tmp_path):
+    script = Path(kaa.export.__file__).with_name("serving_check.py")
+    result = subprocess.run(
+        [sys.executable, "-c", REFUSAL_PROBE, str(script)],
+        env=run_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("refused:") == 3, result.stdout
+    assert "must not be imported by the serving check" in result.stdout
+    assert "modules: []" in result.stdout
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,6 +168,22 @@ def test_variable_batch_size_and_deterministic_calls(exported):
         np.testing.assert_allclose(first, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+def test_list_input_model_serves_its_inputs_by_name(tmp_path):
+    inputs = [keras.Input((3,), name="left"), keras.Input((2,), name="right")]
+    joined = keras.layers.Concatenate()([inputs[1], inputs[0]])  # order matters: a swap would show
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(kaa.NoisyHardTanh()(joined)))
+    path = export_for_serving(model, tmp_path / "list")
+    rng = np.random.default_rng(5)
+    left, right = (rng.standard_normal((4, size)).astype("float32") for size in (3, 2))
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    np.testing.assert_allclose(
+        served(left=tf.constant(left), right=tf.constant(right))["logits"].numpy(),
+        model.predict([left, right], verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_monte_carlo_signature_draws_noise_and_the_inference_signature_does_not(exported):
     _, path = exported
     loaded = tf.saved_model.load(str(path))
@@ -110,6 +197,34 @@ def test_monte_carlo_signature_draws_noise_and_the_inference_signature_does_not(
     assert not np.allclose(draws[0], inference)
     report = verify_serving(path, sample(scale=5.0), signature=MONTE_CARLO_SIGNATURE)
     assert report.random_ops and report.python_ops == [] and report.non_core_ops == []
+
+
+def test_monte_carlo_signature_of_a_noisy_recurrent_cell_is_its_own_monte_carlo_call(tmp_path):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((STEPS, FEATURES), name="sequence"),
+            keras.layers.RNN(kaa.NoisyLSTMCell(8, seed=7), return_sequences=True),
+            keras.layers.Dense(3, name="scores"),
+        ]
+    )
+    x = sample(scale=5.0)
+    path = export_for_serving(model, tmp_path / "lstm", monte_carlo=True)
+    # What the cell draws in its own Monte Carlo mode, with per-step keys, from the stream position
+    # that the export saved (nothing has drawn since).
+    with inference_noise(True):
+        own_draw = keras.ops.convert_to_numpy(model(x, training=False))
+
+    loaded = tf.saved_model.load(str(path))
+    monte_carlo, inference = (loaded.signatures[name] for name in (MONTE_CARLO_SIGNATURE, "serving_default"))
+    first, second = (monte_carlo(sequence=tf.constant(x))["scores"].numpy() for _ in range(2))
+    np.testing.assert_allclose(first, own_draw, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(first, second)  # every call draws afresh
+    expectation = inference(sequence=tf.constant(x))["scores"].numpy()
+    np.testing.assert_array_equal(expectation, inference(sequence=tf.constant(x))["scores"].numpy())
+    np.testing.assert_allclose(expectation, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert np.abs(first - expectation).max() > 1e-2  # the noise is on, every step of the sequence
+    assert np.all(np.abs(first - expectation).max(axis=(0, 2)) > 1e-4)
 
 
 GRADIENT_SCRIPT = r"""

@@ -4,6 +4,7 @@ import configparser
 import importlib.metadata
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -22,6 +23,7 @@ def test_public_api_is_explicit():
         "CompetitionMonitor",
         "GammaUplift",
         "SparsityMonitor",
+        "inference_noise",
         "measure_sparsity",
         "narrow",
         "surgery",
@@ -82,3 +84,27 @@ def test_importing_the_package_leaves_tensorflows_devices_configurable():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "2"
+
+
+# Uses of private Keras: its `keras.src` modules and the private attributes the package once used.
+PRIVATE_KERAS = re.compile(
+    r"keras\.src\b|\._(flatten_layers|inbound_nodes|outbound_nodes|keras_history|nodes|functional|"
+    r"inputs_struct|obj_type|tracker|trainable_variables|non_trainable_variables)\b|KerasSaveable"
+)
+# The shim, and the canary tests that name what they guard in their failure messages.
+PRIVATE_KERAS_ALLOWED = {"keras_adaptive_acts/_keras_internals.py", "tests/test_keras_internals.py"}
+
+
+def test_private_keras_lives_in_one_module():
+    offenders = []
+    for folder in ("keras_adaptive_acts", "tests", "benchmarks", "examples", "docs"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative in PRIVATE_KERAS_ALLOWED or relative == "tests/test_package.py":
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                if PRIVATE_KERAS.search(line):
+                    offenders.append(f"{relative}:{number}: {line.strip()}")
+    assert not offenders, "private Keras outside keras_adaptive_acts/_keras_internals.py:\n" + "\n".join(
+        offenders
+    )

@@ -35,6 +35,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import keras_adaptive_acts as kaa
+from keras_adaptive_acts.model_graph import all_layers
 
 # Inputs beyond float16's range are drawn on purpose: casting them may warn (on JAX).
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
@@ -236,7 +237,7 @@ def build(layer, example):
     """Builds `layer` (unless built); gives every zeroth bias values (it starts at zero) within its clip."""
     if not layer.built:
         layer.build(example.input_shape)
-    for sublayer in layer._flatten_layers():
+    for sublayer in all_layers(layer):
         if isinstance(sublayer, kaa.ZerothBias):
             rng = np.random.default_rng(len(example.shape))
             values = rng.uniform(-sublayer.clip, sublayer.clip, size=sublayer.b0.shape)
@@ -261,7 +262,7 @@ def statistics_dtype(compute_dtype):
 
 
 def inference_is_stochastic(layer):
-    return any(getattr(sublayer, "noise_at_inference", False) for sublayer in layer._flatten_layers())
+    return any(getattr(sublayer, "noise_at_inference", False) for sublayer in all_layers(layer))
 
 
 def assert_bitwise_equal(actual, expected):

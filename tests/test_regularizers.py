@@ -4,10 +4,11 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import assert_config_round_trip, assert_keras_file_round_trip
+from layer_testing import assert_keras_file_round_trip
 
+import keras_adaptive_acts.regularizers as regularizers_module
 from keras_adaptive_acts import ActivitySparsity, JSquaredReLU, MixedActivation
-from keras_adaptive_acts.regularizers import ActivationL1, HoyerSquare, KLSparsity
+from keras_adaptive_acts.regularizers import ActivationL1, ActivityPenalty, HoyerSquare, KLSparsity
 
 RNG = np.random.default_rng(0)
 
@@ -83,7 +84,6 @@ def test_serialisation(tmp_path):
     loaded = assert_keras_file_round_trip(model, RNG.normal(size=(5, 4)), tmp_path / "sparsity.keras")
     assert isinstance(loaded.layers[0].activity_regularizer, HoyerSquare)
     assert loaded.layers[2].regularizer.rho == 0.1
-    assert_config_round_trip(ActivitySparsity(ActivationL1(0.2)))
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,32 @@ def test_serialisation(tmp_path):
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_all_lists_the_penalties_and_their_base_class():
+    expected = {"ActivationL1", "ActivityPenalty", "HoyerSquare", "KLSparsity"}
+    assert set(regularizers_module.__all__) == expected and len(regularizers_module.__all__) == len(expected)
+    namespace = {}
+    exec("from keras_adaptive_acts.regularizers import *", namespace)
+    assert {name for name in namespace if name != "__builtins__"} == expected
+    for name in expected:
+        assert issubclass(getattr(regularizers_module, name), ActivityPenalty), name
+
+
+class SquarePenalty(ActivityPenalty):
+    """A penalty of one's own, as the `ActivityPenalty` docstring describes: `strength * sum(a**2) / B`."""
+
+    def penalty(self, activations):
+        return self.strength * ops.sum(ops.square(activations)) / ops.shape(activations)[0]
+
+
+@pytest.mark.parametrize("batch", [2, 16])
+def test_a_subclass_of_activity_penalty_adds_exactly_its_penalty(batch):
+    x = RNG.normal(size=(batch, 5)).astype("float32")
+    expected = 0.3 * float(np.sum(x.astype("float64") ** 2)) / batch
+    layer = keras.layers.Activation("linear", activity_regularizer=SquarePenalty(0.3))
+    layer(x)
+    np.testing.assert_allclose(float(ops.convert_to_numpy(layer.losses[0])), expected, rtol=1e-5)
+    sparsity = ActivitySparsity(SquarePenalty(0.3))
+    sparsity(x)
+    np.testing.assert_allclose(float(ops.convert_to_numpy(sparsity.losses[0])), expected, rtol=1e-5)

@@ -461,7 +461,7 @@ def test_competition_monitor_matches_numpy_on_the_layer_inputs():
     )(inputs)
     bn = keras.layers.BatchNormalization(momentum=0.0, name="bn")(pre)
     plain = CompetitiveReLU(init="competition", name="plain")(bn)
-    aware = CompetitiveReLU(competition="l1", axis=-1, K=3.0, name="aware")([bn, pre])
+    aware = CompetitiveReLU(competition="l1", axis=-1, scale_bound=3.0, name="aware")([bn, pre])
     x = keras.layers.Flatten()(keras.layers.Concatenate()([plain, aware]))
     model = keras.Model(inputs, keras.layers.Dense(1)(x))
     model.compile(keras.optimizers.Adam(1e-2), "mse")
@@ -478,14 +478,14 @@ def test_competition_monitor_matches_numpy_on_the_layer_inputs():
     sample = data_x[:20]
     z_pre = value_of(model.get_layer("pre")(sample))
     z_bn = value_of(model.get_layer("bn")(z_pre, training=False))
-    for name, measured_on, competition, axes, K in [
+    for name, measured_on, competition, axes, scale_bound in [
         ("plain", z_bn, "energy", (1, 2), 2.0),
         ("aware", z_pre, "l1", (2,), 3.0),  # two inputs: p is measured on the source
     ]:
         layer = model.get_layer(name)
         alpha, beta = float(value_of(layer.alpha)), float(value_of(layer.beta))
         p = numpy_share(measured_on, competition, 1e-6, axes)
-        s = K * np.tanh(alpha * p + beta)
+        s = scale_bound * np.tanh(alpha * p + beta)
         prefix = f"competition/{name}/"
         assert history[prefix + "alpha"][-1] == alpha and history[prefix + "beta"][-1] == beta
         np.testing.assert_allclose(history[prefix + "p_mean"][-1], p.mean(), rtol=1e-5)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_adaptive_acts import CompetitiveReLU, NoisyHardTanh
+from keras_adaptive_acts.model_graph import all_layers
 from keras_adaptive_acts.surgery import swap_activations
 
 X = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
@@ -13,7 +14,7 @@ X = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
 def relu_count(model):
     """Plain-ReLU activations of a model, counted independently of the code under test."""
     count = 0
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model)[1:]:  # every layer at any depth, the model itself left out
         plain_relu_layer = isinstance(layer, keras.layers.ReLU) and layer.max_value is None
         if plain_relu_layer or getattr(layer, "activation", None) is keras.activations.relu:
             count += 1
@@ -167,7 +168,8 @@ class Subclassed(keras.Model):
         (None, CompetitiveReLU, ("gelu",), ValueError, "targets"),
         (None, CompetitiveReLU, (), ValueError, "targets"),
         (None, int, ("relu",), TypeError, "Layer class or a factory"),
-        (None, "relu", ("relu",), TypeError, "Layer class or a factory"),
+        (None, 3, ("relu",), TypeError, "Layer class or a factory"),
+        (None, "competitve_relu", ("relu",), ValueError, "did you mean 'competitive_relu'"),
         (None, lambda name: "relu", ("relu",), TypeError, "must build a keras Layer"),
     ],
 )
@@ -191,3 +193,11 @@ def test_subclassed_and_unbuilt_models_get_a_clear_error():
         swap_activations(subclassed, CompetitiveReLU)
     with pytest.raises(ValueError, match="built model"):
         swap_activations(keras.Sequential([keras.layers.Dense(2, activation="relu")]), CompetitiveReLU)
+
+
+def test_all_is_the_public_api():
+    import keras_adaptive_acts.surgery as surgery
+
+    namespace = {}
+    exec("from keras_adaptive_acts.surgery import *", namespace)
+    assert set(surgery.__all__) == {"SwapReport", "swap_activations"} == set(namespace) - {"__builtins__"}

@@ -56,9 +56,9 @@ def without_name(config):
 
 
 def test_every_registered_activation_is_a_choice_or_excluded_with_a_reason():
-    offered = {space.layer.__name__ for space in SEARCH_SPACES.values()}
+    offered = set(SEARCH_SPACES)
     excluded = set(kaa.tuning.NOT_SEARCHABLE)
-    assert set(registry.activation_names()) <= offered | excluded
+    assert set(registry.activation_names(include_keras=False)) <= offered | excluded
     assert not offered & excluded
     assert set(DEFAULT_CHOICES) <= set(SEARCH_SPACES)
 
@@ -115,7 +115,7 @@ def test_two_names_give_independent_choices_and_one_name_a_shared_choice():
     second = choose_activation(hp, hp_name="second")
     assert type(first) is type(again) is kaa.RReLU and first is not again
     assert type(second) is kaa.CompetitiveReLU
-    assert {"first/rrelu/lower", "second/competitive_relu/K"} <= set(hp.values)
+    assert {"first/rrelu/lower", "second/competitive_relu/scale_bound"} <= set(hp.values)
 
 
 def guide_table():
@@ -221,7 +221,7 @@ def test_searched_values_are_the_ones_the_trained_layer_had(tmp_path):
     for values in trial_values:
         (config,) = [config for built_values, config in built if built_values == values]
         assert config["competition"] == values["activation/competitive_relu/competition"]
-        assert config["K"] == values["activation/competitive_relu/K"]
+        assert config["scale_bound"] == values["activation/competitive_relu/scale_bound"]
         assert config["init"] == values["activation/competitive_relu/init"]
 
 
@@ -245,7 +245,7 @@ def test_fixed_arguments_are_used_in_every_trial_and_the_rest_is_searched(tmp_pa
     assert len(trials) == 3
     assert {values["activation"] for values in trials} == {"competitive_relu"}
     assert {values["activation/competitive_relu/competition"] for values in trials} == {"l1"}
-    assert len({values["activation/competitive_relu/K"] for values in trials}) == 3
+    assert len({values["activation/competitive_relu/scale_bound"] for values in trials}) == 3
 
 
 def test_an_argument_fixed_in_its_scope_while_the_choice_is_still_searched(tmp_path):
@@ -357,7 +357,9 @@ def test_distributed_search_shares_trials_between_two_workers(tmp_path):
     ("choices", "message"),
     [
         (["relu", "swishy"], "Unknown activation 'swishy'"),
-        (["mixed_activation"], "MixedActivation cannot be a tuning choice: it is a transition"),
+        (["mixed_activation"], "'mixed_activation' cannot be a tuning choice: it is a transition"),
+        (["gelu"], "'gelu' cannot be a tuning choice: it has no search space"),
+        (["competitve_relu"], "did you mean 'competitive_relu'?"),
         (["relu", "ReLU"], "names an activation twice"),
         ([], "`choices` is empty"),
         ("relu", "must be a list of activation names"),
@@ -375,8 +377,10 @@ def test_other_bad_arguments_are_refused():
     hp = keras_tuner.HyperParameters()
     with pytest.raises(ValueError, match=r"`default` must be one of the choices \['relu'\]"):
         choose_activation(hp, ["relu"], default="rrelu")
-    with pytest.raises(ValueError, match=r"\['K'\] are searched for 'competitive_relu': fix them with `fix_"):
-        choose_activation(hp, ["competitive_relu"], K=3.0)
+    with pytest.raises(
+        ValueError, match=r"\['scale_bound'\] are searched for 'competitive_relu': fix them with `fix_"
+    ):
+        choose_activation(hp, ["competitive_relu"], scale_bound=3.0)
     with pytest.raises(ValueError, match=r"`hp` must be a keras_tuner\.HyperParameters"):
         choose_activation({"activation": "relu"})
     with pytest.raises(ValueError, match="`hp_name` must be a non-empty string"):
@@ -388,11 +392,11 @@ def test_other_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="`default` must be one of the choices"):
         ActivationHyperModel(tuning_process.build, choices=["relu"], default="rrelu")
     with pytest.raises(
-        ValueError, match=r"\['K'\] are not searched for 'relu' \(its searched arguments: none"
+        ValueError, match=r"\['scale_bound'\] are not searched for 'relu' \(its searched arguments: none"
     ):
-        fix_activation(hp, "relu", K=2.0)
+        fix_activation(hp, "relu", scale_bound=2.0)
     with pytest.raises(
-        ValueError, match=r"\['beta'\] are not searched for 'competitive_relu' .*competition, K, i"
+        ValueError, match=r"\['beta'\] are not searched for 'competitive_relu' .*competition, scale_bound, i"
     ):
         fix_activation(hp, "competitive_relu", beta=2.0)
     with pytest.raises(

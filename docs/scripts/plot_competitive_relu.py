@@ -48,7 +48,7 @@ def scale_panel(ax) -> None:
     p, x = shares_and_inputs()
     for alpha, beta, label, style in SETTINGS:
         # s depends on p only, so any measure gives the same curve; "count" makes p exact.
-        s = np.asarray(kaa.ops.competitive_scale(x, alpha, beta, competition="count", K=K))[:, 0]
+        s = np.asarray(kaa.ops.competitive_scale(x, alpha, beta, competition="count", scale_bound=K))[:, 0]
         ax.plot(p, s, style, label=label, linewidth=1.8)
     ax.axhline(0.0, color="0.6", linewidth=0.8)
     ax.axhline(K, color="0.8", linewidth=0.8, linestyle=":")
@@ -71,7 +71,7 @@ def response_panel(ax) -> None:
         row = np.array([np.sqrt(p), -np.sqrt(1.0 - p)], dtype="float32")  # energy share p
         source = np.tile(row, (len(z), 1))
         out = np.asarray(layer([inputs, source]))[:, 0]
-        s = float(np.asarray(kaa.ops.competitive_scale(row[None], 2.0, -1.0, K=K))[0, 0])
+        s = float(np.asarray(kaa.ops.competitive_scale(row[None], 2.0, -1.0, scale_bound=K))[0, 0])
         s = round(s, 2) + 0.0  # no "-0.00" in the legend
         ax.plot(z, out, linewidth=1.8, zorder=3 if p == 0.5 else 2, label=f"p = {p:.1f}  (s = {s:+.2f})")
     ax.set_xlim(-3.0, 3.0)

@@ -4,6 +4,7 @@ from keras_adaptive_acts.layers.activity_sparsity import ActivitySparsity
 from keras_adaptive_acts.layers.competitive_relu import CompetitiveReLU
 from keras_adaptive_acts.layers.j_squared_relu import JSquaredReLU
 from keras_adaptive_acts.layers.mixed_activation import MixedActivation
+from keras_adaptive_acts.layers.noise import inference_noise
 from keras_adaptive_acts.layers.noisy_gru_cell import NoisyGRUCell
 from keras_adaptive_acts.layers.noisy_hard_sigmoid import NoisyHardSigmoid
 from keras_adaptive_acts.layers.noisy_hard_tanh import NoisyHardTanh
@@ -26,4 +27,5 @@ __all__ = [
     "RestrictedLayerNormalization",
     "SparsifiedMLP",
     "ZerothBias",
+    "inference_noise",
 ]

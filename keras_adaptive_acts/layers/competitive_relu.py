@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 from keras import constraints, initializers, ops, regularizers
@@ -11,14 +13,19 @@ from keras_adaptive_acts.ops.competitive import (
     axis_tuple,
     check_competition_args,
     check_same_shape,
-    competitive_relu,
     reduction_axes,
     relu_identity_beta,
     statistics_dtype,
+    unchecked_competitive_relu,
+    unchecked_statistics,
 )
-from keras_adaptive_acts.registry import register
+from keras_adaptive_acts.registry import register, with_default_name
+
+__all__ = ["CompetitiveReLU"]
 
 INIT_PRESETS = ("relu", "competition")
+DEFAULT_SCALE_BOUND = 2.0
+FORMER_SCALE_BOUND_NAME = "K"  # the argument's name up to version 0.1.0, still read from saved configs
 
 
 @register(activation=True)
@@ -31,7 +38,8 @@ class CompetitiveReLU(keras.layers.Layer):
     out = relu(s * z)
     ```
 
-    with, over the reduction axes `A` (`axis`; default every non-batch axis, i.e. per sample):
+    with `K = scale_bound` and, over the reduction axes `A` (`axis`; default every non-batch axis,
+    i.e. per sample):
 
     ```
     energy: p = sum_A(relu(z)**2) / (sum_A(z**2) + eps)     # the paper's CAReLU_E (default)
@@ -41,10 +49,11 @@ class CompetitiveReLU(keras.layers.Layer):
 
     `alpha` and `beta` are two trainable scalars. While `s > 0` the layer is a ReLU scaled by `s`;
     when `s < 0` the negative entries win and pass as `|s| * relu(-z)`. The layer has no training
-    mode: training and inference compute the same function.
+    mode: training and inference compute the same function. `competition_statistics(inputs)` returns
+    the `p` and `s` of each slice, as the forward pass computes them.
 
     Decisions of ours where the paper is silent (see the docs page): the `l1` and `count`
-    readings of p; `eps=1e-6`; `K=2`; the default initialisation `alpha=0, beta=atanh(1/K)`
+    readings of p; `eps=1e-6`; `K=2` (`scale_bound`); the default initialisation `alpha=0, beta=atanh(1/K)`
     (`init="relu"`), which makes the layer equal to ReLU to the last bit, so it can replace the
     ReLU of a trained network; the `init="competition"` preset `alpha=2, beta=-1` (tanh of a
     smoothed `2p - 1`); the reduction axes; the optional second input.
@@ -61,12 +70,14 @@ class CompetitiveReLU(keras.layers.Layer):
 
     Args:
         competition: how `p` is measured: `"energy"`, `"l1"` or `"count"`.
-        K: bound of the scale, `|s| < K`; a fixed positive constant. `init="relu"` needs `K > 1`.
+        scale_bound: `K`, the bound of the scale, `|s| < K`; a fixed positive constant.
+            `init="relu"` needs `scale_bound > 1`. (Named `K` up to version 0.1.0: `K=` still
+            works, with a `DeprecationWarning`, and saved configs with `"K"` load.)
         eps: positive constant added to the denominator of `p`.
         axis: the axes `p` is measured over: None (every non-batch axis), an int or a tuple of
             ints such as `-1` (per position / token) or `(1, 2)` (per channel of an NHWC image).
             Never the batch axis.
-        init: `"relu"` (`alpha=0, beta=atanh(1/K)`: identical to ReLU) or `"competition"`
+        init: `"relu"` (`alpha=0, beta=atanh(1/scale_bound)`: identical to ReLU) or `"competition"`
             (`alpha=2, beta=-1`). Explicit initializers below take precedence.
         alpha_initializer: initializer of `alpha`; default from `init`.
         beta_initializer: initializer of `beta`; default from `init`.
@@ -99,7 +110,7 @@ class CompetitiveReLU(keras.layers.Layer):
     def __init__(
         self,
         competition: str = "energy",
-        K: float = 2.0,
+        scale_bound: float = DEFAULT_SCALE_BOUND,
         eps: float = 1e-6,
         axis: int | Sequence[int] | None = None,
         init: str = "relu",
@@ -111,18 +122,20 @@ class CompetitiveReLU(keras.layers.Layer):
         beta_constraint: str | dict | constraints.Constraint | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_competition_args(competition, eps, K)
+        scale_bound = _scale_bound_from_former_name(scale_bound, kwargs)
+        super().__init__(**with_default_name(self, CompetitiveReLU, kwargs))
+        check_competition_args(competition, eps, scale_bound)
         if init not in INIT_PRESETS:
             raise ValueError(f"`init` must be one of {INIT_PRESETS}. Received: init={init!r}")
-        if init == "relu" and K <= 1 and beta_initializer is None:
+        if init == "relu" and scale_bound <= 1 and beta_initializer is None:
             raise ValueError(
-                f"init='relu' needs K > 1: s = K * tanh(.) can only equal 1 when K > 1. Received: K={K!r}"
+                "init='relu' needs scale_bound > 1: s = scale_bound * tanh(.) can only equal 1 when "
+                f"scale_bound > 1. Received: scale_bound={scale_bound!r}"
             )
         axis_tuple(axis)  # the rank-dependent checks happen in build()
-        preset_alpha, preset_beta = (0.0, relu_identity_beta(K)) if init == "relu" else (2.0, -1.0)
+        preset_alpha, preset_beta = (0.0, relu_identity_beta(scale_bound)) if init == "relu" else (2.0, -1.0)
         self.competition = competition
-        self.K = float(K)
+        self.scale_bound = float(scale_bound)
         self.eps = float(eps)
         self.axis = tuple(axis) if isinstance(axis, list) else axis
         self.init = init
@@ -149,22 +162,57 @@ class CompetitiveReLU(keras.layers.Layer):
             setattr(self, name, weight)
 
     def call(self, inputs):
+        # The arguments were checked in __init__ and build: the op's unchecked path checks nothing again.
+        return unchecked_competitive_relu(*self._operands(inputs), **self._options())
+
+    def competition_statistics(self, inputs: Any) -> tuple[Any, Any]:
+        """The share `p` and the scale `s` of each slice of `inputs`, as the forward pass computes them.
+
+        One code path with `call` (same casts, same dtypes, same formulas), with the current
+        `alpha` and `beta`. Builds the layer first if needed. Differentiable.
+
+        Args:
+            inputs: what the layer is called on: a tensor of rank >= 2, or a list `[z, source]`
+                (`p` is then measured on `source`).
+
+        Returns:
+            `(p, s)`: two tensors of the input's rank, of size 1 along the reduction axes, in
+            float32 under a float16/bfloat16 compute dtype (else in the compute dtype).
+
+        Examples:
+            >>> import numpy as np
+            >>> layer = CompetitiveReLU(init="competition")  # s = 2 tanh(2p - 1)
+            >>> p, s = layer.competition_statistics(np.array([[-1.0, 0.5, 2.0]], "float32"))
+            >>> np.round(np.asarray(p), 4).tolist(), np.round(np.asarray(s), 4).tolist()
+            ([[0.8095]], [[1.101]])
+        """
+        if not self.built:
+            tensors = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+            shapes = [tuple(ops.shape(tensor)) for tensor in tensors]
+            self.build(shapes if isinstance(inputs, (list, tuple)) else shapes[0])
+        z, alpha, beta, source = self._operands(inputs)
+        return unchecked_statistics(z, alpha, beta, source, **self._options())
+
+    def _operands(self, inputs):
+        """`(z, alpha, beta, source)` for the op: inputs in the compute dtype, weights in the statistics'.
+
+        The weights are not autocast under mixed precision: they stay float32, like the statistics.
+        """
         source = None
         if isinstance(inputs, (list, tuple)):
             inputs, source = inputs
             source = ops.cast(source, self.compute_dtype)
         inputs = ops.cast(inputs, self.compute_dtype)
         stats = statistics_dtype(self.compute_dtype)
-        return competitive_relu(
-            inputs,
-            ops.cast(self.alpha, stats),
-            ops.cast(self.beta, stats),
-            source,
-            competition=self.competition,
-            K=self.K,
-            eps=self.eps,
-            axis=self._axes,
-        )
+        return inputs, ops.cast(self.alpha, stats), ops.cast(self.beta, stats), source
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "competition": self.competition,
+            "scale_bound": self.scale_bound,
+            "eps": self.eps,
+            "axes": self._axes,
+        }
 
     def compute_mask(self, inputs, mask=None):
         return mask[0] if isinstance(mask, (list, tuple)) else mask
@@ -177,7 +225,7 @@ class CompetitiveReLU(keras.layers.Layer):
         config.update(
             {
                 "competition": self.competition,
-                "K": self.K,
+                "scale_bound": self.scale_bound,
                 "eps": self.eps,
                 "axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis,
                 "init": self.init,
@@ -190,6 +238,15 @@ class CompetitiveReLU(keras.layers.Layer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> CompetitiveReLU:
+        # Configs saved up to version 0.1.0 name `scale_bound` "K": they load, without a warning
+        # (the user who loads a file cannot change how it was written).
+        if FORMER_SCALE_BOUND_NAME in config and "scale_bound" not in config:
+            config = dict(config)
+            config["scale_bound"] = config.pop(FORMER_SCALE_BOUND_NAME)
+        return super().from_config(config)
 
     @staticmethod
     def _check_input_shapes(input_shape):
@@ -204,3 +261,22 @@ class CompetitiveReLU(keras.layers.Layer):
             check_same_shape(input_shape[0], input_shape[1])
             return tuple(input_shape[0])
         return tuple(input_shape)
+
+
+def _scale_bound_from_former_name(scale_bound: float, kwargs: dict[str, Any]) -> float:
+    """Takes `K`, the former name of `scale_bound`, out of `kwargs`; warns that it is deprecated."""
+    if FORMER_SCALE_BOUND_NAME not in kwargs:
+        return scale_bound
+    former = kwargs.pop(FORMER_SCALE_BOUND_NAME)
+    if scale_bound != DEFAULT_SCALE_BOUND:
+        raise ValueError(
+            "`K` is the former name of `scale_bound`: pass `scale_bound` only. "
+            f"Received: K={former!r} and scale_bound={scale_bound!r}"
+        )
+    warnings.warn(
+        "CompetitiveReLU(K=...) is deprecated: the argument is named `scale_bound` now (K stays the "
+        f"symbol of the formula). Pass `scale_bound={former!r}`. Received: K={former!r}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return former

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from keras_adaptive_acts.ops.sparsity import j_squared_relu
-from keras_adaptive_acts.registry import register
+from keras_adaptive_acts.registry import register, with_default_name
 
 
 @register(activation=True)
@@ -35,7 +35,7 @@ class JSquaredReLU(keras.layers.Layer):
     """
 
     def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**with_default_name(self, JSquaredReLU, kwargs))
         self.supports_masking = True
 
     def call(self, inputs):

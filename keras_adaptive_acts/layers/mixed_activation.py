@@ -20,11 +20,13 @@ class MixedActivation(keras.layers.Layer):
     to 1 during training (the paper fine-tunes ReLU checkpoints into J-SquaredReLU this way),
     and a compiled train step sees each new value without retracing. At `t == 0` the output is
     exactly `start(x)` and at `t == 1` exactly `end(x)`, even where the other activation
-    overflows (`0 * inf` would be NaN). Parts named by a string follow the layer's dtype policy.
+    overflows (`0 * inf` would be NaN). Parts given by a name or a class follow the layer's dtype
+    policy.
 
     Args:
-        start: the activation at `t = 0`: a Keras activation name ("relu", "gelu", ...), the name
-            of one of this package's layers ("j_squared_relu", ...), or a layer instance.
+        start: the activation at `t = 0`, in any form `keras_adaptive_acts.registry.activation_layer`
+            accepts: a Keras activation name ("relu", "gelu", ...), the name of one of this package's
+            activations ("j_squared_relu", ...), a layer class, a layer instance or a config dict.
         end: the activation at `t = 1`, in the same forms. Default "j_squared_relu".
         t: the initial mixing weight, in [0, 1]. Default 0.
         **kwargs (Any): base layer keyword arguments, such as `name` and `dtype`.
@@ -45,14 +47,16 @@ class MixedActivation(keras.layers.Layer):
         self.initial_t = check_number("t", t, minimum=0)
         if self.initial_t > 1:
             raise ValueError(f"`t` must be in [0, 1]. Received: t={t!r}")
-        self.start, start_spec = _resolve("start", start, self.dtype_policy)
-        self.end, end_spec = _resolve("end", end, self.dtype_policy)
+        # The policy's name, not the object: a layer whose config Keras records from its constructor's
+        # arguments (JSquaredReLU, ELU) cannot serialise a policy object.
+        self.start, start_spec = _resolve("start", start, self.dtype_policy.name)
+        self.end, end_spec = _resolve("end", end, self.dtype_policy.name)
         self._specs = _Untracked({"start": start_spec, "end": end_spec})
         self.supports_masking = True
 
     def build(self, input_shape):
         for part in (self.start, self.end):
-            if isinstance(part, keras.layers.Layer) and not part.built:
+            if not part.built:
                 part.build(input_shape)
         self.t = self.add_weight(
             shape=(), name="t", initializer=initializers.Constant(self.initial_t), trainable=False
@@ -68,10 +72,8 @@ class MixedActivation(keras.layers.Layer):
 
     @staticmethod
     def _apply(part, x, training):
-        if isinstance(part, keras.layers.Layer):
-            # A layer instance may have another dtype policy than the blend.
-            return ops.cast(part(x, training=training), x.dtype)
-        return part(x)
+        # A layer instance may have another dtype policy than the blend.
+        return ops.cast(part(x, training=training), x.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -92,30 +94,21 @@ class _Untracked:
         self.value = value
 
 
-def _resolve(name: str, spec: Any, dtype_policy):
-    """(callable or layer, its serialisable form) for a Keras activation name, a package name or a layer.
+def _resolve(argument: str, spec: Any, dtype_policy: str) -> tuple[keras.layers.Layer, Any]:
+    """(layer, its serialisable form) for an activation identifier (see `registry.activation_layer`).
 
-    A package layer given by name follows `dtype_policy`, the blend's.
+    A layer made from a name or a class follows `dtype_policy`, the blend's; a name and a config dict
+    are stored as given, a class or an instance as the layer's config.
     """
-    if isinstance(spec, keras.layers.Layer):
-        return spec, keras.saving.serialize_keras_object(spec)
     if isinstance(spec, dict):
-        layer = keras.saving.deserialize_keras_object(spec)
-        return layer, spec
-    if isinstance(spec, str):
-        try:
-            return keras.activations.get(spec), spec
-        except ValueError:
-            pass
-        try:
-            part = registry.get(spec)
-        except ValueError:
-            pass
-        else:
-            if isinstance(part, keras.layers.Layer):
-                part = type(part)(dtype=dtype_policy)
-            return part, spec
-    raise ValueError(
-        f"`{name}` must be a Keras activation name, the name of one of this package's layers, or a "
-        f"layer. Received: {name}={spec!r}"
-    )
+        # Deserialised as given; Keras' own error (TypeError) tells of a class it cannot locate.
+        return registry.activation_layer(spec), spec
+    makes_a_layer = isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, keras.layers.Layer))
+    try:
+        layer = registry.activation_layer(spec, **({"dtype": dtype_policy} if makes_a_layer else {}))
+    except ValueError as error:
+        raise ValueError(
+            f"`{argument}` must be a Keras activation name, the name of one of this package's layers, "
+            f"or a layer (or its class or config). {error} Received: {argument}={spec!r}"
+        ) from None
+    return layer, spec if isinstance(spec, str) else keras.saving.serialize_keras_object(layer)

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from keras_adaptive_acts import noise
+from keras_adaptive_acts.layers import noise
 from keras_adaptive_acts.layers.noisy_hard_sigmoid import NoisyHardSigmoid
 from keras_adaptive_acts.layers.noisy_hard_tanh import NoisyHardTanh
 from keras_adaptive_acts.ops.noisy import NOISE_MODES
@@ -29,12 +29,12 @@ class NoisyCellMixin:
     order of their seed offsets, kind "gate" (NoisyHardSigmoid) or "activation" (NoisyHardTanh), and
     `STATE_NAMES`: Keras' states (each `units` wide), then "noise_step".
 
-    Noise per step: a unit's seed generator cannot advance inside JAX's `lax.scan`, so the cell
+    Noise per step: a unit's noise stream cannot advance inside JAX's `lax.scan`, so the cell
     carries a last state, the noise step (`NOISE_STEP_DIGITS` columns, zeros initially), and each
-    unit draws with its generator's current seed folded with the step count summed over the batch
+    unit draws with its stream's current seed folded with the step count summed over the batch
     (which grows at every step where any row is unmasked). `keras.layers.RNN` calls
     `get_dropout_mask` before its loop and `reset_dropout_mask` after it: between the two the
-    generators stay put, and the reset advances them once. A cell called on its own advances them
+    streams stay put, and the reset advances them once. A cell called on its own advances them
     after the call.
     """
 
@@ -91,7 +91,6 @@ class NoisyCellMixin:
         self.activation_alpha = activation_alpha
         self.gate_c = gate_c
         self.activation_c = activation_c
-        self.noise_at_inference = noise_at_inference
         # The noisy units replace Keras' activation functions; None so that nothing uses those by mistake.
         self.activation = None
         self.recurrent_activation = None
@@ -132,7 +131,12 @@ class NoisyCellMixin:
 
     def _advance_noise(self) -> None:
         for unit in self.noisy_units:
-            unit.seed_generator.next()
+            unit.noise_stream.next()
+
+    @property
+    def noise_at_inference(self) -> bool:
+        """The constructor's setting, which the units own (the cell keeps no copy)."""
+        return self.noisy_units[0].noise_at_inference
 
     def _split_states(self, states) -> tuple[list, Any]:
         """The Keras cell's states and the noise step; a clear error if the noise step is missing."""
@@ -151,14 +155,14 @@ class NoisyCellMixin:
     def _step_noise(self, noise_step, training):
         """Within: every unit draws this step's noise. Yields the next noise step."""
         self._inside_step = True
-        drawing = bool(training) or self.noise_at_inference
+        drawing = self.noisy_units[0].noise_active(training)  # the units own the mode; they agree
         try:
             if not drawing:
                 yield noise_step
                 return
             step = ops.sum(_step_counts(noise_step))
             for unit in self.noisy_units:
-                unit.loop_key = noise.loop_key(unit.seed_generator, step)
+                unit.loop_key = noise.loop_key(unit.noise_stream, step)
             yield _next_noise_step(noise_step)
         finally:
             self._inside_step = False

@@ -6,7 +6,7 @@ from keras import ops
 
 from keras_adaptive_acts.layers.stochastic import StochasticLayer
 from keras_adaptive_acts.ops.noisy import rrelu
-from keras_adaptive_acts.registry import register
+from keras_adaptive_acts.registry import register, with_default_name
 from keras_adaptive_acts.validation import check_number
 
 
@@ -53,6 +53,7 @@ class RReLU(StochasticLayer):
         noise_at_inference: bool = False,
         **kwargs,
     ):
+        kwargs = with_default_name(self, RReLU, kwargs)
         super().__init__(seed=seed, noise_at_inference=noise_at_inference, **kwargs)
         self.lower = check_number("lower", lower, minimum=0)
         self.upper = check_number("upper", upper)

@@ -2,49 +2,29 @@
 
 from __future__ import annotations
 
-import importlib
-
 import keras
 from keras import ops
 
 from keras_adaptive_acts.layers.restricted_layer_normalization import RestrictedLayerNormalization
-from keras_adaptive_acts.layers.zeroth_bias import POSITIONS, ZerothBias
-from keras_adaptive_acts.registry import lookup, register
+from keras_adaptive_acts.layers.zeroth_bias import ZerothBias
+from keras_adaptive_acts.registry import activation_layer, register
 from keras_adaptive_acts.validation import check_choice, check_number
 
 NORMS = ("restricted", "layer")
+# Where the block adds its zeroth bias: its own choice, made in `call` (the ZerothBias layer only adds).
+ZEROTH_BIAS_POSITIONS = ("input", "output")
 
 
 def _activation_layer(activation: str, name: str, dtype) -> keras.layers.Layer:
-    """A layer for `activation`: one of this package's layers by name, else a Keras activation."""
+    """A new layer for the activation name `activation` (see `registry.activation_layer`)."""
     if not isinstance(activation, str) or not activation:
         raise ValueError(f"`activation` must be a name (a string). Received: activation={activation!r}")
-    importlib.import_module("keras_adaptive_acts.layers")  # registers every package layer
     try:
-        cls = lookup(activation)
-    except ValueError:
-        cls = None
-    if cls in (SparsifiedMLP, ZerothBias, RestrictedLayerNormalization):
-        raise ValueError(f"`activation` must name an activation layer. Received: activation={activation!r}")
-    if cls is not None and issubclass(cls, keras.layers.Layer):
-        return _instantiate(cls, activation, name, dtype)
-    try:
-        keras.activations.get(activation)
-    except (ValueError, TypeError):
+        return activation_layer(activation, name=name, dtype=dtype)
+    except ValueError as error:
         raise ValueError(
             "`activation` must name one of this package's activation layers (such as 'j_squared_relu') "
-            f"or a Keras activation (such as 'relu'). Received: activation={activation!r}"
-        ) from None
-    return keras.layers.Activation(activation, name=name, dtype=dtype)
-
-
-def _instantiate(cls, activation, name, dtype):
-    try:
-        return cls(name=name, dtype=dtype)
-    except TypeError as error:
-        raise ValueError(
-            f"The activation layer {cls.__name__} needs arguments ({error}). "
-            f"Received: activation={activation!r}"
+            f"or a Keras activation (such as 'relu'). {error} Received: activation={activation!r}"
         ) from None
 
 
@@ -68,9 +48,10 @@ class SparsifiedMLP(keras.layers.Layer):
 
     Args:
         hidden_units: width of the hidden layer, an int >= 1.
-        activation: name of the activation: one of this package's activation layers
-            (`"j_squared_relu"`, `"competitive_relu"`, ...; instantiated with default
-            arguments) or a Keras activation (`"relu"`, `"gelu"`, ...).
+        activation: name of the activation, resolved by `keras_adaptive_acts.registry.activation_layer`:
+            one of this package's activation layers (`"j_squared_relu"`, `"competitive_relu"`, ...;
+            instantiated with default arguments) or a Keras activation (`"relu"`, the ReLU layer;
+            `"gelu"`, ...: a `keras.layers.Activation`).
         norm: `"restricted"` (a `RestrictedLayerNormalization` in scratch mode) or `"layer"`
             (a plain `keras.layers.LayerNormalization`).
         zeroth_bias: whether the block has a `ZerothBias`.
@@ -99,7 +80,7 @@ class SparsifiedMLP(keras.layers.Layer):
         >>> x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
         >>> tuple(block(x).shape)
         (2, 5, 4)
-        >>> type(block.norm).__name__, type(block.act).__name__, block.zeroth_bias.position
+        >>> type(block.norm).__name__, type(block.act).__name__, block.zeroth_bias_position
         ('RestrictedLayerNormalization', 'JSquaredReLU', 'input')
 
     Reference:
@@ -127,7 +108,7 @@ class SparsifiedMLP(keras.layers.Layer):
         if isinstance(hidden_units, bool) or not isinstance(hidden_units, int) or hidden_units < 1:
             raise ValueError(f"`hidden_units` must be an int >= 1. Received: hidden_units={hidden_units!r}")
         check_choice("norm", norm, NORMS)
-        check_choice("zeroth_bias_position", zeroth_bias_position, POSITIONS)
+        check_choice("zeroth_bias_position", zeroth_bias_position, ZEROTH_BIAS_POSITIONS)
         for flag_name, flag in (("zeroth_bias", zeroth_bias), ("residual", residual)):
             if not isinstance(flag, bool):
                 raise ValueError(f"`{flag_name}` must be True or False. Received: {flag_name}={flag!r}")
@@ -159,13 +140,14 @@ class SparsifiedMLP(keras.layers.Layer):
             self.zeroth_bias = ZerothBias(
                 max_len=max_len,
                 clip=clip,
-                position=zeroth_bias_position,
                 reference_norm=self.norm,
                 name="zeroth_bias",
                 dtype=policy,
             )
         self.fc1 = keras.layers.Dense(hidden_units, name="fc1", dtype=policy)
-        self.act = _activation_layer(activation, name="act", dtype=policy)
+        # The policy's name, not the object: a layer whose config Keras records from its constructor's
+        # arguments (JSquaredReLU) cannot serialise a policy object.
+        self.act = _activation_layer(activation, name="act", dtype=policy.name)
         self.fc2 = None  # its width is the input's d_model: created in build
         self.drop = keras.layers.Dropout(dropout, seed=seed, name="dropout", dtype=policy)
         self.supports_masking = True

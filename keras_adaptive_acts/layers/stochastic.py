@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 from keras import ops
 
-from keras_adaptive_acts import noise
-from keras_adaptive_acts.noise import ReplicaSeedGenerator
+from keras_adaptive_acts.layers import noise
+from keras_adaptive_acts.layers.noise import NoiseStream
 
 
 class StochasticLayer(keras.layers.Layer):
@@ -14,9 +16,9 @@ class StochasticLayer(keras.layers.Layer):
 
     Subclasses call `self.noise_active(training)` and draw with `self.standard_normal(x)` /
     `self.uniform(x, low, high)`: noise in the compute dtype, reproducible under `seed`, different
-    on every replica of a `tf.distribute` strategy. A recurrent cell sets `loop_key` (a key from
-    `noise.loop_key`) for the duration of one step: the draws then use it, and the generator is
-    not advanced.
+    on every replica of a `tf.distribute` strategy. The stream's position is a weight of the layer
+    (saved with it). A recurrent cell sets `loop_key` (a key from `noise.loop_key`) for the
+    duration of one step: the draws then use it, and the stream is not advanced.
     """
 
     def __init__(self, seed: int | None = None, noise_at_inference: bool = False, **kwargs):
@@ -29,14 +31,19 @@ class StochasticLayer(keras.layers.Layer):
                 f"`noise_at_inference` must be True or False. Received: noise_at_inference={value!r}"
             )
         self.seed = seed
-        self.noise_at_inference = noise_at_inference
-        self.seed_generator = ReplicaSeedGenerator(seed)
+        self._noise_at_inference = noise_at_inference
+        self.noise_stream = NoiseStream(self, seed)
         self.loop_key = None
         self.supports_masking = True
 
+    @property
+    def noise_at_inference(self) -> bool:
+        """The constructor's setting (read-only): `inference_noise(...)` overrides it for a while."""
+        return self._noise_at_inference
+
     def noise_active(self, training) -> bool:
-        """True when this call draws noise: in training, or at inference if `noise_at_inference`."""
-        return bool(training) or self.noise_at_inference
+        """True when this call draws noise: in training, or at inference as `noise.draws_noise` says."""
+        return noise.draws_noise(training, self._noise_at_inference)
 
     def standard_normal(self, like):
         return noise.normal(ops.shape(like), self.compute_dtype, self._seed())
@@ -45,12 +52,28 @@ class StochasticLayer(keras.layers.Layer):
         return noise.uniform(ops.shape(like), low, high, self.compute_dtype, self._seed())
 
     def _seed(self):
-        return self.seed_generator if self.loop_key is None else self.loop_key
+        return self.noise_stream if self.loop_key is None else self.loop_key
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def load_own_variables(self, store):
+        # Files written before the stream position was a weight of the layer hold one variable
+        # fewer (the position was saved elsewhere, where this layer cannot read it): load the
+        # others in their order and say that the stream restarts from `seed`.
+        weights = self.weights  # a layer without sublayers: its own variables, in the order Keras saves
+        if len(store.keys()) != len(weights) - 1:
+            return super().load_own_variables(store)
+        others = [weight for weight in weights if weight is not self.noise_stream.position]
+        for index, weight in enumerate(others):
+            weight.assign(store[f"{index}"])
+        warnings.warn(
+            f"The file holds no noise-stream position for the layer {self.name!r} (written by an "
+            "earlier version): its noise starts again from `seed`.",
+            stacklevel=2,
+        )
+
     def get_config(self):
         config = super().get_config()
-        config.update({"seed": self.seed, "noise_at_inference": self.noise_at_inference})
+        config.update({"seed": self.seed, "noise_at_inference": self._noise_at_inference})
         return config

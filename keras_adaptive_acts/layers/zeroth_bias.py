@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
+from typing import Any
 
 import keras
 from keras import ops
 
+from keras_adaptive_acts._keras_internals import upstream_operations
 from keras_adaptive_acts.registry import register
-from keras_adaptive_acts.validation import check_choice, check_number
+from keras_adaptive_acts.validation import check_number
 
-POSITIONS = ("input", "output")
+# An argument up to version 0.1.0, recorded in the config but never used; saved configs that carry it load.
+REMOVED_POSITION_ARGUMENT = "position"
 
 
 class _Reference:
@@ -55,9 +59,11 @@ class ZerothBias(keras.layers.Layer):
 
     `b0` has shape `(max_len, d_model)`, is zero-initialised (the layer starts as the identity)
     and inputs shorter than `max_len` use its first `L` rows. The layer only adds; where it
-    sits is the caller's choice, recorded in `position` for configs: the paper's
-    `mlp(ZerothBias()(LN(x)))` (`"input"`) or after the MLP, as the official code
-    (`"output"`). `SparsifiedMLP` assembles the whole block.
+    sits is the caller's choice, made by where the layer is called: the paper's
+    `mlp(ZerothBias()(LN(x)))` or after the MLP, as the official code. `SparsifiedMLP` assembles
+    the whole block and chooses with its `zeroth_bias_position`. (Up to version 0.1.0 the layer
+    took a `position` argument that it only recorded: `position=` now warns and is ignored, and
+    saved configs that carry it load.)
 
     The clip is a Keras variable constraint on `b0`, so it holds after every optimizer step,
     also in a `jit_compile=True` train step; the constraint reads the referenced
@@ -84,7 +90,6 @@ class ZerothBias(keras.layers.Layer):
             take the (static) sequence length of the input the layer is built on.
         clip: the clip factor, a finite number >= 0 (`|b0| <= clip * |gamma|`, or `<= clip`
             without a reference).
-        position: `"input"` or `"output"`: where the layer sits in its MLP (recorded only).
         reference_norm: the `keras.layers.LayerNormalization` (or `RestrictedLayerNormalization`)
             before the MLP, whose `gamma` (shape `(d_model,)`) scales the clip. Not a sublayer:
             its weights belong to its own layer.
@@ -118,18 +123,16 @@ class ZerothBias(keras.layers.Layer):
         self,
         max_len: int | None = None,
         clip: float = 0.1,
-        position: str = "input",
         reference_norm: keras.layers.LayerNormalization | None = None,
         reference_norm_name: str | None = None,
         **kwargs,
     ):
+        _drop_removed_position(kwargs)
         super().__init__(**kwargs)
         if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
             raise ValueError(f"`max_len` must be an int >= 1 or None. Received: max_len={max_len!r}")
         self.max_len = max_len
         self.clip = check_number("clip", clip, minimum=0.0)
-        check_choice("position", position, POSITIONS)
-        self.position = position
         if reference_norm is not None:
             self._check_norm(reference_norm)
             if reference_norm_name is not None and reference_norm_name != reference_norm.name:
@@ -181,14 +184,6 @@ class ZerothBias(keras.layers.Layer):
         self.reference_norm_name = norm.name
         self._reference.layer = norm
 
-    def __call__(self, *args, **kwargs):
-        if self._reference.layer is None and self.reference_norm_name is not None:
-            inputs = args[0] if args else kwargs.get("inputs")
-            norm = _find_ancestor(inputs, self.reference_norm_name)
-            if norm is not None:
-                self.link_reference_norm(norm)
-        return super().__call__(*args, **kwargs)
-
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         if len(input_shape) != 3:
@@ -225,17 +220,34 @@ class ZerothBias(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def compute_output_spec(self, inputs):
+        # Keras calls this with the symbolic inputs whenever the layer joins a graph (a Functional
+        # model being built, or rebuilt from its config by `.keras` loading or `clone_model`):
+        # the moment to link the referenced LayerNormalization from among the inputs' ancestors.
+        if self._reference.layer is None and self.reference_norm_name is not None:
+            norm = _find_ancestor(inputs, self.reference_norm_name)
+            if norm is not None:
+                self.link_reference_norm(norm)
+        return super().compute_output_spec(inputs)
+
     def get_config(self):
         config = super().get_config()
         config.update(
             {
                 "max_len": self.max_len,
                 "clip": self.clip,
-                "position": self.position,
                 "reference_norm_name": self.reference_norm_name,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ZerothBias:
+        # Configs and `.keras` files written up to version 0.1.0 carry `position`: it never changed what
+        # the layer computes, so it is dropped without a warning (whoever loads a file cannot change how
+        # it was written).
+        config = {key: value for key, value in config.items() if key != REMOVED_POSITION_ARGUMENT}
+        return super().from_config(config)
 
     def _check_length(self, length):
         if isinstance(length, int) and length > self.max_len:
@@ -274,6 +286,24 @@ class ZerothBias(keras.layers.Layer):
             raise ValueError(f"`reference_norm` must have a gamma (scale=True). Received: {norm.name!r}")
 
 
+def _drop_removed_position(kwargs: dict[str, Any]) -> None:
+    """Takes the removed `position` argument out of `kwargs`, with a `DeprecationWarning`.
+
+    A warning rather than an error: `position` never changed the computation, so code that passes it
+    still builds the same layer; the warning says that the placement is decided where the layer is called.
+    """
+    if REMOVED_POSITION_ARGUMENT not in kwargs:
+        return
+    position = kwargs.pop(REMOVED_POSITION_ARGUMENT)
+    warnings.warn(
+        "ZerothBias(position=...) is deprecated and ignored: the layer only adds its bias, and where it sits "
+        "is decided by where you call it (SparsifiedMLP chooses with `zeroth_bias_position`). The argument "
+        f"was only recorded, never used; remove it. Received: position={position!r}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 def _find_layer(model, name):
     """The layer called `name` in `model` or its nested models, depth first; None if absent."""
     for layer in getattr(model, "layers", ()):
@@ -286,24 +316,13 @@ def _find_layer(model, name):
 
 
 def _find_ancestor(inputs, name):
-    """The layer called `name` that produced `inputs` or one of their ancestors in a Keras graph.
-
-    Walks the symbolic graph through the `_keras_history` of `KerasTensor`s (the graph the
-    Functional API records); returns None for eager tensors or when no such layer exists.
+    """The LayerNormalization called `name` that produced `inputs` or one of their ancestors in a
+    Keras graph (searching inside nested models too); None for eager tensors or when there is none.
     """
-    pending = [t for t in keras.tree.flatten(inputs) if hasattr(t, "_keras_history")]
-    seen = set()
-    while pending:
-        tensor = pending.pop()
-        operation, node_index, _ = tensor._keras_history
-        if operation is None or (id(operation), node_index) in seen:
-            continue
-        seen.add((id(operation), node_index))
+    for operation in upstream_operations(inputs):
         if operation.name == name and isinstance(operation, keras.layers.LayerNormalization):
             return operation
         found = _find_layer(operation, name)
         if isinstance(found, keras.layers.LayerNormalization):
             return found
-        node = operation._inbound_nodes[node_index]
-        pending.extend(t for t in node.input_tensors if hasattr(t, "_keras_history"))
     return None

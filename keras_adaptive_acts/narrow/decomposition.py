@@ -7,6 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = [
+    "contraction_directions",
+    "contraction_vectors",
+    "estimate_subspace",
+    "jennrich",
+    "merge_directions",
+    "rank_one_weights",
+]
+
 
 def estimate_subspace(second: np.ndarray, contractions: np.ndarray, k: int) -> np.ndarray:
     """The top-`k` eigenvectors of `M2^2 + mean_t M_{g_t}^2`: an orthonormal basis, shape `(d, k)`.

@@ -11,6 +11,14 @@ import numpy as np
 
 from keras_adaptive_acts.narrow.network import ReLUNetwork
 
+__all__ = [
+    "arccos_kernel",
+    "population_mse",
+    "population_variance",
+    "relative_population_mse",
+    "relu_hermite_coefficients",
+]
+
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 

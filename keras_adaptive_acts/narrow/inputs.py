@@ -9,6 +9,8 @@ import numpy as np
 
 from keras_adaptive_acts.narrow.moments import DEFAULT_BATCH_SIZE, iterate_batches
 
+__all__ = ["gaussian_check", "recommended_samples"]
+
 # A statistic fails the Gaussian check beyond this many standard errors: with a few hundred statistics the
 # largest |z| of truly Gaussian data stays below ~4.5, so a false alarm is rarer than one in a million fits.
 GAUSSIAN_CHECK_Z = 7.0

@@ -7,6 +7,8 @@ import numpy as np
 
 from keras_adaptive_acts.narrow.network import ReLUNetwork
 
+__all__ = ["build_keras_model", "narrow_relu_model", "network_from_keras", "train_square_loss"]
+
 
 def narrow_relu_model(input_dim: int, width: int, *, name: str = "narrow_relu_network") -> keras.Sequential:
     """`Dense(width, relu, use_bias=False) -> Dense(1)` on inputs of size `input_dim`, with Keras' default

@@ -15,6 +15,8 @@ from keras_adaptive_acts.narrow.keras_model import build_keras_model, network_fr
 from keras_adaptive_acts.narrow.readout import least_squares_readout
 from keras_adaptive_acts.validation import check_choice, check_integer, check_number
 
+__all__ = ["NarrowReLULearner"]
+
 METHODS = ("contraction", "jennrich")
 INPUT_CHECKS = ("error", "warn", "ignore")
 

@@ -12,6 +12,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
+__all__ = [
+    "first_moment",
+    "fourth_moment_contractions",
+    "low_degree_residual",
+    "projected_fourth_moment",
+    "second_moment",
+]
+
 # Rows per batch: 8192 rows of d = 50 are 3 MiB of float64.
 DEFAULT_BATCH_SIZE = 8192
 

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+__all__ = ["ReLUNetwork"]
+
 # Rows evaluated at once by `ReLUNetwork.__call__`: bounds its working memory to O(batch * width).
 EVALUATION_BATCH = 65536
 

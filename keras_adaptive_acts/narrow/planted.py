@@ -11,6 +11,8 @@ from keras_adaptive_acts.narrow.exact import population_variance
 from keras_adaptive_acts.narrow.network import ReLUNetwork
 from keras_adaptive_acts.validation import check_integer, check_number
 
+__all__ = ["make_planted_regression", "planted_network"]
+
 
 def _random_unit_vectors(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
     vectors = rng.standard_normal((count, dim))

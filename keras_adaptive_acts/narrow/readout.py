@@ -7,6 +7,8 @@ import numpy as np
 from keras_adaptive_acts.narrow.moments import DEFAULT_BATCH_SIZE, iterate_batches
 from keras_adaptive_acts.narrow.network import ReLUNetwork
 
+__all__ = ["least_squares_readout"]
+
 
 def least_squares_readout(
     inputs: np.ndarray,

@@ -1,8 +1,11 @@
 """Math of the competition-based adaptive ReLU (CAReLU, arXiv 2407.19441).
 
-Pure functions on `keras.ops`; the hand-written gradient lives here. The layer in
-`keras_adaptive_acts.layers` only validates arguments, owns `alpha`/`beta` and calls
-`competitive_relu`.
+Pure functions on `keras.ops`; the hand-written gradient lives here. The public functions
+(`competitive_relu`, `competition_share`, `competitive_scale`) check their arguments once and then
+call the unchecked functions below them. The layer in `keras_adaptive_acts.layers` checks its
+arguments in `__init__` and `build`, owns `alpha`/`beta`, and calls the unchecked functions directly:
+nothing is checked twice, and the statistics the layer reports are computed by the code its forward
+pass runs.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 from keras import backend, ops
 
 from keras_adaptive_acts.validation import check_choice, check_number
+
+__all__ = ["competition_share", "competitive_relu", "competitive_scale"]
 
 COMPETITIONS = ("energy", "l1", "count")
 
@@ -30,12 +35,16 @@ def statistics_dtype(dtype) -> str:
     return "float32" if dtype in ("float16", "bfloat16") else dtype
 
 
-def check_competition_args(competition: str, eps: float, K: float | None = None) -> None:
-    """Raises `ValueError` for an unknown measure or a non-positive / non-finite `eps` or `K`."""
+# ----------------------------------------------------------------------------------------------
+# Argument checks (run once, where the user passes the arguments)
+
+
+def check_competition_args(competition: str, eps: float, scale_bound: float | None = None) -> None:
+    """Raises `ValueError` for an unknown measure or a non-positive / non-finite `eps` or `scale_bound`."""
     check_choice("competition", competition, COMPETITIONS)
     check_number("eps", eps, minimum=0, strict=True)
-    if K is not None:
-        check_number("K", K, minimum=0, strict=True)
+    if scale_bound is not None:
+        check_number("scale_bound", scale_bound, minimum=0, strict=True)
 
 
 def axis_tuple(axis: int | Sequence[int] | None) -> tuple[int, ...] | None:
@@ -79,140 +88,6 @@ def reduction_axes(ndim: int, axis: int | Sequence[int] | None) -> tuple[int, ..
     return tuple(sorted(normalized))
 
 
-def relu_identity_beta(K: float) -> float:
-    """The `beta` at which `K * tanh(beta) == 1`, i.e. the layer equals ReLU when `alpha == 0`.
-
-    Defined for `K > 1` only (`s` ranges over (-K, K)); 0.0 otherwise.
-    """
-    return math.atanh(1.0 / K) if K > 1 else 0.0
-
-
-def _share_and_denominator(z, competition, eps, axes):
-    """The positive entries' share `p` of each slice, and the denominator it was divided by."""
-    if competition == "count":
-        return ops.mean(ops.cast(z > 0, z.dtype), axis=axes, keepdims=True), None
-    if competition == "energy":
-        numerator, total = ops.square(ops.relu(z)), ops.square(z)
-    else:
-        numerator, total = ops.relu(z), ops.abs(z)
-    denominator = ops.sum(total, axis=axes, keepdims=True) + eps
-    return ops.sum(numerator, axis=axes, keepdims=True) / denominator, denominator
-
-
-def _share_derivative(z, p, denominator, competition):
-    """Elementwise dp/dz of `_share_and_denominator`; None for the count (no gradient)."""
-    if competition == "energy":
-        return 2.0 * (ops.relu(z) - p * z) / denominator
-    if competition == "l1":
-        return (ops.cast(z > 0, z.dtype) - p * ops.sign(z)) / denominator
-    return None
-
-
-def _scale(p, alpha, beta, K):
-    """s = K * tanh(alpha * p + beta), written around x0 = relu_identity_beta(K).
-
-    By the tanh addition formula K*tanh(x) = (K*th + 1) / (1 + th/K) with th = tanh(x - x0), so
-    s is exactly 1 when alpha*p + beta == x0 (the ReLU initialisation), whatever the rounding of
-    a backend's tanh. For K <= 1 there is no such point and this is plainly K*tanh(x).
-    """
-    x0 = relu_identity_beta(K)
-    th = ops.tanh(alpha * p + (beta - x0))
-    if K > 1:
-        return (K * th + 1.0) / (1.0 + th / K)
-    return K * th
-
-
-def competition_share(x, competition: str = "energy", eps: float = 1e-6, axis=None):
-    """The share `p` of each slice won by the positive entries (keepdims, statistics dtype).
-
-    Useful to monitor whether the competition is degenerate (`p` stuck near 0.5 after BatchNorm).
-    """
-    check_competition_args(competition, eps)
-    x = ops.convert_to_tensor(x)
-    axes = reduction_axes(len(x.shape), axis)
-    z = ops.cast(x, statistics_dtype(x.dtype) if _is_float(x.dtype) else "float32")
-    return _share_and_denominator(z, competition, eps, axes)[0]
-
-
-def competitive_scale(x, alpha, beta, competition="energy", K=2.0, eps=1e-6, axis=None):
-    """The per-slice scale `s = K * tanh(alpha * p + beta)` (keepdims, statistics dtype); `K` > 0."""
-    check_competition_args(competition, eps, K)
-    p = competition_share(x, competition, eps, axis)
-    return _scale(p, ops.cast(alpha, p.dtype), ops.cast(beta, p.dtype), K)
-
-
-def competitive_relu(
-    x: Tensor,
-    alpha: Tensor | float,
-    beta: Tensor | float,
-    source: Tensor | None = None,
-    *,
-    competition: str = "energy",
-    K: float = 2.0,
-    eps: float = 1e-6,
-    axis: int | Sequence[int] | None = None,
-) -> Tensor:
-    """CAReLU(x) = relu(s * x), s = K * tanh(alpha * p + beta), p measured per slice.
-
-    ```
-    p_energy = sum_A(relu(z)**2) / (sum_A(z**2) + eps)
-    p_l1     = sum_A(relu(z))    / (sum_A(|z|) + eps)
-    p_count  = mean_A(z > 0)                    # no gradient
-    ```
-
-    `z` is `source` if given (the BN-aware variant: measure on the tensor before BatchNorm, scale
-    `x`), else `x`. `A` is `axis` (default: every non-batch axis). Statistics are computed in
-    float32 for half-precision inputs. The gradient is hand-written: the backward pass keeps only
-    the inputs and per-slice scalars, never an intermediate of the input's size.
-
-    Args:
-        x: floating tensor of rank >= 2.
-        alpha: scalar multiplying `p` (tensor or float).
-        beta: scalar offset inside the tanh (tensor or float).
-        source: optional tensor of `x`'s shape on which `p` is measured.
-        competition: "energy", "l1" or "count".
-        K: the bound of `|s|`, > 0.
-        eps: added to the denominator of `p`, > 0.
-        axis: the reduction axes; never the batch axis.
-
-    Returns:
-        A tensor of `x`'s shape and dtype.
-
-    Examples:
-        >>> import numpy as np
-        >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")
-        >>> np.round(np.asarray(competitive_relu(x, 2.0, -1.0)), 4).tolist()
-        [[0.0, 0.5505, 2.2019]]
-    """
-    check_competition_args(competition, eps, K)
-    x = floating_tensor(x)
-    axes = reduction_axes(len(x.shape), axis)
-    if source is not None:
-        source = ops.convert_to_tensor(source)
-        check_same_shape(x.shape, source.shape)
-        source = ops.cast(source, x.dtype)
-    stats = statistics_dtype(x.dtype)
-    weights = (ops.cast(ops.convert_to_tensor(alpha), stats), ops.cast(ops.convert_to_tensor(beta), stats))
-    tensors = (x,) if source is None else (x, source)
-    slice_size = _trailing_slice_size(x.shape, axes)
-    # TensorFlow's XLA compiles single-axis reductions of a (rows, slice_size) view far better than
-    # multi-axis ones (about 1.6x faster per step on CPU); JAX's XLA does the opposite (see
-    # docs/benchmarks.md). The reshapes copy nothing.
-    if slice_size is None or backend.backend() != "tensorflow":
-        return _make_op(competition, K, eps, axes, stats, source is not None)(*tensors, *weights)
-    flat = [ops.reshape(t, (-1, slice_size)) for t in tensors]
-    out = _make_op(competition, K, eps, (1,), stats, source is not None)(*flat, *weights)
-    return ops.reshape(out, ops.shape(x))
-
-
-def _trailing_slice_size(shape, axes):
-    """The size of the reduced slice if `axes` are the trailing axes, all of static size."""
-    ndim = len(shape)
-    if axes != tuple(range(ndim - len(axes), ndim)) or any(shape[a] is None for a in axes):
-        return None
-    return math.prod(shape[a] for a in axes)
-
-
 def check_same_shape(x_shape, source_shape) -> None:
     """Raises `ValueError` unless the two shapes agree wherever both are known."""
     x_shape, source_shape = tuple(x_shape), tuple(source_shape)
@@ -238,7 +113,103 @@ def floating_tensor(x: Tensor) -> Tensor:
     return x
 
 
-def _make_op(competition, K, eps, axes, stats, separate_source):
+def relu_identity_beta(scale_bound: float) -> float:
+    """The `beta` at which `scale_bound * tanh(beta) == 1`: the layer equals ReLU when `alpha == 0`.
+
+    Defined for `scale_bound > 1` only (`s` ranges over (-scale_bound, scale_bound)); 0.0 otherwise.
+    """
+    return math.atanh(1.0 / scale_bound) if scale_bound > 1 else 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# The math (arguments already checked)
+
+
+def _share_and_denominator(z, competition, eps, axes):
+    """The positive entries' share `p` of each slice, and the denominator it was divided by."""
+    if competition == "count":
+        return ops.mean(ops.cast(z > 0, z.dtype), axis=axes, keepdims=True), None
+    if competition == "energy":
+        numerator, total = ops.square(ops.relu(z)), ops.square(z)
+    else:
+        numerator, total = ops.relu(z), ops.abs(z)
+    denominator = ops.sum(total, axis=axes, keepdims=True) + eps
+    return ops.sum(numerator, axis=axes, keepdims=True) / denominator, denominator
+
+
+def _share_derivative(z, p, denominator, competition):
+    """Elementwise dp/dz of `_share_and_denominator`; None for the count (no gradient)."""
+    if competition == "energy":
+        return 2.0 * (ops.relu(z) - p * z) / denominator
+    if competition == "l1":
+        return (ops.cast(z > 0, z.dtype) - p * ops.sign(z)) / denominator
+    return None
+
+
+def _scale(p, alpha, beta, scale_bound):
+    """s = K * tanh(alpha * p + beta) with K = scale_bound, written around x0 = relu_identity_beta(K).
+
+    By the tanh addition formula K*tanh(x) = (K*th + 1) / (1 + th/K) with th = tanh(x - x0), so
+    s is exactly 1 when alpha*p + beta == x0 (the ReLU initialisation), whatever the rounding of
+    a backend's tanh. For K <= 1 there is no such point and this is plainly K*tanh(x).
+    """
+    x0 = relu_identity_beta(scale_bound)
+    th = ops.tanh(alpha * p + (beta - x0))
+    if scale_bound > 1:
+        return (scale_bound * th + 1.0) / (1.0 + th / scale_bound)
+    return scale_bound * th
+
+
+def _statistics(x, source, alpha, beta, competition, scale_bound, eps, axes, stats):
+    """`(p, denominator of p, s)` of each slice: the one computation of the statistics.
+
+    `p` is measured on `source` if given, else on `x`, in the dtype `stats`. Both the forward pass
+    of the op and `unchecked_statistics` (behind `CompetitiveReLU.competition_statistics`) run it.
+    """
+    z = ops.cast(x if source is None else source, stats)
+    p, denominator = _share_and_denominator(z, competition, eps, axes)
+    return p, denominator, _scale(p, alpha, beta, scale_bound)
+
+
+def unchecked_statistics(x, alpha, beta, source=None, *, competition, scale_bound, eps, axes):
+    """`(p, s)` per slice (keepdims, statistics dtype) for arguments that were checked already.
+
+    `x` (and `source`) are floating tensors, `axes` are normalised reduction axes
+    (`reduction_axes`), `alpha` and `beta` are in the statistics dtype of `x`.
+    """
+    stats = statistics_dtype(x.dtype)
+    p, _, s = _statistics(x, source, alpha, beta, competition, scale_bound, eps, axes, stats)
+    return p, s
+
+
+def unchecked_competitive_relu(x, alpha, beta, source=None, *, competition, scale_bound, eps, axes):
+    """`competitive_relu` for arguments that were checked already (see `unchecked_statistics`).
+
+    `source`, if given, has the shape and dtype of `x`.
+    """
+    stats = statistics_dtype(x.dtype)
+    tensors = (x,) if source is None else (x, source)
+    slice_size = _trailing_slice_size(x.shape, axes)
+    # TensorFlow's XLA compiles single-axis reductions of a (rows, slice_size) view far better than
+    # multi-axis ones (about 1.6x faster per step on CPU); JAX's XLA does the opposite (see
+    # docs/benchmarks.md). The reshapes copy nothing.
+    if slice_size is None or backend.backend() != "tensorflow":
+        op = _make_op(competition, scale_bound, eps, axes, stats, source is not None)
+        return op(*tensors, alpha, beta)
+    flat = [ops.reshape(t, (-1, slice_size)) for t in tensors]
+    out = _make_op(competition, scale_bound, eps, (1,), stats, source is not None)(*flat, alpha, beta)
+    return ops.reshape(out, ops.shape(x))
+
+
+def _trailing_slice_size(shape, axes):
+    """The size of the reduced slice if `axes` are the trailing axes, all of static size."""
+    ndim = len(shape)
+    if axes != tuple(range(ndim - len(axes), ndim)) or any(shape[a] is None for a in axes):
+        return None
+    return math.prod(shape[a] for a in axes)
+
+
+def _make_op(competition, scale_bound, eps, axes, stats, separate_source):
     """A custom-gradient function of (x, alpha, beta) or (x, source, alpha, beta)."""
 
     @ops.custom_gradient
@@ -247,16 +218,15 @@ def _make_op(competition, K, eps, axes, stats, separate_source):
             x, source, alpha, beta = args
         else:
             (x, alpha, beta), source = args, None
-        z = ops.cast(x if source is None else source, stats)
-        p, denominator = _share_and_denominator(z, competition, eps, axes)
-        s = _scale(p, alpha, beta, K)
+        p, denominator, s = _statistics(x, source, alpha, beta, competition, scale_bound, eps, axes, stats)
         out = ops.relu(x * ops.cast(s, x.dtype))
 
         def grad(*upstream_args, upstream=None):
             g = ops.cast(upstream_args[0] if upstream is None else upstream, stats)
             xs = ops.cast(x, stats)
             g_winners = g * ops.cast(xs * s > 0, stats)  # gradient w.r.t. s*x where relu passes
-            d_pre = ops.sum(g_winners * xs, axis=axes, keepdims=True) * (K - s * s / K)
+            # d s / d(alpha * p + beta) = K * (1 - tanh**2) = K - s**2 / K
+            d_pre = ops.sum(g_winners * xs, axis=axes, keepdims=True) * (scale_bound - s * s / scale_bound)
             d_alpha = ops.sum(d_pre * p)
             d_beta = ops.sum(d_pre)
             dx = g_winners * s
@@ -273,3 +243,128 @@ def _make_op(competition, K, eps, axes, stats, separate_source):
         return out, grad
 
     return carelu
+
+
+# ----------------------------------------------------------------------------------------------
+# The public functions: check, then compute
+
+
+def _checked_inputs(x, source, axis):
+    """`x` (and `source`) as floating tensors of one shape and dtype, and the normalised axes."""
+    x = floating_tensor(x)
+    axes = reduction_axes(len(x.shape), axis)
+    if source is not None:
+        source = ops.convert_to_tensor(source)
+        check_same_shape(x.shape, source.shape)
+        source = ops.cast(source, x.dtype)
+    return x, source, axes
+
+
+def _measurable(x):
+    """`x` as a floating tensor: the statistics alone may be measured on integers (in float32)."""
+    x = ops.convert_to_tensor(x)
+    return x if _is_float(x.dtype) else ops.cast(x, "float32")
+
+
+def _weights(alpha, beta, dtype):
+    """`alpha` and `beta` as tensors in the statistics dtype of inputs of `dtype`."""
+    stats = statistics_dtype(dtype)
+    return ops.cast(ops.convert_to_tensor(alpha), stats), ops.cast(ops.convert_to_tensor(beta), stats)
+
+
+def competition_share(
+    x: Tensor, competition: str = "energy", eps: float = 1e-6, axis: int | Sequence[int] | None = None
+) -> Tensor:
+    """The share `p` of each slice won by the positive entries (keepdims, statistics dtype).
+
+    Useful to monitor whether the competition is degenerate (`p` stuck near 0.5 after BatchNorm).
+    Integer inputs are measured in float32.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")  # p = 4.25 / 5.25
+        >>> np.round(np.asarray(competition_share(x)), 4).tolist()
+        [[0.8095]]
+    """
+    check_competition_args(competition, eps)
+    x = _measurable(x)
+    axes = reduction_axes(len(x.shape), axis)
+    return _share_and_denominator(ops.cast(x, statistics_dtype(x.dtype)), competition, eps, axes)[0]
+
+
+def competitive_scale(
+    x: Tensor,
+    alpha: Tensor | float,
+    beta: Tensor | float,
+    competition: str = "energy",
+    scale_bound: float = 2.0,
+    eps: float = 1e-6,
+    axis: int | Sequence[int] | None = None,
+) -> Tensor:
+    """The per-slice scale `s = K * tanh(alpha * p + beta)` (keepdims, statistics dtype).
+
+    `K` is `scale_bound` (> 0); the other arguments are those of `competitive_relu`. Integer inputs
+    are measured in float32.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")  # s = 2 tanh(2 p - 1), p = 4.25 / 5.25
+        >>> np.round(np.asarray(competitive_scale(x, 2.0, -1.0)), 4).tolist()
+        [[1.101]]
+    """
+    check_competition_args(competition, eps, scale_bound)
+    x = _measurable(x)
+    axes = reduction_axes(len(x.shape), axis)
+    alpha, beta = _weights(alpha, beta, x.dtype)
+    options = {"competition": competition, "scale_bound": scale_bound, "eps": eps, "axes": axes}
+    return unchecked_statistics(x, alpha, beta, **options)[1]
+
+
+def competitive_relu(
+    x: Tensor,
+    alpha: Tensor | float,
+    beta: Tensor | float,
+    source: Tensor | None = None,
+    *,
+    competition: str = "energy",
+    scale_bound: float = 2.0,
+    eps: float = 1e-6,
+    axis: int | Sequence[int] | None = None,
+) -> Tensor:
+    """CAReLU(x) = relu(s * x), s = K * tanh(alpha * p + beta), p measured per slice, K = scale_bound.
+
+    ```
+    p_energy = sum_A(relu(z)**2) / (sum_A(z**2) + eps)
+    p_l1     = sum_A(relu(z))    / (sum_A(|z|) + eps)
+    p_count  = mean_A(z > 0)                    # no gradient
+    ```
+
+    `z` is `source` if given (the BN-aware variant: measure on the tensor before BatchNorm, scale
+    `x`), else `x`. `A` is `axis` (default: every non-batch axis). Statistics are computed in
+    float32 for half-precision inputs. The gradient is hand-written: the backward pass keeps only
+    the inputs and per-slice scalars, never an intermediate of the input's size.
+
+    Args:
+        x: floating tensor of rank >= 2.
+        alpha: scalar multiplying `p` (tensor or float).
+        beta: scalar offset inside the tanh (tensor or float).
+        source: optional tensor of `x`'s shape on which `p` is measured.
+        competition: "energy", "l1" or "count".
+        scale_bound: `K`, the bound of `|s|`, > 0.
+        eps: added to the denominator of `p`, > 0.
+        axis: the reduction axes; never the batch axis.
+
+    Returns:
+        A tensor of `x`'s shape and dtype.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")
+        >>> np.round(np.asarray(competitive_relu(x, 2.0, -1.0)), 4).tolist()
+        [[0.0, 0.5505, 2.2019]]
+    """
+    check_competition_args(competition, eps, scale_bound)
+    x, source, axes = _checked_inputs(x, source, axis)
+    alpha, beta = _weights(alpha, beta, x.dtype)
+    options = {"competition": competition, "scale_bound": scale_bound, "eps": eps, "axes": axes}
+    return unchecked_competitive_relu(x, alpha, beta, source, **options)

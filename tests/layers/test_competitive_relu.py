@@ -1,8 +1,11 @@
 """CompetitiveReLU as a Keras layer: identity at init, serialisation, training, dtypes, bad input."""
 
+import json
 import subprocess
 import sys
 import textwrap
+import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -10,12 +13,12 @@ import pytest
 from keras import ops
 from layer_testing import (
     JIT_COMPILE,
-    assert_config_round_trip,
     assert_keras_file_round_trip,
     float64_tolerance,
     jit_call,
     layer_vjp,
     requires_tensorflow,
+    run_layer_test,
     vjp,
     weight_values,
 )
@@ -26,7 +29,7 @@ COMPETITIONS = ("energy", "l1", "count")
 SHAPES = {"dense": (16, 32), "sequence": (4, 7, 12), "conv": (4, 8, 8, 3)}
 
 
-def numpy_carelu(x, alpha, beta, competition="energy", K=2.0, eps=1e-6, axes=None):
+def numpy_carelu(x, alpha, beta, competition="energy", scale_bound=2.0, eps=1e-6, axes=None):
     x = np.asarray(x, "float64")
     axes = tuple(range(1, x.ndim)) if axes is None else axes
     pos = np.maximum(x, 0)
@@ -36,7 +39,7 @@ def numpy_carelu(x, alpha, beta, competition="energy", K=2.0, eps=1e-6, axes=Non
         p = np.sum(pos, axes, keepdims=True) / (np.sum(np.abs(x), axes, keepdims=True) + eps)
     else:
         p = np.mean(x > 0, axes, keepdims=True)
-    return np.maximum(K * np.tanh(alpha * p + beta) * x, 0)
+    return np.maximum(scale_bound * np.tanh(alpha * p + beta) * x, 0)
 
 
 def random_input(shape, seed=0, dtype="float32"):
@@ -44,11 +47,11 @@ def random_input(shape, seed=0, dtype="float32"):
 
 
 @pytest.mark.parametrize("competition", COMPETITIONS)
-@pytest.mark.parametrize("K", [2.0, 3.0, 1.5, 10.0])
+@pytest.mark.parametrize("scale_bound", [2.0, 3.0, 1.5, 10.0])
 @pytest.mark.parametrize("kind", sorted(SHAPES))
-def test_equals_relu_to_the_last_bit_at_initialisation(competition, K, kind):
+def test_equals_relu_to_the_last_bit_at_initialisation(competition, scale_bound, kind):
     x = random_input(SHAPES[kind], seed=1)
-    layer = CompetitiveReLU(competition=competition, K=K)
+    layer = CompetitiveReLU(competition=competition, scale_bound=scale_bound)
     relu = np.maximum(x, 0)
     np.testing.assert_array_equal(ops.convert_to_numpy(layer(x)), relu)
     np.testing.assert_array_equal(ops.convert_to_numpy(jit_call(layer, x)), relu)
@@ -132,23 +135,57 @@ def test_jit_compiled_fit_step_moves_alpha_and_beta_by_the_eager_gradient():
         np.testing.assert_allclose(after[path], value - learning_rate * eager[path], rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_forward_and_jit_fit(policy, dtype_policy):
-    dtype_policy(policy)
-    layer = CompetitiveReLU(init="competition")
-    x = random_input((8, 4, 4, 2), seed=9)
-    out = layer(x)
-    assert keras.backend.standardize_dtype(out.dtype) == layer.compute_dtype == policy.split("_")[1]
-    rounded = ops.convert_to_numpy(ops.cast(ops.cast(x, layer.compute_dtype), "float32"))
-    np.testing.assert_allclose(
-        ops.convert_to_numpy(ops.cast(out, "float32")), numpy_carelu(rounded, 2, -1), rtol=2e-2
+# The layer-test harness: config, JSON and .keras round trips, symbolic shapes, the XLA fit step,
+# masks, and the dtype policies (with a fit under each: the layer's gradient is its own).
+HARNESS_CASES = {
+    "energy": ({"competition": "energy"}, "dense"),
+    "l1_per_channel": ({"competition": "l1", "axis": -1, "init": "competition"}, "sequence"),
+    "count_per_image": ({"competition": "count", "axis": (1, 2), "scale_bound": 3.0}, "conv"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HARNESS_CASES))
+def test_passes_the_layer_test_harness(case, tmp_path):
+    init_kwargs, kind = HARNESS_CASES[case]
+    run_layer_test(
+        CompetitiveReLU,
+        init_kwargs,
+        input_shape=SHAPES[kind],
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
+        supports_masking=True,
+        train_under_policies=True,
+        tmp_path=tmp_path,
     )
-    model = _small_model(CompetitiveReLU())
-    model.compile(optimizer="adam", loss="mse", jit_compile=JIT_COMPILE)
-    before = weight_values(model.layers[1])
-    history = model.fit(random_input((16, 8)), random_input((16, 3)), epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    assert all(weight_values(model.layers[1])[k] != v for k, v in before.items())
+
+
+def test_every_argument_survives_config_and_keras_file_round_trips(tmp_path):
+    result = run_layer_test(
+        CompetitiveReLU,
+        {
+            "competition": "l1",
+            "scale_bound": 3.0,
+            "eps": 1e-4,
+            "axis": (1, 2),
+            "init": "competition",
+            "alpha_regularizer": keras.regularizers.L2(0.01),
+            "beta_constraint": keras.constraints.NonNeg(),
+            "name": "carelu",
+        },
+        input_shape=SHAPES["conv"],
+        policies=(),
+        tmp_path=tmp_path,
+    )
+    for layer in (result.clone, result.loaded_layer):
+        assert (layer.competition, layer.scale_bound, layer.eps, tuple(layer.axis), layer.init) == (
+            "l1",
+            3.0,
+            1e-4,
+            (1, 2),
+            "competition",
+        )
+        assert isinstance(layer.alpha_regularizer, keras.regularizers.L2)
+        assert isinstance(layer.beta_constraint, keras.constraints.NonNeg)
 
 
 def test_unknown_batch_size_in_functional_model_and_xla():
@@ -180,46 +217,10 @@ def test_integer_inputs_are_cast_to_the_compute_dtype():
     np.testing.assert_array_equal(ops.convert_to_numpy(out), [[1.0, 0.0, 3.0]])
 
 
-def test_config_round_trip_keeps_every_argument():
-    layer = CompetitiveReLU(
-        competition="l1",
-        K=3.0,
-        eps=1e-4,
-        axis=(1, 2),
-        init="competition",
-        alpha_regularizer=keras.regularizers.L2(0.01),
-        beta_constraint=keras.constraints.NonNeg(),
-        name="carelu",
-    )
-    clone = assert_config_round_trip(layer)
-    assert (clone.competition, clone.K, clone.eps, clone.axis, clone.init) == (
-        "l1",
-        3.0,
-        1e-4,
-        (1, 2),
-        "competition",
-    )
-    assert isinstance(clone.alpha_regularizer, keras.regularizers.L2)
-    assert isinstance(clone.beta_constraint, keras.constraints.NonNeg)
-    x = random_input((2, 4, 4, 3), seed=10)
-    np.testing.assert_array_equal(ops.convert_to_numpy(clone(x)), ops.convert_to_numpy(layer(x)))
-
-
 def _trained(model, x):
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
     model.fit(x, np.ones((len(x), *model.output_shape[1:]), "float32"), epochs=2, verbose=0)
     return model
-
-
-def test_keras_file_round_trip_sequential(tmp_path):
-    x = random_input((16, 8), seed=11)
-    model = _trained(_small_model(CompetitiveReLU(competition="count", K=3.0)), x)
-    loaded = assert_keras_file_round_trip(model, x, tmp_path / "sequential.keras")
-    layer = loaded.layers[1]
-    assert isinstance(layer, CompetitiveReLU) and layer.competition == "count" and layer.K == 3.0
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(layer.alpha), ops.convert_to_numpy(model.layers[1].alpha)
-    )
 
 
 def test_keras_file_round_trip_functional_with_batchnorm_source(tmp_path):
@@ -272,26 +273,17 @@ def test_subclassed_model_trains():
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-def test_masks_pass_through():
-    inputs = keras.Input((5,), dtype="int32")
-    embedded = keras.layers.Embedding(10, 4, mask_zero=True)(inputs)
-    activated = CompetitiveReLU(axis=-1)(embedded)
-    tokens = np.array([[1, 2, 0, 0, 0]])
-    mask = keras.Model(inputs, activated._keras_mask)(tokens)
-    np.testing.assert_array_equal(ops.convert_to_numpy(mask), tokens != 0)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"competition": "max"}, "competition='max'"),
-        ({"K": 0}, "K=0"),
-        ({"K": float("inf")}, "K=inf"),
+        ({"scale_bound": 0}, "scale_bound=0"),
+        ({"scale_bound": float("inf")}, "scale_bound=inf"),
         ({"eps": -1e-6}, "eps=-1e-06"),
         ({"axis": 0}, "axis=0"),
         ({"axis": (0, 1)}, r"axis=\(0, 1\)"),
         ({"init": "zeros"}, "init='zeros'"),
-        ({"K": 0.5}, "K=0.5"),  # init="relu" needs K > 1
+        ({"scale_bound": 0.5}, "scale_bound=0.5"),  # init="relu" needs scale_bound > 1
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):
@@ -299,11 +291,11 @@ def test_bad_constructor_arguments(kwargs, match):
         CompetitiveReLU(**kwargs)
 
 
-def test_k_below_one_is_accepted_with_the_competition_preset():
-    layer = CompetitiveReLU(K=0.5, init="competition")
+def test_scale_bound_below_one_is_accepted_with_the_competition_preset():
+    layer = CompetitiveReLU(scale_bound=0.5, init="competition")
     x = random_input((2, 6), seed=15)
     np.testing.assert_allclose(
-        ops.convert_to_numpy(layer(x)), numpy_carelu(x, 2, -1, K=0.5), rtol=2e-6, atol=1e-7
+        ops.convert_to_numpy(layer(x)), numpy_carelu(x, 2, -1, scale_bound=0.5), rtol=2e-6, atol=1e-7
     )
 
 
@@ -344,3 +336,127 @@ def test_nan_in_one_sample_leaves_the_other_samples_alone():
     expected = numpy_carelu(x, 2, -1)
     np.testing.assert_allclose(out[[0, 2]], expected[[0, 2]], rtol=2e-6, atol=1e-7)
     assert np.all(np.isfinite(dx[[0, 2]])) and np.all(np.isnan(out[1]))
+
+
+# ----------------------------------------------------------------------------------------------
+# competition_statistics: the layer's own p and s
+
+
+def numpy_statistics(z, alpha, beta, competition="energy", scale_bound=2.0, eps=1e-6, axes=None):
+    """(p, s) per slice with keepdims, NumPy float64, straight from the formula."""
+    z = np.asarray(z, "float64")
+    axes = tuple(range(1, z.ndim)) if axes is None else axes
+    pos = np.maximum(z, 0)
+    if competition == "energy":
+        p = np.sum(pos**2, axes, keepdims=True) / (np.sum(z**2, axes, keepdims=True) + eps)
+    elif competition == "l1":
+        p = np.sum(pos, axes, keepdims=True) / (np.sum(np.abs(z), axes, keepdims=True) + eps)
+    else:
+        p = np.mean(z > 0, axes, keepdims=True)
+    return p, scale_bound * np.tanh(alpha * p + beta)
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+@pytest.mark.parametrize(("kind", "axis", "axes"), [("dense", None, (1,)), ("conv", (1, 2), (1, 2))])
+def test_competition_statistics_match_numpy_reference(competition, kind, axis, axes):
+    x = random_input(SHAPES[kind], seed=17, dtype="float64")
+    layer = CompetitiveReLU(competition=competition, scale_bound=3.0, axis=axis, dtype="float64")
+    layer.build(x.shape)
+    layer.alpha.assign(1.7)
+    layer.beta.assign(-0.4)
+    p, s = layer.competition_statistics(x)
+    expected_p, expected_s = numpy_statistics(x, 1.7, -0.4, competition, 3.0, axes=axes)
+    assert p.shape == s.shape == expected_p.shape
+    np.testing.assert_allclose(ops.convert_to_numpy(p), expected_p, **float64_tolerance(1e-12))
+    np.testing.assert_allclose(ops.convert_to_numpy(s), expected_s, **float64_tolerance(1e-12))
+    # The forward pass scales by that same s.
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x)), np.maximum(ops.convert_to_numpy(s) * x, 0), **float64_tolerance(1e-12)
+    )
+
+
+def test_competition_statistics_of_the_two_input_form_are_measured_on_the_source():
+    rng = np.random.default_rng(18)
+    z, source = rng.normal(size=(5, 8)), rng.normal(size=(5, 8)) + 0.5
+    layer = CompetitiveReLU(init="competition", dtype="float64")
+    p, s = layer.competition_statistics([z, source])  # builds the layer
+    assert layer.built
+    expected_p, expected_s = numpy_statistics(source, 2.0, -1.0)
+    np.testing.assert_allclose(ops.convert_to_numpy(p), expected_p, **float64_tolerance(1e-12))
+    np.testing.assert_allclose(ops.convert_to_numpy(s), expected_s, **float64_tolerance(1e-12))
+
+
+def test_competition_statistics_are_float32_under_mixed_precision(dtype_policy):
+    dtype_policy("mixed_float16")
+    layer = CompetitiveReLU(init="competition")
+    x = random_input((4, 3, 6), seed=19)
+    p, s = layer.competition_statistics(x)
+    assert keras.backend.standardize_dtype(p.dtype) == keras.backend.standardize_dtype(s.dtype) == "float32"
+    rounded = x.astype("float16")  # the layer measures its input in its compute dtype
+    expected_p, expected_s = numpy_statistics(rounded, 2.0, -1.0)
+    np.testing.assert_allclose(ops.convert_to_numpy(p), expected_p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(s), expected_s, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# `K`, the former name of `scale_bound`
+
+
+def test_former_argument_name_k_warns_and_sets_the_scale_bound():
+    x = random_input((3, 7), seed=20)
+    with pytest.warns(DeprecationWarning, match="scale_bound=3.0"):
+        layer = CompetitiveReLU(K=3.0, init="competition")
+    assert layer.scale_bound == 3.0 and "K" not in layer.get_config()
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x)), numpy_carelu(x, 2, -1, scale_bound=3.0), rtol=2e-6, atol=1e-7
+    )
+    with pytest.raises(ValueError, match=r"K=3.0 and scale_bound=4.0"):
+        CompetitiveReLU(K=3.0, scale_bound=4.0)
+
+
+def test_config_saved_with_k_loads_without_a_warning():
+    config = CompetitiveReLU(competition="l1", scale_bound=3.0, init="competition").get_config()
+    config["K"] = config.pop("scale_bound")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer = CompetitiveReLU.from_config(config)
+        serialized = {"module": "keras_adaptive_acts", "class_name": "CompetitiveReLU", "config": config}
+        deserialized = keras.saving.deserialize_keras_object(
+            serialized, custom_objects={"CompetitiveReLU": CompetitiveReLU}
+        )
+    for loaded in (layer, deserialized):
+        assert loaded.scale_bound == 3.0 and loaded.competition == "l1"
+
+
+def _with_former_config_key(path, rewritten_path):
+    """Copies a .keras file, renaming CompetitiveReLU's `scale_bound` to `K` in its config.json."""
+
+    def rename(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "CompetitiveReLU":
+                node["config"]["K"] = node["config"].pop("scale_bound")
+            for value in node.values():
+                rename(value)
+        elif isinstance(node, list):
+            for value in node:
+                rename(value)
+
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(rewritten_path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                rename(config)
+                data = json.dumps(config).encode()
+                assert b'"K": 3.0' in data and b"scale_bound" not in data
+            target.writestr(item, data)
+
+
+def test_keras_file_saved_with_k_loads(tmp_path):
+    x = random_input((8, 8), seed=21)
+    model = _trained(_small_model(CompetitiveReLU(competition="l1", scale_bound=3.0, init="competition")), x)
+    model.save(tmp_path / "model.keras")
+    _with_former_config_key(tmp_path / "model.keras", tmp_path / "former.keras")
+    loaded = keras.saving.load_model(tmp_path / "former.keras", safe_mode=True)
+    assert loaded.layers[1].scale_bound == 3.0
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

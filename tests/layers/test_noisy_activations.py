@@ -4,14 +4,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import (
-    assert_config_round_trip,
-    assert_keras_file_round_trip,
-    jit_call,
-    layer_vjp,
-    vjp,
-    weight_values,
-)
+from layer_testing import jit_call, layer_vjp, run_layer_test, vjp, weight_values
 from noisy_reference import h, input_noise, output_noise
 
 from keras_adaptive_acts import NoisyHardSigmoid, NoisyHardTanh
@@ -66,7 +59,8 @@ def test_defaults_follow_the_spec():
     layer.build((None, 400))
     p = ops.convert_to_numpy(layer.p)
     assert p.shape == (400,) and p.min() >= -1 and p.max() <= 1 and p.std() > 0.4  # uniform [-1, 1]
-    assert [w.name for w in layer.non_trainable_weights] == ["c"]
+    # c (a variable, for schedules) and the noise stream position (saved with the layer)
+    assert sorted(w.name for w in layer.non_trainable_weights) == ["c", "noise_stream_position"]
 
 
 @pytest.mark.parametrize("base", sorted(LAYERS))
@@ -215,39 +209,53 @@ def test_mixed_precision_draws_noise_in_the_compute_dtype(policy, dtype_policy):
     np.testing.assert_allclose(ops.convert_to_numpy(ops.cast(layer(x), "float32")), expected, atol=2e-2)
 
 
-def test_config_and_keras_file_round_trip(tmp_path):
-    layer = NoisyHardSigmoid(
-        noise="input_saturated",
-        alpha=1.3,
-        c=0.4,
-        half_normal=False,
-        threshold=1.5,
-        clip_output=True,
-        seed=9,
-        noise_at_inference=False,
-        p_regularizer="l2",
-        name="noisy",
+@pytest.mark.parametrize("base", sorted(LAYERS))
+@pytest.mark.parametrize("noise", MODES)
+def test_passes_the_layer_test_harness(base, noise, tmp_path):
+    # No seed: the stream position, a weight of the layer (with c, which the harness moves off its
+    # initial value as an annealing schedule would), carries the stream through every copy.
+    run_layer_test(
+        LAYERS[base],
+        {"noise": noise},
+        input_shape=(8, 6),
+        stochastic=True,
+        expected_num_trainable_weights=1 if make(base, noise=noise).uses_p else 0,
+        expected_num_non_trainable_weights=2,  # c and the noise stream position
+        supports_masking=True,
+        tmp_path=tmp_path,
     )
-    clone = assert_config_round_trip(layer)
-    assert (clone.noise, clone.alpha, clone.initial_c, clone.threshold, clone.seed) == (
-        "input_saturated",
-        1.3,
-        0.4,
-        1.5,
-        9,
+
+
+def test_every_argument_survives_config_and_keras_file_round_trips(tmp_path):
+    result = run_layer_test(
+        NoisyHardSigmoid,
+        {
+            "noise": "input_saturated",
+            "alpha": 1.3,
+            "c": 0.4,
+            "half_normal": False,
+            "threshold": 1.5,
+            "clip_output": True,
+            "seed": 9,
+            "noise_at_inference": False,
+            "p_regularizer": "l2",
+            "name": "noisy",
+        },
+        input_shape=(8, 6),
+        stochastic=True,
+        policies=(),
+        tmp_path=tmp_path,
     )
-    model = keras.Sequential(
-        [
-            keras.Input((6,)),
-            keras.layers.Dense(6),
-            NoisyHardTanh(seed=0),
-            NoisyHardSigmoid(noise="input_learned"),
-        ]
-    )
-    model.layers[1].c.assign(0.123)  # an annealed value is part of the saved state
-    x = sample_input(seed=10)
-    loaded = assert_keras_file_round_trip(model, x, tmp_path / "noisy.keras")
-    assert float(loaded.layers[1].c.numpy()) == pytest.approx(0.123)
+    for layer in (result.clone, result.loaded_layer):
+        assert (layer.noise, layer.alpha, layer.initial_c, layer.threshold, layer.seed) == (
+            "input_saturated",
+            1.3,
+            0.4,
+            1.5,
+            9,
+        )
+        assert layer.clip_output and not layer.half_normal
+        assert isinstance(layer.p_regularizer, keras.regularizers.L2)
 
 
 @pytest.mark.parametrize(

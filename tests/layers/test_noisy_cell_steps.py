@@ -234,9 +234,9 @@ def test_fit_on_this_backend_without_unrolling_draws_new_noise_every_batch(cell_
     model = keras.Sequential([keras.Input((STEPS, FEATURES)), rnn, keras.layers.Dense(1)])
     model.compile("sgd", "mse", jit_compile=BACKEND != "torch")
     y = np.zeros((BATCH, STEPS, 1), "float32")
-    seeds = [ops.convert_to_numpy(u.seed_generator.state.value) for u in rnn.cell.noisy_units]
+    seeds = [ops.convert_to_numpy(u.noise_stream.position.value) for u in rnn.cell.noisy_units]
     model.fit(X, y, batch_size=8, epochs=1, verbose=0)
     # Four batches: every unit's generator advanced four times, once per loop.
-    after = [ops.convert_to_numpy(u.seed_generator.state.value) for u in rnn.cell.noisy_units]
+    after = [ops.convert_to_numpy(u.noise_stream.position.value) for u in rnn.cell.noisy_units]
     for before, now in zip(seeds, after, strict=True):
         np.testing.assert_array_equal(now - before, [0, 4])

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import assert_config_round_trip, assert_keras_file_round_trip
+from layer_testing import run_layer_test
 
 from keras_adaptive_acts.layers.restricted_layer_normalization import GammaFloor, RestrictedLayerNormalization
 
@@ -157,23 +157,22 @@ def test_bad_arguments(kwargs, match):
 
 
 @pytest.mark.parametrize("mode", ["scratch", "finetune"])
-def test_config_and_keras_file_round_trips(mode, tmp_path):
-    layer = RestrictedLayerNormalization(mode=mode, epsilon=1e-4, gamma_constraint="non_neg", name="rln")
-    clone = assert_config_round_trip(layer)
-    assert clone.mode == mode and clone.get_config()["gamma_constraint"]["class_name"] == "NonNeg"
-    x = random_input((4, 3, 6), seed=5)
-    model = keras.Sequential([keras.Input((3, 6)), layer])
-    layer.gamma.assign(np.linspace(1.0, 2.0, 6).astype("float32"))
-    if mode == "finetune":
-        layer.beta.assign(np.full(6, -0.5, "float32"))
-    loaded = assert_keras_file_round_trip(model, x, tmp_path / f"{mode}.keras")
-    restored = loaded.get_layer("rln")
-    assert isinstance(restored, RestrictedLayerNormalization) and restored.mode == mode
-    if mode == "scratch":
-        assert isinstance(restored.gamma.constraint, GammaFloor)
-        assert isinstance(restored.gamma.constraint.inner, keras.constraints.NonNeg)
-    else:
-        assert not restored.beta.trainable
+def test_passes_the_layer_test_harness(mode, tmp_path):
+    result = run_layer_test(
+        RestrictedLayerNormalization,
+        {"mode": mode, "epsilon": 1e-4, "gamma_constraint": "non_neg", "name": "rln"},
+        input_shape=(4, 3, 6),
+        expected_num_trainable_weights=1,  # gamma
+        expected_num_non_trainable_weights=1 if mode == "finetune" else 0,  # the frozen beta
+        tmp_path=tmp_path,
+    )
+    for restored in (result.clone, result.loaded_layer):
+        assert restored.mode == mode and restored.get_config()["gamma_constraint"]["class_name"] == "NonNeg"
+        if mode == "scratch":  # the floor wraps the user's constraint again
+            assert isinstance(restored.gamma.constraint, GammaFloor)
+            assert isinstance(restored.gamma.constraint.inner, keras.constraints.NonNeg)
+        else:
+            assert not restored.beta.trainable
 
 
 @pytest.mark.parametrize("axis", [5, 2, -3, (1, 2), [-3, -1]])

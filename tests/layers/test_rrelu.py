@@ -1,10 +1,9 @@
 """RReLU: mean slope at inference, uniform random slopes in training, serialisation, bad input."""
 
-import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import assert_config_round_trip, assert_keras_file_round_trip
+from layer_testing import run_layer_test
 
 from keras_adaptive_acts import RReLU
 
@@ -41,14 +40,19 @@ def test_equal_bounds_make_a_leaky_relu():
     np.testing.assert_allclose(out, np.where(x >= 0, x, np.float32(0.2) * x), rtol=1e-6)
 
 
-def test_config_and_keras_file_round_trip(tmp_path):
-    layer = RReLU(lower=0.05, upper=0.5, seed=3, name="rrelu")
-    clone = assert_config_round_trip(layer)
-    assert (clone.lower, clone.upper, clone.seed) == (0.05, 0.5, 3)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), RReLU()])
-    assert_keras_file_round_trip(
-        model, np.random.default_rng(2).normal(size=(8, 4)), tmp_path / "rrelu.keras"
+def test_passes_the_layer_test_harness(tmp_path):
+    result = run_layer_test(
+        RReLU,
+        {"lower": 0.05, "upper": 0.5, "seed": 3, "name": "rrelu"},
+        input_shape=(8, 6),
+        stochastic=True,
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=1,  # the noise stream position
+        supports_masking=True,
+        tmp_path=tmp_path,
     )
+    for restored in (result.clone, result.loaded_layer):
+        assert (restored.lower, restored.upper, restored.seed) == (0.05, 0.5, 3)
 
 
 @pytest.mark.parametrize(

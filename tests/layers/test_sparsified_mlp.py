@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import assert_config_round_trip, assert_keras_file_round_trip
+from layer_testing import run_layer_test
 
+from keras_adaptive_acts.layers.competitive_relu import CompetitiveReLU
 from keras_adaptive_acts.layers.j_squared_relu import JSquaredReLU
 from keras_adaptive_acts.layers.restricted_layer_normalization import RestrictedLayerNormalization
 from keras_adaptive_acts.layers.sparsified_mlp import SparsifiedMLP
@@ -75,7 +76,7 @@ def test_default_sublayers():
     block = SparsifiedMLP(hidden_units=8, max_len=4)
     assert isinstance(block.norm, RestrictedLayerNormalization) and block.norm.mode == "scratch"
     assert isinstance(block.zeroth_bias, ZerothBias) and block.zeroth_bias.reference_norm is block.norm
-    assert block.zeroth_bias.position == "input" and block.zeroth_bias.clip == 0.1
+    assert block.zeroth_bias_position == "input" and block.zeroth_bias.clip == 0.1
     assert isinstance(block.act, JSquaredReLU) and block.fc1.units == 8 and block.fc2 is None
     block.build((None, 4, 6))
     assert block.fc2.units == 6
@@ -120,22 +121,27 @@ def test_trains_under_jit_and_keeps_both_constraints():
 
 
 @pytest.mark.parametrize("position", ["input", "output"])
-def test_config_and_keras_file_round_trips(position, tmp_path):
-    block = SparsifiedMLP(
-        hidden_units=12, zeroth_bias_position=position, max_len=7, clip=0.2, dropout=0.1, seed=3, name="mlp"
+def test_passes_the_layer_test_harness(position, tmp_path):
+    result = run_layer_test(
+        SparsifiedMLP,
+        {
+            "hidden_units": 12,
+            "zeroth_bias_position": position,
+            "max_len": 7,
+            "clip": 0.2,
+            "dropout": 0.1,
+            "seed": 3,
+            "name": "mlp",
+        },
+        input_shape=(6, 5, 4),
+        tmp_path=tmp_path,
     )
-    clone = assert_config_round_trip(block)
-    assert clone.zeroth_bias.reference_norm is clone.norm and clone.zeroth_bias.clip == 0.2
-    model = keras.Sequential([keras.Input((5, 4)), block, keras.layers.Dense(2)])
-    randomise(block, seed=4)
-    x = random_input((6, 5, 4), seed=5)
-    loaded = assert_keras_file_round_trip(model, x, tmp_path / f"mlp_{position}.keras")
-    restored = loaded.get_layer("mlp")
-    assert isinstance(restored, SparsifiedMLP) and restored.get_config() == block.get_config()
-    assert restored.zeroth_bias.reference_norm is restored.norm
-    for original, copy in zip(block.weights, restored.weights, strict=True):
-        assert original.path.split("/")[-2:] == copy.path.split("/")[-2:]
-        np.testing.assert_array_equal(value(original), value(copy))
+    for copy in (result.clone, result.loaded_layer):  # the zeroth bias clips against the block's own norm
+        assert copy.zeroth_bias.reference_norm is copy.norm and copy.zeroth_bias.clip == 0.2
+    # The sublayers' weights come back under the same names, in the same order.
+    saved = result.model.get_layer("mlp").weights
+    for original, loaded in zip(saved, result.loaded_layer.weights, strict=True):
+        assert original.path.split("/")[-2:] == loaded.path.split("/")[-2:]
 
 
 def test_max_len_none_is_taken_from_the_input_and_saved():
@@ -150,8 +156,12 @@ def test_max_len_none_is_taken_from_the_input_and_saved():
         ({"hidden_units": 0}, "hidden_units"),
         ({"hidden_units": 2.0}, "hidden_units"),
         ({"activation": "not_an_activation"}, "activation"),
-        ({"activation": "noisy_lstm_cell"}, "arguments"),
+        (
+            {"activation": "noisy_lstm_cell"},
+            "NoisyLSTMCell is one of this package's objects, but not an activation",
+        ),
         ({"activation": "zeroth_bias"}, "activation layer"),
+        ({"activation": "j_squared_rel"}, "did you mean 'j_squared_relu'"),
         ({"norm": "batch"}, "norm"),
         ({"zeroth_bias_position": "middle"}, "zeroth_bias_position"),
         ({"dropout": 1.0}, "dropout"),
@@ -164,3 +174,22 @@ def test_max_len_none_is_taken_from_the_input_and_saved():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SparsifiedMLP(**{"hidden_units": 8, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("activation", "layer_class", "reference"),
+    [
+        ("JSquaredReLU", JSquaredReLU, lambda x: np.maximum(x, 0) + 0.5 * np.maximum(x, 0) ** 2),
+        ("competitive_relu", CompetitiveReLU, lambda x: np.maximum(x, 0)),  # ReLU at initialisation
+        ("relu", keras.layers.ReLU, lambda x: np.maximum(x, 0)),
+        ("tanh", keras.layers.Activation, np.tanh),
+    ],
+)
+def test_activation_names_are_read_by_the_package_resolver(activation, layer_class, reference):
+    block = SparsifiedMLP(hidden_units=6, activation=activation, zeroth_bias=False, dtype="mixed_bfloat16")
+    assert type(block.act) is layer_class and block.act.name == "act"
+    assert block.act.dtype_policy.name == "mixed_bfloat16"  # the sublayer follows the block's policy
+    x = random_input((3, 6))
+    act = type(block.act).from_config({**block.act.get_config(), "dtype": "float32"})
+    np.testing.assert_allclose(ops.convert_to_numpy(act(x)), reference(x), rtol=1e-6, atol=1e-6)
+    assert block.get_config()["activation"] == activation  # the name is saved as given

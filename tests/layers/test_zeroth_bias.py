@@ -1,10 +1,19 @@
 """ZerothBias: per-position addition, the clip after XLA steps, lengths, errors, saving the reference."""
 
+import json
+import warnings
+import zipfile
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_testing import assert_config_round_trip, assert_keras_file_round_trip, requires_tensorflow
+from layer_testing import (
+    assert_config_round_trip,
+    assert_keras_file_round_trip,
+    requires_tensorflow,
+    run_layer_test,
+)
 
 from keras_adaptive_acts.layers.restricted_layer_normalization import RestrictedLayerNormalization
 from keras_adaptive_acts.layers.zeroth_bias import ZerothBias
@@ -76,7 +85,6 @@ def test_longer_sequences_of_a_length_known_only_at_run_time_raise():
         ({"max_len": 0}, "max_len"),
         ({"max_len": 2.5}, "max_len"),
         ({"max_len": True}, "max_len"),
-        ({"position": "middle"}, "position"),
         ({"reference_norm": keras.layers.Dense(3)}, "LayerNormalization"),
         ({"reference_norm": keras.layers.LayerNormalization(scale=False)}, "gamma"),
         ({"reference_norm": keras.layers.LayerNormalization(name="a"), "reference_norm_name": "b"}, "name"),
@@ -147,21 +155,98 @@ def test_absolute_clip_without_reference():
     np.testing.assert_array_equal(numpy_value(zero.b0), 0.0)
 
 
+@pytest.mark.parametrize(
+    "init_kwargs",
+    [{"max_len": 6, "clip": 0.2}, {"clip": 0.05}],  # max_len None: the input's length, then saved
+    ids=["max_len", "length_from_the_input"],
+)
+def test_passes_the_layer_test_harness(init_kwargs, tmp_path):
+    run_layer_test(
+        ZerothBias,
+        init_kwargs,
+        input_shape=(4, 5, 3),
+        expected_num_trainable_weights=1,  # b0
+        expected_num_non_trainable_weights=0,
+        supports_masking=True,
+        tmp_path=tmp_path,
+    )
+
+
 def test_config_round_trip_records_the_reference_by_name():
     norm = keras.layers.LayerNormalization(name="pre_mlp_norm")
-    layer = ZerothBias(max_len=9, clip=0.2, position="output", reference_norm=norm)
+    layer = ZerothBias(max_len=9, clip=0.2, reference_norm=norm)
     clone = assert_config_round_trip(layer)
     assert clone.reference_norm_name == "pre_mlp_norm" and clone.reference_norm is None
-    assert clone.max_len == 9 and clone.clip == 0.2 and clone.position == "output"
+    assert clone.max_len == 9 and clone.clip == 0.2
+    assert "position" not in clone.get_config()
     assert assert_config_round_trip(ZerothBias(max_len=3)).reference_norm_name is None
 
 
+def test_the_removed_position_argument_warns_and_changes_nothing():
+    # `position` was recorded but never used (version 0.1.0): passing it still builds the same layer.
+    with pytest.warns(DeprecationWarning, match="position=.... is deprecated and ignored") as caught:
+        layer = ZerothBias(max_len=4, clip=0.2, position="output", name="bias")
+    assert caught[0].filename == __file__  # the warning points at the caller's line
+    assert layer.get_config() == ZerothBias(max_len=4, clip=0.2, name="bias").get_config()
+    assert not hasattr(layer, "position")
+    b0 = random_input((4, 3), seed=9) * 0.1
+    x = random_input((2, 4, 3), seed=10)
+    layer.build(x.shape)
+    layer.b0.assign(b0)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(x)), x + b0[None], rtol=0, atol=1e-6)
+
+
+def _add_position_to_zeroth_bias_configs(node, position):
+    """Writes `position` into each ZerothBias config under `node`, as version 0.1.0 saved it; counts them."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get("class_name") == "ZerothBias":
+            node["config"]["position"] = position
+            count += 1
+        for value in node.values():
+            count += _add_position_to_zeroth_bias_configs(value, position)
+    elif isinstance(node, list):
+        for value in node:
+            count += _add_position_to_zeroth_bias_configs(value, position)
+    return count
+
+
+def test_configs_and_keras_files_saved_with_position_load_without_a_warning(tmp_path):
+    config = ZerothBias(max_len=3, clip=0.2).get_config()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        clone = ZerothBias.from_config({**config, "position": "output"})
+    assert clone.get_config() == config
+
+    model = model_with_reference("output")
+    model.get_layer("b0").b0.assign(random_input((6, 4), seed=11) * 0.01)
+    model.save(tmp_path / "new.keras")
+    # The same file as version 0.1.0 wrote it: the same weights, and `position` in the layer's config.
+    with zipfile.ZipFile(tmp_path / "new.keras") as new, zipfile.ZipFile(tmp_path / "old.keras", "w") as old:
+        for item in new.infolist():
+            data = new.read(item.filename)
+            if item.filename == "config.json":
+                saved = json.loads(data)
+                assert _add_position_to_zeroth_bias_configs(saved, "output") == 1
+                data = json.dumps(saved).encode()
+            old.writestr(item, data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.saving.load_model(tmp_path / "old.keras", safe_mode=True)
+    assert not [str(w.message) for w in caught if "position" in str(w.message)]
+    assert "position" not in loaded.get_layer("b0").get_config()
+    assert loaded.get_layer("b0").reference_norm is loaded.get_layer("ln")
+    x = random_input((3, 5, 4), seed=12)
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(model(x)), rtol=1e-6)
+
+
 def model_with_reference(position):
+    """LN -> ZerothBias -> Dense (`position="input"`) or LN -> Dense -> ZerothBias (`"output"`)."""
     keras.utils.set_random_seed(0)  # the Dense kernel decides which way the loss pushes b0
     inputs = keras.Input((5, 4))
     norm = keras.layers.LayerNormalization(name="ln")
     hidden = norm(inputs)
-    bias = ZerothBias(max_len=6, reference_norm=norm, position=position, name="b0")
+    bias = ZerothBias(max_len=6, reference_norm=norm, name="b0")
     if position == "input":
         outputs = keras.layers.Dense(4, name="fc")(bias(hidden))
     else:

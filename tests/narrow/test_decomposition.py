@@ -5,18 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from keras_adaptive_acts.narrow import (
-    ReLUNetwork,
+from keras_adaptive_acts.narrow import ReLUNetwork, make_planted_regression, relative_population_mse
+from keras_adaptive_acts.narrow.decomposition import (
     contraction_directions,
     contraction_vectors,
     estimate_subspace,
     jennrich,
-    least_squares_readout,
-    make_planted_regression,
     merge_directions,
-    relative_population_mse,
-    relu_hermite_coefficients,
 )
+from keras_adaptive_acts.narrow.exact import relu_hermite_coefficients
+from keras_adaptive_acts.narrow.readout import least_squares_readout
 
 C = relu_hermite_coefficients(4)
 
@@ -147,7 +145,7 @@ def test_readout_equals_least_squares_on_the_explicit_features():
 @pytest.mark.parametrize("seed", range(3))
 def test_contractions_in_m2_span_beat_whole_sphere_contractions(seed):
     """The reason for `contraction_vectors`: at d = 50 whole-sphere contractions mostly add noise."""
-    from keras_adaptive_acts.narrow import (
+    from keras_adaptive_acts.narrow.moments import (
         first_moment,
         fourth_moment_contractions,
         low_degree_residual,

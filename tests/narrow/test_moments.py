@@ -3,14 +3,13 @@
 import numpy as np
 import pytest
 
-from keras_adaptive_acts.narrow import (
+from keras_adaptive_acts.narrow import make_planted_regression, planted_network
+from keras_adaptive_acts.narrow.exact import relu_hermite_coefficients
+from keras_adaptive_acts.narrow.moments import (
     first_moment,
     fourth_moment_contractions,
     low_degree_residual,
-    make_planted_regression,
-    planted_network,
     projected_fourth_moment,
-    relu_hermite_coefficients,
     second_moment,
 )
 

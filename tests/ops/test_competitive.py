@@ -21,23 +21,23 @@ def reference_share(z, competition, eps, axes):
     return np.mean(z > 0, axis=axes, keepdims=True)
 
 
-def reference(x, alpha, beta, source=None, competition="energy", K=2.0, eps=1e-6, axes=None):
-    """CAReLU per the spec: relu(K * tanh(alpha * p + beta) * x), NumPy float64."""
+def reference(x, alpha, beta, source=None, competition="energy", scale_bound=2.0, eps=1e-6, axes=None):
+    """CAReLU per the spec: relu(K * tanh(alpha * p + beta) * x) with K = scale_bound, NumPy float64."""
     x = np.asarray(x, dtype="float64")
     z = x if source is None else np.asarray(source, dtype="float64")
     axes = tuple(range(1, x.ndim)) if axes is None else axes
-    s = K * np.tanh(alpha * reference_share(z, competition, eps, axes) + beta)
+    s = scale_bound * np.tanh(alpha * reference_share(z, competition, eps, axes) + beta)
     return np.maximum(s * x, 0)
 
 
-def plain_formula(x, alpha, beta, competition, K, eps, axes):
+def plain_formula(x, alpha, beta, competition, scale_bound, eps, axes):
     """The same formula in keras.ops with no custom gradient: what autodiff makes of it."""
     pos = ops.relu(x)
     if competition == "energy":
         p = ops.sum(pos**2, axes, keepdims=True) / (ops.sum(x**2, axes, keepdims=True) + eps)
     else:
         p = ops.sum(pos, axes, keepdims=True) / (ops.sum(ops.abs(x), axes, keepdims=True) + eps)
-    return ops.relu(K * ops.tanh(alpha * p + beta) * x)
+    return ops.relu(scale_bound * ops.tanh(alpha * p + beta) * x)
 
 
 CASES = [  # (shape, axis, normalised axes)
@@ -67,9 +67,19 @@ def test_share_and_scale_match_reference(competition):
     x = np.random.default_rng(1).normal(size=(5, 3, 7)).astype("float32")
     p = competition_share(x, competition, axis=-1)
     np.testing.assert_allclose(p, reference_share(x.astype("float64"), competition, 1e-6, (2,)), rtol=1e-6)
-    s = competitive_scale(x, 1.5, -0.25, competition, K=3.0, axis=-1)
+    s = competitive_scale(x, 1.5, -0.25, competition, scale_bound=3.0, axis=-1)
     expected = 3.0 * np.tanh(1.5 * reference_share(x.astype("float64"), competition, 1e-6, (2,)) - 0.25)
     np.testing.assert_allclose(s, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_share_and_scale_measure_integer_inputs_in_float32():
+    x = np.array([[3, -1, 2, 0], [-4, -2, 1, 5]], dtype="int32")
+    expected_p = reference_share(x.astype("float64"), "energy", 1e-6, (1,))
+    p = competition_share(x)
+    s = competitive_scale(x, 1.5, -0.25, "energy", 3.0)  # scale_bound is the fifth positional argument
+    assert keras.backend.standardize_dtype(p.dtype) == keras.backend.standardize_dtype(s.dtype) == "float32"
+    np.testing.assert_allclose(ops.convert_to_numpy(p), expected_p, rtol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(s), 3.0 * np.tanh(1.5 * expected_p - 0.25), rtol=1e-6)
 
 
 def test_negative_scale_lets_the_negatives_win():
@@ -190,8 +200,8 @@ def test_half_precision_statistics_do_not_overflow():
     ("kwargs", "match"),
     [
         ({"competition": "energie"}, "competition='energie'"),
-        ({"K": 0.0}, "K=0.0"),
-        ({"K": -1}, "K=-1"),
+        ({"scale_bound": 0.0}, "scale_bound=0.0"),
+        ({"scale_bound": -1}, "scale_bound=-1"),
         ({"eps": 0.0}, "eps=0.0"),
         ({"eps": float("nan")}, "eps=nan"),
         ({"axis": 0}, "axis=0"),
@@ -209,7 +219,12 @@ def test_bad_arguments_raise_value_error_naming_the_value(kwargs, match):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"), [({"K": -1}, "K=-1"), ({"K": 0.0}, "K=0.0"), ({"eps": 0}, "eps=0")]
+    ("kwargs", "match"),
+    [
+        ({"scale_bound": -1}, "scale_bound=-1"),
+        ({"scale_bound": 0.0}, "scale_bound=0.0"),
+        ({"eps": 0}, "eps=0"),
+    ],
 )
 def test_competitive_scale_checks_its_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

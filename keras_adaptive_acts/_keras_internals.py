@@ -1,0 +1,79 @@
+"""The only module of the package that touches Keras' private internals.
+
+Each function below answers one question about a model that Keras' public API (as of Keras 3.15,
+and on the floor this package declares, 3.10) cannot answer. Each says why no public API serves,
+and `tests/test_keras_internals.py` holds one canary test per function that fails, naming the
+Keras behaviour, when a Keras release changes it. Everything else in the package, tests included,
+goes through these functions (or through `keras_adaptive_acts.model_graph`, built on them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+__all__ = ["flatten_layers", "graph_nodes", "is_functional", "upstream_operations"]
+
+
+def flatten_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """Every layer inside `layer`, at any depth, each once (`layer` itself first).
+
+    Why private: `Model.layers` is one level deep and misses the layers a layer holds as
+    attributes (an RNN's cell, the noisy units inside a cell, the two copies a `Bidirectional`
+    makes). `Layer._flatten_layers` is the walk Keras itself uses for `model.weights`, so it sees
+    exactly the layers whose variables the model trains and saves.
+    """
+    return layer._flatten_layers(include_self=True, recursive=True)
+
+
+def is_functional(model: Any) -> bool:
+    """Whether `model` was built by `keras.Model(inputs, outputs)` (a graph of layers).
+
+    Why private: Keras has no public name for the class `keras.Model(inputs, outputs)` returns
+    (`Functional`), and a subclassed model is a `keras.Model` too; only the graph class can be
+    rebuilt layer by layer (`keras.models.clone_model` with a `clone_function`).
+    """
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, Functional)
+
+
+def graph_nodes(model: keras.Model, layer: keras.layers.Layer) -> list[Any]:
+    """The nodes (calls) of `layer` that belong to `model`'s own graph, in call order.
+
+    A node has the public attributes `input_tensors`, `output_tensors` and `arguments`.
+
+    Why private: a layer's public `output` is defined only for a layer called once in all the
+    graphs it belongs to; a layer of a nested model, or one reused by a second model, has
+    several calls, and only `Layer._inbound_nodes` with the graph's node keys
+    (`Function._nodes`, keyed by `make_node_key`) tell which call is this graph's. A Sequential
+    model keeps its graph in `_functional`.
+    """
+    from keras.src.ops.function import make_node_key
+
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    keys = graph._nodes
+    return [node for index, node in enumerate(layer._inbound_nodes) if make_node_key(layer, index) in keys]
+
+
+def upstream_operations(tensors: Any) -> Iterator[Any]:
+    """The operations (layers, and ops such as `x + 1`) that produced symbolic `tensors`, and
+    their ancestors, nearest first; each once. Nothing for eager tensors.
+
+    Why private: a `KerasTensor` records the call that produced it only in `_keras_history`
+    (operation, node index, tensor index), and an operation's calls only in `_inbound_nodes`;
+    Keras exposes no public walk up a graph under construction.
+    """
+    pending = [tensor for tensor in keras.tree.flatten(tensors) if hasattr(tensor, "_keras_history")]
+    seen = set()
+    while pending:
+        tensor = pending.pop(0)
+        operation, node_index, _ = tensor._keras_history
+        if operation is None or (id(operation), node_index) in seen:
+            continue
+        seen.add((id(operation), node_index))
+        yield operation
+        node = operation._inbound_nodes[node_index]
+        pending.extend(t for t in node.input_tensors if hasattr(t, "_keras_history"))

@@ -1,0 +1,282 @@
+"""The monitors: callbacks that measure chosen layers on a fixed sample of data every few epochs
+and write the values into the epoch's `logs`.
+
+`SparsityMonitor` (each layer's fraction of zero outputs) and `CompetitionMonitor` (the statistics
+of each `CompetitiveReLU`, which the layer computes itself through `competition_statistics`).
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_adaptive_acts.callbacks.arguments import check_positive_int
+from keras_adaptive_acts.layers.competitive_relu import CompetitiveReLU
+from keras_adaptive_acts.measurement import (
+    Batches,
+    check_batch_size,
+    check_data,
+    iterate_batches,
+    zero_fractions,
+)
+from keras_adaptive_acts.model_graph import (
+    LayerTaps,
+    check_layer_list,
+    is_activation_layer,
+    preserved_state,
+    select_layers,
+)
+
+__all__ = ["CompetitionMonitor", "SparsityMonitor"]
+
+
+class _LayerMonitor(keras.callbacks.Callback):
+    """The machinery of a monitor: a fixed sample, layers read from the model's graph, a measurement
+    at the end of every `every`-th epoch written into the epoch's `logs`.
+
+    Subclasses set `_KIND`, `_DEFAULT_KIND`, `_TAP` ("output" or "input"), `_layer_types()`,
+    `_is_default(layer)` and `_measure()`, which returns `{log key: float}`.
+    """
+
+    _KIND = "layer"  # what `layers` may hold, for messages
+    _DEFAULT_KIND = "layer"  # what the callback finds by default, for messages
+    _TAP = "output"
+
+    def __init__(self, data: Any, layers: Sequence[Any] | None, every: int, batch_size: int | None):
+        super().__init__()
+        if isinstance(data, collections.abc.Iterator):
+            data = Batches(data)  # a one-shot iterator (a generator) is read once, and kept
+        self.batch_size = check_batch_size(batch_size, data)
+        check_data(data)
+        self.data = data
+        self.every = check_positive_int("every", every, "a number of epochs")
+        if layers is not None:
+            check_layer_list(layers, self._layer_types(), self._KIND)
+            layers = list(layers)
+        self.layers = layers
+        self.monitored_layers: list[keras.layers.Layer] = []
+        self.history: list[tuple[int, dict[str, float]]] = []
+        self._taps: LayerTaps | None = None
+
+    @classmethod
+    def _layer_types(cls) -> tuple[type, ...]:
+        return (keras.layers.Layer,)
+
+    def _is_default(self, layer: keras.layers.Layer) -> bool:
+        raise NotImplementedError
+
+    def _measure(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def measure(self) -> dict[str, float]:
+        """Measures the model the callback is attached to now; returns what the logs receive."""
+        model = self.model  # on JAX, reading it puts the trainer's state back into the variables
+        if model is None:
+            raise ValueError(
+                f"{type(self).__name__} is not attached to a model: pass it to `fit(callbacks=[...])` "
+                "or call `set_model(model)` first."
+            )
+        if self._taps is None or self._taps.model is not model:
+            self._prepare(model)
+        return self._measure()
+
+    def _prepare(self, model: keras.Model) -> None:
+        owner = type(self).__name__
+        self.monitored_layers = select_layers(
+            model,
+            self.layers,
+            owner,
+            default=self._is_default,
+            kind=self._KIND,
+            accepts=self._layer_types(),
+            default_kind=self._DEFAULT_KIND,
+        )
+        self._taps = LayerTaps(model, self.monitored_layers, self._TAP, owner)
+
+    def on_train_begin(self, logs=None):
+        self.history = []
+        self._taps = None
+        model = self.model
+        if not isinstance(model, keras.Sequential) or model.built:
+            self._prepare(model)  # fails fast on a subclassed model or a wrong layer
+        # else: a Sequential model without an Input, built by the first step; prepared at the first measure.
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        values = self.measure()
+        if logs is not None:
+            logs.update(values)
+        self.history.append((epoch, values))
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError(
+            f"{type(self).__name__} holds its data sample and is not serialisable: create it again "
+            "with the data."
+        )
+
+
+class SparsityMonitor(_LayerMonitor):
+    """Logs each monitored layer's fraction of exactly-zero outputs, in inference and in training mode.
+
+    At the end of every `every`-th epoch (epochs `every - 1`, `2 * every - 1`, ... counted from
+    0, as `fit`'s `validation_freq`) the callback runs the model on `data`, a small fixed sample,
+    and writes per monitored layer
+
+    ```
+    logs[f"zero_fraction/{name}"]        fraction of zero outputs, training=False (inference)
+    logs[f"zero_fraction_train/{name}"]  the same with training=True: dropout and activation noise
+                                         on, BatchNormalization on the batch's statistics
+    ```
+
+    (the fractions of `measure_sparsity`: zero entries over all entries of the sample). The
+    values land in `fit(...).history` (one entry per measured epoch) and in any callback placed
+    **after** this one in the `callbacks` list, such as `keras.callbacks.TensorBoard` (which
+    writes them as `epoch_zero_fraction/{name}`, ...): Keras calls the callbacks in list order,
+    so a TensorBoard callback placed before it never sees them. `history` lists `(epoch, values)`.
+
+    Measuring leaves the model and its training unchanged: the non-trainable state that a
+    forward pass changes (BatchNormalization's moving statistics, the noise layers' seed states)
+    is restored afterwards. The cost is two eager forward passes over `data` per measurement.
+    The layers' outputs are read from the model's graph, as in `measure_sparsity`: the model
+    must be Functional or Sequential. The callback holds data and has no config: it is not
+    serialisable (create it again with its data).
+
+    Args:
+        data: the sample, as in `measure_sparsity`: an array (or dict / list of arrays), a
+            tuple `(x, y)`, a `tf.data.Dataset` or another re-iterable of batches (a one-shot
+            iterator is read once and kept). Must not be empty.
+        layers: None (the model's activation layers, as in `measure_sparsity`), or a non-empty
+            list of layers of the model or their names.
+        every: positive int: measure every `every` epochs. Default 1.
+        batch_size: the batch size for array data (default 32); not allowed with a dataset.
+            In training mode, BatchNormalization uses each batch's statistics.
+
+    Examples:
+        >>> import keras
+        >>> import numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((2,)),
+        ...     keras.layers.Dense(2, kernel_initializer="identity"),
+        ...     keras.layers.Dropout(0.5),
+        ...     keras.layers.ReLU(name="relu"),
+        ... ])
+        >>> model.compile(keras.optimizers.SGD(0.0), "mse")
+        >>> x = np.array([[1.0, -1.0], [-1.0, -2.0]], "float32")
+        >>> monitor = SparsityMonitor(x)
+        >>> history = model.fit(x, x, epochs=2, verbose=0, callbacks=[monitor]).history
+        >>> history["zero_fraction/relu"]
+        [0.75, 0.75]
+        >>> all(value >= 0.75 for value in history["zero_fraction_train/relu"])  # dropout zeros more
+        True
+    """
+
+    _DEFAULT_KIND = "activation layer"
+
+    def __init__(
+        self,
+        data: Any,
+        layers: Sequence[keras.layers.Layer | str] | None = None,
+        every: int = 1,
+        batch_size: int | None = None,
+    ):
+        super().__init__(data, layers, every, batch_size)
+
+    def _is_default(self, layer: keras.layers.Layer) -> bool:
+        return is_activation_layer(layer)
+
+    def _measure(self) -> dict[str, float]:
+        inference = zero_fractions(self._taps, self.data, self.batch_size, training=False)
+        training = zero_fractions(self._taps, self.data, self.batch_size, training=True)
+        values = {}
+        for name in inference:
+            values[f"zero_fraction/{name}"] = inference[name]
+            values[f"zero_fraction_train/{name}"] = training[name]
+        return values
+
+
+class CompetitionMonitor(_LayerMonitor):
+    """Logs what the competition of each `CompetitiveReLU` looks like: `alpha`, `beta`, mean `p` and `s`.
+
+    At the end of every `every`-th epoch (as `SparsityMonitor`) the callback runs the model in
+    inference mode on `data` and, per monitored layer, asks the layer for the statistics of its
+    *input* (`p` is measured on the second input, the source, when the layer is called as
+    `layer([z, source])`)
+
+    ```
+    p, s = layer.competition_statistics(input)                          # one value of each per slice
+    logs[f"competition/{name}/alpha"], logs[f"competition/{name}/beta"]   # the current weights
+    logs[f"competition/{name}/p_mean"], logs[f"competition/{name}/s_mean"]  # means over all slices
+    ```
+
+    so the values are those the layer's forward pass computes. It answers "is the competition
+    degenerate?": after a BatchNormalization `p` sits near 0.5 for every sample (measure on the
+    tensor before it with the two-input form). The values reach `history` and callbacks placed
+    after this one (TensorBoard) as for `SparsityMonitor`; the model is left unchanged; the
+    model must be Functional or Sequential; the callback is not serialisable.
+
+    Args:
+        data: the sample, as for `SparsityMonitor`. Must not be empty.
+        layers: None (every `CompetitiveReLU` of the model's graph), or a non-empty list of
+            `CompetitiveReLU` layers of the model or their names.
+        every: positive int: measure every `every` epochs. Default 1.
+        batch_size: the batch size for array data (default 32); not allowed with a dataset.
+
+    Examples:
+        >>> import keras
+        >>> import numpy as np
+        >>> from keras_adaptive_acts import CompetitiveReLU
+        >>> model = keras.Sequential([keras.Input((3,)), CompetitiveReLU(name="carelu")])
+        >>> model.compile(keras.optimizers.SGD(0.0), "mse")
+        >>> x = np.array([[-1.0, 0.5, 2.0]], "float32")  # p = 4.25 / 5.25
+        >>> history = model.fit(x, x, verbose=0, callbacks=[CompetitionMonitor(x)]).history
+        >>> {key: round(values[0], 4) for key, values in history.items() if key != "loss"}
+        {'competition/carelu/alpha': 0.0, 'competition/carelu/beta': 0.5493,
+         'competition/carelu/p_mean': 0.8095, 'competition/carelu/s_mean': 1.0}
+    """
+
+    _KIND = "CompetitiveReLU layer"
+    _DEFAULT_KIND = "CompetitiveReLU layer"
+    _TAP = "input"
+
+    def __init__(
+        self,
+        data: Any,
+        layers: Sequence[keras.layers.Layer | str] | None = None,
+        every: int = 1,
+        batch_size: int | None = None,
+    ):
+        super().__init__(data, layers, every, batch_size)
+
+    @classmethod
+    def _layer_types(cls) -> tuple[type, ...]:
+        return (CompetitiveReLU,)
+
+    def _is_default(self, layer: keras.layers.Layer) -> bool:
+        return isinstance(layer, self._layer_types())
+
+    def _measure(self) -> dict[str, float]:
+        layers = self.monitored_layers
+        p_sums, s_sums, counts = np.zeros(len(layers)), np.zeros(len(layers)), np.zeros(len(layers))
+        with preserved_state(self._taps.model):
+            for x in iterate_batches(self.data, self.batch_size):
+                for i, (layer, tensors) in enumerate(zip(layers, self._taps(x, training=False), strict=True)):
+                    # What the layer was called with: [z], or [z, source] for the two-input form.
+                    p, s = layer.competition_statistics(tensors if len(tensors) > 1 else tensors[0])
+                    p_sums[i] += float(ops.convert_to_numpy(ops.sum(ops.cast(p, "float64"))))
+                    s_sums[i] += float(ops.convert_to_numpy(ops.sum(ops.cast(s, "float64"))))
+                    counts[i] += math.prod(int(d) for d in ops.shape(p))
+        values = {}
+        for i, layer in enumerate(layers):
+            prefix = f"competition/{layer.name}/"
+            values[prefix + "alpha"] = float(ops.convert_to_numpy(layer.alpha))
+            values[prefix + "beta"] = float(ops.convert_to_numpy(layer.beta))
+            values[prefix + "p_mean"] = float(p_sums[i] / counts[i]) if counts[i] else math.nan
+            values[prefix + "s_mean"] = float(s_sums[i] / counts[i]) if counts[i] else math.nan
+        return values

@@ -1,0 +1,105 @@
+"""Activation specs of `kaa compare`: `name:key=value:...` strings, read into factories of fresh layers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_adaptive_acts import registry
+from keras_adaptive_acts.compare.messages import root_message
+
+__all__ = ["parse_activation", "parse_value"]
+
+
+def parse_value(text: str) -> Any:
+    """A spec's value as the Python value it spells: int, float, bool, None, or else the string.
+
+    Examples:
+        >>> [parse_value(text) for text in ("3", "1e-3", "true", "none", "l1")]
+        [3, 0.001, True, None, 'l1']
+    """
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
+    """Parses an activation spec into a label and a factory of fresh layers.
+
+    A spec is a name, optionally followed by `:key=value` arguments of the layer's constructor:
+    `"relu"`, `"competitive_relu:competition=l1"`, `"competitive_relu:init=competition:scale_bound=3"`.
+    Values become int, float, bool (`true`/`false`) or None (`none`) where they parse as such,
+    strings otherwise. Names are resolved by `keras_adaptive_acts.registry.activation_layer`:
+    `relu` and `prelu` are Keras' `ReLU` and `PReLU` layers, other Keras activations (`gelu`,
+    `tanh`, ...) a `keras.layers.Activation`, and the package's activations its own layers.
+
+    The spec is validated at once: one layer is built and called on a small batch, so a typo fails
+    before any training.
+
+    Args:
+        spec: the activation spec.
+
+    Returns:
+        `(label, factory)`: the spec as written (whitespace removed) and a function of no arguments
+        that returns a new layer each time it is called.
+
+    Raises:
+        ValueError: for an unknown name (with the nearest known one) or arguments the layer rejects;
+            the message names the spec and the known activations.
+
+    Example:
+
+    >>> label, make = parse_activation("competitive_relu:competition=l1:scale_bound=3")
+    >>> layer = make()
+    >>> label, type(layer).__name__, layer.competition, layer.scale_bound
+    ('competitive_relu:competition=l1:scale_bound=3', 'CompetitiveReLU', 'l1', 3.0)
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"An activation spec must be a string. Received: spec={spec!r}")
+    parts = [part.strip() for part in spec.strip().split(":")]
+    written_name, arg_parts = parts[0], parts[1:]
+    kwargs: dict[str, Any] = {}
+    label = written_name
+    for part in arg_parts:
+        key, sep, value = (piece.strip() for piece in part.partition("="))
+        if not sep or not key.isidentifier():
+            raise ValueError(
+                f"Activation arguments are written name:key=value:key=value. Received: spec={spec!r} "
+                f"(cannot read {part!r})"
+            )
+        if key in kwargs:
+            raise ValueError(f"Argument {key!r} is given twice. Received: spec={spec!r}")
+        kwargs[key] = parse_value(value)
+        label += f":{key}={value}"
+
+    try:
+        name = registry.canonical_activation_name(written_name)
+    except ValueError as err:
+        raise ValueError(f"{err} Received: spec={spec!r}") from None
+
+    def factory() -> keras.layers.Layer:
+        return registry.activation_layer(name, **kwargs)
+
+    try:
+        layer = factory()
+        layer(np.zeros((2, 4), dtype="float32"))  # catches the checks that happen in build()
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"Invalid arguments in activation {spec!r}: {root_message(err)}. {_known_names()}"
+        ) from None
+    return label, factory
+
+
+def _known_names() -> str:
+    return f"Known activation names: {', '.join(registry.activation_names())}."

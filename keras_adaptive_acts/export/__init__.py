@@ -1,0 +1,30 @@
+"""Export for TF Serving and LiteRT, and its verification by loaders that do not import this package.
+
+The TensorFlow-specific part of the package (see DESIGN.md), one job per module:
+
+- `saved_model`: `export_for_serving` writes the SavedModel and its signatures.
+- `verification`: `verify_serving` checks it with `saved_model_cli` and a fresh process that runs
+  `serving_check.py`, a script that refuses to import this package.
+- `litert`: `convert_to_litert` converts one signature to a LiteRT flatbuffer.
+- `serving_interface`: what the three share: the signature names and how a model's named inputs and
+  outputs map to a signature's.
+"""
+
+from keras_adaptive_acts.export.litert import convert_to_litert
+from keras_adaptive_acts.export.saved_model import export_for_serving
+from keras_adaptive_acts.export.serving_interface import INFERENCE_SIGNATURE, MONTE_CARLO_SIGNATURE
+from keras_adaptive_acts.export.verification import (
+    ServingReport,
+    ServingVerificationError,
+    verify_serving,
+)
+
+__all__ = [
+    "INFERENCE_SIGNATURE",
+    "MONTE_CARLO_SIGNATURE",
+    "ServingReport",
+    "ServingVerificationError",
+    "convert_to_litert",
+    "export_for_serving",
+    "verify_serving",
+]

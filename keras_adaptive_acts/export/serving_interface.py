@@ -1,0 +1,109 @@
+"""What a served model looks like from outside: its signatures, named inputs and named outputs.
+
+Shared by the export (which writes the signatures), the verification (which calls the Keras model
+the same way to get a reference) and the LiteRT conversion (which reads a signature back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from keras_adaptive_acts.model_graph import is_graph_model
+
+__all__ = [
+    "INFERENCE_SIGNATURE",
+    "MONTE_CARLO_SIGNATURE",
+    "call_structure",
+    "check_model",
+    "input_specs",
+    "output_names",
+    "read_signature",
+    "require_tensorflow",
+]
+
+INFERENCE_SIGNATURE = "serving_default"
+MONTE_CARLO_SIGNATURE = "monte_carlo"
+
+
+def require_tensorflow() -> Any:
+    """The `tensorflow` module; a `RuntimeError` on another backend (a SavedModel is TensorFlow's)."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "SavedModel export for TF Serving needs the TensorFlow backend (KERAS_BACKEND=tensorflow). "
+            f"Current backend: {keras.backend.backend()!r}"
+        )
+    import tensorflow as tf
+
+    return tf
+
+
+def check_model(model: Any) -> None:
+    """Raises `ValueError` unless `model` is a built Sequential or Functional model.
+
+    Only those have `keras.Input` tensors, whose names become the signature's input names.
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
+    if isinstance(model, keras.Sequential) and not model.built:
+        raise ValueError(
+            f"The model {model.name!r} is not built: give it a keras.Input (or call it on a batch) "
+            "before exporting, so that its input shapes are known."
+        )
+    if not is_graph_model(model):
+        raise ValueError(
+            "export_for_serving needs a Sequential or Functional model, whose keras.Input names the "
+            f"signature's inputs. {type(model).__name__} is subclassed: wrap it as "
+            "keras.Model(inputs, subclassed_model(inputs)) with named keras.Input tensors."
+        )
+    if not model.built or not model.inputs:
+        raise ValueError(
+            f"The model {model.name!r} is not built: give it a keras.Input (or call it on a batch) "
+            "before exporting, so that its input shapes are known."
+        )
+
+
+def input_specs(model: keras.Model, tf: Any) -> dict[str, Any]:
+    """`{input name: tf.TensorSpec}` for the model's inputs, with a free batch size."""
+    return {
+        tensor.name: tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
+        for tensor in model.inputs
+    }
+
+
+def output_names(model: keras.Model) -> list[str]:
+    """The names of the model's outputs, in the order of `keras.tree.flatten(model(...))`."""
+    names = getattr(model, "output_names", None)  # Functional models have them; Sequential does not
+    return list(names) if names else [model.layers[-1].name]
+
+
+def call_structure(model: keras.Model, inputs: Mapping[str, Any]) -> Any:
+    """`inputs`, given by input name, arranged as the model takes them (tensor, list or dict)."""
+    if isinstance(model, keras.Sequential):
+        # A Sequential model takes its one input tensor; its `input` property is only defined once
+        # the model has been called, not when it was built from a keras.Input.
+        return inputs[model.inputs[0].name]
+    # A Functional model's `input` is the structure of keras.Input tensors it was built with.
+    return keras.tree.map_structure(lambda tensor: inputs[tensor.name], model.input)
+
+
+def read_signature(path: Path, signature: str) -> Any:
+    """The `SignatureDef` named `signature` of the SavedModel at `path`, read without loading it.
+
+    Raises:
+        FileNotFoundError: if `path` holds no SavedModel.
+        ValueError: if the SavedModel has no such signature (the message lists those it has).
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    if not (path / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"No SavedModel at {str(path)!r} (no saved_model.pb).")
+    saved_model = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    signatures = saved_model.meta_graphs[0].signature_def
+    if signature not in signatures:
+        names = sorted(name for name in signatures if not name.startswith("__"))
+        raise ValueError(f"The SavedModel has no signature {signature!r}. It has: {names}")
+    return signatures[signature]

@@ -1,0 +1,359 @@
+"""`verify_serving`: a SavedModel checked as TF Serving would run it, by loaders without this package.
+
+Three loaders see the SavedModel: `saved_model_cli show`, a fresh Python process running
+`serving_check.py` (where `keras_adaptive_acts` cannot be imported), and `saved_model_cli run`.
+Their outputs are compared with a reference (the Keras model's `predict`, or given outputs) and
+the graph's ops are checked (no Python op, only core TensorFlow, no random op for inference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_adaptive_acts.export.serving_interface import (
+    INFERENCE_SIGNATURE,
+    call_structure,
+    check_model,
+    output_names,
+    read_signature,
+    require_tensorflow,
+)
+from keras_adaptive_acts.layers.noise import inference_noise
+
+__all__ = ["ServingReport", "ServingVerificationError", "verify_serving"]
+
+PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
+RANDOM_OPS = frozenset({"Multinomial", "TruncatedNormal", "ParameterizedTruncatedNormal", "RngSkip"})
+"""Random ops whose names do not contain "Random" (every op whose name does counts as well)."""
+
+SERVING_CHECK = Path(__file__).with_name("serving_check.py")
+"""The script the fresh process runs, by its path (it must not import this package, even indirectly)."""
+
+
+class ServingVerificationError(AssertionError):
+    """A SavedModel failed `verify_serving`; `report` holds every check's result."""
+
+    def __init__(self, report: ServingReport):
+        super().__init__(str(report))
+        self.report = report
+
+
+@dataclasses.dataclass
+class ServingReport:
+    """What `verify_serving` checked and found. `problems` is empty when every check passed."""
+
+    path: str
+    signature: str
+    signature_text: str
+    tolerance: dict[str, float]
+    max_abs_error: dict[str, float]
+    saved_model_cli_max_abs_error: dict[str, float]
+    deterministic: bool
+    ops: list[str]
+    random_ops: list[str]
+    python_ops: list[str]
+    non_core_ops: list[str]
+    tensorflow_version: str
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        def errors(values: dict[str, float]) -> str:
+            return ", ".join(f"{name}: {value:.3g}" for name, value in values.items())
+
+        lines = [
+            f"SavedModel {self.path}, signature {self.signature!r} (loaded by TensorFlow "
+            f"{self.tensorflow_version} in a fresh process without keras_adaptive_acts):",
+            *("  " + line for line in self.signature_text.strip().splitlines()),
+            *(
+                [
+                    f"max |served - reference|: {errors(self.max_abs_error)} "
+                    f"(tolerance: rtol={self.tolerance['rtol']:g}, atol={self.tolerance['atol']:g})",
+                    f"max |saved_model_cli run - reference|: {errors(self.saved_model_cli_max_abs_error)}",
+                ]
+                if self.max_abs_error
+                else ["outputs not compared: a Monte Carlo signature has no reference"]
+            ),
+            f"two calls identical: {self.deterministic}",
+            f"ops: {len(self.ops)} types, random: {self.random_ops or 'none'}, "
+            f"Python: {self.python_ops or 'none'}, outside core TensorFlow: {self.non_core_ops or 'none'}",
+            "PASSED"
+            if self.passed
+            else "FAILED:\n" + "\n".join(f"  - {problem}" for problem in self.problems),
+        ]
+        return "\n".join(lines)
+
+
+def _sample_inputs(signature_def: Any, sample: Any, tf: Any) -> dict[str, np.ndarray]:
+    """The sample as `{input name: array}`, checked against the signature's shapes and dtypes."""
+    specs = signature_def.inputs
+    if isinstance(sample, Mapping):
+        arrays = {str(name): np.asarray(value) for name, value in sample.items()}
+    elif len(specs) == 1:
+        arrays = {next(iter(specs)): np.asarray(sample)}
+    else:
+        raise ValueError(f"The signature has several inputs {sorted(specs)}: give the sample as a dict.")
+    if set(arrays) != set(specs):
+        raise ValueError(f"The sample's inputs {sorted(arrays)} are not the signature's {sorted(specs)}.")
+    checked = {}
+    for name, info in specs.items():
+        dtype = tf.as_dtype(info.dtype).as_numpy_dtype
+        shape = [dim.size for dim in info.tensor_shape.dim]
+        value = arrays[name]
+        fits = value.ndim == len(shape) and all(s in (-1, v) for s, v in zip(shape, value.shape, strict=True))
+        if not fits or value.shape[0] == 0:
+            expected = "(" + ", ".join("None" if s == -1 else str(s) for s in shape) + ")"
+            raise ValueError(
+                f"The sample for input {name!r} has shape {value.shape}; the signature expects {expected} "
+                "with at least one row."
+            )
+        if not np.can_cast(value.dtype, dtype, casting="same_kind"):
+            raise ValueError(
+                f"The sample for input {name!r} has dtype {value.dtype}; the signature takes {dtype}."
+            )
+        checked[name] = value.astype(dtype)
+    return checked
+
+
+def _reference(model: Any, expected: Any, inputs: dict[str, np.ndarray], names: list[str]) -> dict:
+    if (model is None) == (expected is None):
+        raise ValueError(
+            "Give exactly one reference: `model` (its predict is compared) or `expected` outputs."
+        )
+    if model is not None:
+        if isinstance(model, str | os.PathLike):
+            model = keras.saving.load_model(model)
+        check_model(model)
+        # The inference signature serves the expectation even for layers built with
+        # noise_at_inference=True, whose predict() draws noise: the reference is computed in the
+        # same mode. A direct call, because predict() reuses a graph traced outside the mode.
+        with inference_noise(False):
+            outputs = model(call_structure(model, inputs), training=False)
+        outputs = [keras.ops.convert_to_numpy(output) for output in keras.tree.flatten(outputs)]
+        expected = dict(zip(output_names(model), outputs, strict=True))
+    if not isinstance(expected, Mapping):
+        if len(names) != 1:
+            raise ValueError(f"The signature has several outputs {names}: give `expected` as a dict.")
+        expected = {names[0]: expected}
+    if set(expected) != set(names):
+        raise ValueError(f"The reference outputs {sorted(expected)} are not the signature's {sorted(names)}.")
+    return {name: np.asarray(value, dtype="float64") for name, value in expected.items()}
+
+
+def _default_tolerance(signature_def: Any, tf: Any) -> dict[str, float]:
+    dtypes = [tf.as_dtype(info.dtype) for info in signature_def.outputs.values()]
+    if any(dtype in (tf.bfloat16, tf.float16) for dtype in dtypes):
+        return {"rtol": 1e-2, "atol": 1e-2}
+    return {"rtol": 1e-5, "atol": 1e-6}
+
+
+def _run(command: list[str], what: str, timeout: float) -> str:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _saved_model_cli(*args: str) -> list[str]:
+    script = Path(sys.executable).with_name("saved_model_cli")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", *args]
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """A `.npy` file from `saved_model_cli run`; bfloat16 arrays come back as 2-byte voids."""
+    value = np.load(path)
+    if value.dtype.kind == "V" and value.dtype.itemsize == 2:
+        import ml_dtypes  # a dependency of TensorFlow
+
+        value = value.view(ml_dtypes.bfloat16).astype("float32")
+    return value
+
+
+def _max_errors(got: dict, expected: dict) -> dict[str, float]:
+    return {
+        name: float(np.max(np.abs(np.asarray(got[name], "float64") - expected[name]))) for name in expected
+    }
+
+
+def verify_serving(
+    path: str | os.PathLike,
+    sample: Any,
+    model: keras.Model | str | os.PathLike | None = None,
+    *,
+    expected: Any = None,
+    signature: str = INFERENCE_SIGNATURE,
+    rtol: float | None = None,
+    atol: float | None = None,
+    timeout: float = 300.0,
+) -> ServingReport:
+    """Checks a SavedModel as TF Serving would run it, with loaders that do not import this package.
+
+    1. `saved_model_cli show` reports the signature (input and output names, dtypes, shapes).
+    2. A fresh Python process runs `serving_check.py` (beside this module) by its path: with
+       `keras_adaptive_acts` made unimportable, it loads the SavedModel with `tf.saved_model.load`,
+       calls the signature twice on `sample`, and lists the ops of its graph (nested functions
+       included).
+    3. `saved_model_cli run`, a second and independent loader, runs it on the same sample.
+
+    Checks: both loaders agree with the reference within `rtol`/`atol`
+    (`|served - reference| <= atol + rtol * |reference|`); the two calls give identical results;
+    and the graph has no Python op (`py_function`) and only ops of core TensorFlow (`tf.raw_ops`).
+    For the inference signature, the graph must also have no random op. For the `"monte_carlo"`
+    signature there is no reference (`model` and `expected` are ignored) and the two calls may
+    differ: only the graph checks apply.
+
+    Args:
+        path: the SavedModel directory.
+        sample: the inputs: an array for a single-input signature, or a dict by input name. The
+            batch size is free; other dimensions must match the signature.
+        model: the reference, a Keras model (or the path of a `.keras` file): its expectation,
+            `model(sample, training=False)` inside `inference_noise(False)`, as the inference
+            signature computes it (`predict` would draw noise in layers built with
+            `noise_at_inference=True`).
+        expected: the reference outputs instead of a model: an array, or a dict by output name.
+        signature: the signature to check.
+        rtol: relative tolerance; default 1e-5 (1e-2 if an output is float16 or bfloat16).
+        atol: absolute tolerance; default 1e-6 (1e-2 if an output is float16 or bfloat16).
+        timeout: seconds allowed to each of the three processes.
+
+    Returns:
+        A `ServingReport`, when every check passed.
+
+    Raises:
+        ServingVerificationError: if a check failed; its `report` says which.
+        ValueError: for a missing signature, a sample of the wrong shape, dtype or inputs, or not
+            exactly one of `model` and `expected`.
+        FileNotFoundError: if `path` holds no SavedModel.
+    """
+    tf = require_tensorflow()
+    path = Path(path)
+    signature_def = read_signature(path, signature)
+    inputs = _sample_inputs(signature_def, sample, tf)
+    signature_outputs = sorted(signature_def.outputs)
+    reference = None
+    if signature == INFERENCE_SIGNATURE:
+        reference = _reference(model, expected, inputs, signature_outputs)
+    defaults = _default_tolerance(signature_def, tf)
+    tolerance = {
+        "rtol": defaults["rtol"] if rtol is None else rtol,
+        "atol": defaults["atol"] if atol is None else atol,
+    }
+
+    with tempfile.TemporaryDirectory(prefix="kaa-verify-") as work:
+        work_dir = Path(work)
+        signature_text = _run(
+            _saved_model_cli("show", "--dir", str(path), "--tag_set", "serve", "--signature_def", signature),
+            "saved_model_cli show",
+            timeout,
+        )
+        np.savez(work_dir / "inputs.npz", **inputs)
+        fresh = json.loads(
+            _run(
+                [
+                    sys.executable,
+                    str(SERVING_CHECK),
+                    str(path),
+                    signature,
+                    str(work_dir / "inputs.npz"),
+                    str(work_dir / "outputs.npz"),
+                ],
+                "Loading the SavedModel in a fresh process",
+                timeout,
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        with np.load(work_dir / "outputs.npz") as data:
+            first = {name: data[f"first/{name}"] for name in signature_outputs}
+            second = {name: data[f"second/{name}"] for name in signature_outputs}
+        for name, value in inputs.items():
+            np.save(work_dir / f"input_{name}.npy", value)
+        cli_inputs = ";".join(f"{name}={work_dir / f'input_{name}.npy'}" for name in inputs)
+        _run(
+            _saved_model_cli(
+                "run",
+                "--dir",
+                str(path),
+                "--tag_set",
+                "serve",
+                "--signature_def",
+                signature,
+                "--inputs",
+                cli_inputs,
+                "--outdir",
+                str(work_dir / "cli"),
+                "--overwrite",
+            ),
+            "saved_model_cli run",
+            timeout,
+        )
+        cli = {name: _load_npy(work_dir / "cli" / f"{name}.npy") for name in signature_outputs}
+
+    ops = fresh["ops"]
+    report = ServingReport(
+        path=str(path),
+        signature=signature,
+        signature_text=signature_text,
+        tolerance=tolerance,
+        max_abs_error=_max_errors(first, reference) if reference else {},
+        saved_model_cli_max_abs_error=_max_errors(cli, reference) if reference else {},
+        deterministic=all(np.array_equal(first[name], second[name]) for name in signature_outputs),
+        ops=ops,
+        random_ops=[op for op in ops if "Random" in op or op in RANDOM_OPS],
+        python_ops=[op for op in ops if op in PYTHON_OPS],
+        non_core_ops=fresh["non_core"],
+        tensorflow_version=fresh["tensorflow"],
+        problems=[],
+    )
+    report.problems = _problems(report, first, cli, reference, signature, fresh["package_imported"])
+    if report.problems:
+        raise ServingVerificationError(report)
+    return report
+
+
+def _problems(
+    report: ServingReport,
+    first: dict,
+    cli: dict,
+    reference: dict | None,
+    signature: str,
+    package_imported: bool,
+) -> list[str]:
+    problems = []
+    rtol, atol = report.tolerance["rtol"], report.tolerance["atol"]
+    if reference is not None:
+        for loader, outputs in (("the fresh process", first), ("saved_model_cli run", cli)):
+            for name, value in outputs.items():
+                if not np.allclose(np.asarray(value, "float64"), reference[name], rtol=rtol, atol=atol):
+                    problems.append(
+                        f"output {name!r} from {loader} differs from the reference beyond the tolerance"
+                    )
+    inference = signature == INFERENCE_SIGNATURE
+    if inference and not report.deterministic:
+        problems.append("two calls with the same input gave different outputs")
+    if inference and report.random_ops:
+        problems.append(f"the inference graph has random ops: {report.random_ops}")
+    if report.python_ops:
+        problems.append(f"the graph has Python ops, which TF Serving cannot run: {report.python_ops}")
+    if report.non_core_ops:
+        problems.append(f"the graph has ops outside core TensorFlow: {report.non_core_ops}")
+    if package_imported:
+        problems.append("keras_adaptive_acts was imported by the loader")
+    return problems

@@ -1,0 +1,113 @@
+"""Canaries: one test per use of private Keras in `keras_adaptive_acts._keras_internals`.
+
+Each checks the Keras behaviour the package relies on, through the shim, against what the model
+is known to contain, and fails with a message naming that behaviour, so that a Keras release that
+changes it is caught here rather than by a user.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_adaptive_acts import NoisyLSTMCell, _keras_internals
+
+
+def test_flatten_layers_reaches_cells_their_units_and_bidirectional_copies():
+    cell = NoisyLSTMCell(3, seed=1)
+    recurrent = keras.layers.Bidirectional(keras.layers.RNN(cell))
+    model = keras.Sequential([keras.Input((5, 2)), recurrent, keras.layers.Dense(1)])
+    found = _keras_internals.flatten_layers(model)
+    ids = [id(layer) for layer in found]
+    message = (
+        "Keras changed Layer._flatten_layers(include_self=True, recursive=True): it no longer lists "
+        "every layer held at any depth (model, wrappers, RNN cells, the sublayers of a cell)."
+    )
+    assert found[0] is model, message
+    assert len(ids) == len(set(ids)), message + " (a layer appears twice)"
+    assert recurrent in found and recurrent.forward_layer in found and recurrent.backward_layer in found, (
+        message
+    )
+    cells = [layer for layer in found if isinstance(layer, NoisyLSTMCell)]
+    assert len(cells) == 2, (
+        message + f" (found {len(cells)} noisy cells, expected the forward and backward copy)"
+    )
+    for copy in cells:
+        assert all(unit in found for unit in copy.noisy_units), (
+            message + " (a cell's noisy units are missing)"
+        )
+    # The listing sees exactly the variables the model owns: every weight belongs to a listed layer.
+    owned = {id(weight) for layer in found for weight in layer.weights}
+    assert {id(weight) for weight in model.weights} <= owned, message
+
+
+def test_is_functional_tells_graph_models_from_sequential_and_subclassed():
+    inputs = keras.Input((3,))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    subclassed = Subclassed()
+    subclassed(np.zeros((1, 3), "float32"))
+    message = (
+        "Keras changed keras.src.models.functional.Functional: keras.Model(inputs, outputs) no longer "
+        "returns an instance of it, or subclassed models now are."
+    )
+    assert _keras_internals.is_functional(functional), message
+    assert not _keras_internals.is_functional(subclassed), message
+    assert not _keras_internals.is_functional(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])), (
+        message + " (a Sequential model counts as Functional now: swap_activations rebuilds it twice)"
+    )
+
+
+def test_graph_nodes_finds_the_call_of_a_shared_layer_in_each_graph():
+    shared = keras.layers.Dense(2, name="shared")
+    first_input, second_input = keras.Input((3,)), keras.Input((3,))
+    first = keras.Model(first_input, shared(first_input))
+    second = keras.Model(second_input, shared(second_input))
+    nested = keras.Sequential([keras.Input((3,)), shared])  # a third call, inside a Sequential
+    message = (
+        "Keras changed how a graph records a layer's calls (Layer._inbound_nodes, Function._nodes keyed "
+        "by keras.src.ops.function.make_node_key, Sequential._functional): the call of a layer that "
+        "belongs to one particular model can no longer be found."
+    )
+    for model, model_input in ((first, first_input), (second, second_input)):
+        nodes = _keras_internals.graph_nodes(model, shared)
+        assert len(nodes) == 1, message
+        assert nodes[0].input_tensors[0] is model_input, message
+        assert nodes[0].output_tensors[0] is model.outputs[0], message
+    nodes = _keras_internals.graph_nodes(nested, shared)
+    assert len(nodes) == 1 and nodes[0].output_tensors[0] is nested.outputs[0], message
+    unrelated = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert _keras_internals.graph_nodes(unrelated, shared) == [], message
+
+
+def test_upstream_operations_walks_a_graph_under_construction():
+    inputs = keras.Input((4, 3))
+    norm = keras.layers.LayerNormalization(name="norm")
+    hidden = keras.layers.Dense(5, name="up")(norm(inputs))
+    outputs = keras.layers.Dense(3, name="down")(hidden + 1.0)  # an op between layers too
+    names = [operation.name for operation in _keras_internals.upstream_operations(outputs)]
+    message = (
+        "Keras changed KerasTensor._keras_history (operation, node_index, tensor_index) or "
+        "Operation._inbound_nodes[...].input_tensors: a graph under construction can no longer be "
+        "walked upwards from a symbolic tensor."
+    )
+    assert names[0] == "down", message
+    assert names.index("up") < names.index("norm"), message + f" (order: {names})"
+    assert len(names) == len(set(names)), message
+    assert list(_keras_internals.upstream_operations(np.zeros((1, 4, 3), "float32"))) == [], (
+        "An eager array has no graph: upstream_operations must yield nothing for it."
+    )
+
+
+@pytest.mark.parametrize("name", ["flatten_layers", "graph_nodes", "is_functional", "upstream_operations"])
+def test_every_shim_function_says_why_no_public_api_serves(name):
+    doc = getattr(_keras_internals, name).__doc__
+    assert "Why private:" in doc, f"{name} must say why Keras' public API does not serve"
+    assert name in _keras_internals.__all__
