@@ -46,7 +46,7 @@ from activation_speed import (
 from keras import ops
 
 import keras_adaptive_acts as kaa
-from keras_adaptive_acts import noise
+from keras_adaptive_acts.layers import noise
 
 FULL = {"shape": (64, 32, 32, 64)}
 QUICK = {"shape": (8, 8, 8, 16)}
@@ -82,7 +82,7 @@ class NaiveNoisyHardTanh(keras.layers.Layer):
 
 
 class PhiloxNaiveNoisyHardTanh(keras.layers.Layer):
-    """The naive pipeline drawing its noise as the package does (`keras_adaptive_acts.noise`).
+    """The naive pipeline drawing its noise as the package does (`keras_adaptive_acts.layers.noise`).
 
     Keras' `GaussianNoise` draws through `keras.random`, which XLA on CPU compiles slowly; this
     baseline separates that cost from the cost of the noisy function itself.

@@ -134,8 +134,6 @@ def is_registered_activation(obj: Any) -> bool:
     return any(issubclass(cls, activation) for activation in _ACTIVATIONS)
 
 
-
-
 def activation_names(include_keras: bool = True) -> list[str]:
     """The activation names `activation_layer` accepts, in snake case and sorted.
 
