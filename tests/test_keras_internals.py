@@ -12,15 +12,15 @@ import pytest
 from keras_adaptive_acts import NoisyLSTMCell, _keras_internals
 
 
-def test_flatten_layers_reaches_cells_their_units_and_bidirectional_copies():
+def test_the_recursive_layer_walk_reaches_cells_their_units_and_bidirectional_copies():
     cell = NoisyLSTMCell(3, seed=1)
     recurrent = keras.layers.Bidirectional(keras.layers.RNN(cell))
     model = keras.Sequential([keras.Input((5, 2)), recurrent, keras.layers.Dense(1)])
     found = _keras_internals.flatten_layers(model)
     ids = [id(layer) for layer in found]
     message = (
-        "Keras changed Layer._flatten_layers(include_self=True, recursive=True): it no longer lists "
-        "every layer held at any depth (model, wrappers, RNN cells, the sublayers of a cell)."
+        "Keras changed its private recursive layer walk (see _keras_internals.flatten_layers): it no "
+        "longer lists every layer held at any depth (model, wrappers, RNN cells, the sublayers of a cell)."
     )
     assert found[0] is model, message
     assert len(ids) == len(set(ids)), message + " (a layer appears twice)"
@@ -55,7 +55,8 @@ def test_is_functional_tells_graph_models_from_sequential_and_subclassed():
     subclassed = Subclassed()
     subclassed(np.zeros((1, 3), "float32"))
     message = (
-        "Keras changed keras.src.models.functional.Functional: keras.Model(inputs, outputs) no longer "
+        "Keras changed its private Functional class (see _keras_internals.is_functional): "
+        "keras.Model(inputs, outputs) no longer "
         "returns an instance of it, or subclassed models now are."
     )
     assert _keras_internals.is_functional(functional), message
@@ -72,8 +73,8 @@ def test_graph_nodes_finds_the_call_of_a_shared_layer_in_each_graph():
     second = keras.Model(second_input, shared(second_input))
     nested = keras.Sequential([keras.Input((3,)), shared])  # a third call, inside a Sequential
     message = (
-        "Keras changed how a graph records a layer's calls (Layer._inbound_nodes, Function._nodes keyed "
-        "by keras.src.ops.function.make_node_key, Sequential._functional): the call of a layer that "
+        "Keras changed how a graph records a layer's calls (the private node bookkeeping named in "
+        "_keras_internals.graph_nodes): the call of a layer that "
         "belongs to one particular model can no longer be found."
     )
     for model, model_input in ((first, first_input), (second, second_input)):
@@ -94,8 +95,8 @@ def test_upstream_operations_walks_a_graph_under_construction():
     outputs = keras.layers.Dense(3, name="down")(hidden + 1.0)  # an op between layers too
     names = [operation.name for operation in _keras_internals.upstream_operations(outputs)]
     message = (
-        "Keras changed KerasTensor._keras_history (operation, node_index, tensor_index) or "
-        "Operation._inbound_nodes[...].input_tensors: a graph under construction can no longer be "
+        "Keras changed a symbolic tensor's private history or an operation's recorded calls (see "
+        "_keras_internals.upstream_operations): a graph under construction can no longer be "
         "walked upwards from a symbolic tensor."
     )
     assert names[0] == "down", message

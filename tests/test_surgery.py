@@ -96,6 +96,7 @@ def test_sequential_model_round_trips_through_a_keras_file_and_trains(tmp_path):
     np.testing.assert_allclose(loaded.predict(X, verbose=0), new_model.predict(X, verbose=0), rtol=1e-6)
 
 
+@pytest.mark.slow  # about 90 s: the README's run has it; the version matrix and backend jobs leave it out
 @pytest.mark.parametrize("application", ["ResNet50", "DenseNet121"])
 def test_keras_applications_are_swapped_completely_and_exactly(application, tmp_path):
     model = getattr(keras.applications, application)(weights=None, input_shape=(32, 32, 3), classes=10)

@@ -14,7 +14,7 @@ from keras_adaptive_acts.regularizers import ActivationL1, HoyerSquare, KLSparsi
 )
 def test_passes_the_layer_test_harness(regularizer, tmp_path):
     # The penalty is part of the fit's loss: finite, and the gradient still reaches the Dense before.
-    run_layer_test(
+    result = run_layer_test(
         ActivitySparsity,
         {"regularizer": regularizer},
         input_shape=(8, 6),
@@ -23,3 +23,6 @@ def test_passes_the_layer_test_harness(regularizer, tmp_path):
         supports_masking=True,
         tmp_path=tmp_path,
     )
+    # The loaded layer carries the same penalty (same class and settings), not a default one.
+    loaded = result.loaded_layer.regularizer
+    assert type(loaded) is type(regularizer) and loaded.get_config() == regularizer.get_config()
