@@ -455,3 +455,10 @@ def test_callbacks_and_rnn_cells_are_not_activations():
     for name in ("noise_annealing", "noisy_lstm_cell", "NoisyGRUCell", "zeroth_bias", "sparsified_mlp"):
         with pytest.raises(ValueError, match=f"Unknown activation {name!r}: .*not an activation layer"):
             compare.parse_activation(name)
+
+
+def test_parameter_count_leaves_out_the_noise_stream_position():
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), NoisyHardTanh(seed=0)])
+    # Dense: 5 * 4 + 4; NoisyHardTanh: p (4 units) and c (1); its position (2 integers) is no parameter.
+    assert compare.parameter_count(model) == 5 * 4 + 4 + 4 + 1
+    assert model.count_params() == compare.parameter_count(model) + 2

@@ -26,7 +26,12 @@ from keras_adaptive_acts.compare.datasets import (
     load_dataset,
     split,
 )
-from keras_adaptive_acts.compare.experiment import DEFAULT_ACTIVATIONS, build_model, compare_activations
+from keras_adaptive_acts.compare.experiment import (
+    DEFAULT_ACTIVATIONS,
+    build_model,
+    compare_activations,
+    parameter_count,
+)
 from keras_adaptive_acts.compare.report import (
     SUMMARY_FIELDS,
     TABLE_HEADER,
@@ -49,6 +54,7 @@ __all__ = [
     "compare_activations",
     "format_table",
     "load_dataset",
+    "parameter_count",
     "parse_activation",
     "parse_value",
     "plot_learning_curves",

@@ -22,7 +22,7 @@ from keras_adaptive_acts.compare.specs import parse_activation
 from keras_adaptive_acts.measurement import measure_sparsity
 from keras_adaptive_acts.validation import check_integer
 
-__all__ = ["DEFAULT_ACTIVATIONS", "build_model", "compare_activations"]
+__all__ = ["DEFAULT_ACTIVATIONS", "build_model", "compare_activations", "parameter_count"]
 
 DEFAULT_ACTIVATIONS = (
     "relu",
@@ -107,6 +107,19 @@ def _check_data(data: Sequence[np.ndarray]) -> Dataset:
     return data
 
 
+def parameter_count(model: keras.Model) -> int:
+    """The number of floating-point values in the model's weights, trainable or not.
+
+    Unlike `model.count_params()`, it leaves out integer bookkeeping such as a noisy layer's
+    noise-stream position (a seed pair), which is no parameter of the function the model computes.
+    """
+    return sum(
+        math.prod(weight.shape)
+        for weight in model.weights
+        if "float" in keras.backend.standardize_dtype(weight.dtype)
+    )
+
+
 def compare_activations(
     data: Sequence[np.ndarray],
     specs: Iterable[str] = DEFAULT_ACTIVATIONS,
@@ -137,7 +150,7 @@ def compare_activations(
         set, from `measure_sparsity`), `step_seconds` (median seconds per training step over the
         epochs after the first, which includes tracing; None when `epochs == 1`), `train_seconds`
         (wall time of `fit`), `params`, `params_added` (parameters beyond the same model with
-        ReLU), `epochs`, `batch_size` and
+        ReLU; see `parameter_count`), `epochs`, `batch_size` and
         `history` (per-epoch `loss`, `accuracy`, `val_loss`, `val_accuracy`).
     """
     for name, value in (("epochs", epochs), ("seeds", seeds), ("batch_size", batch_size)):
@@ -155,7 +168,7 @@ def compare_activations(
     n_features = x_train.shape[1]
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
-    baseline_params = build_model(n_features, n_classes, keras.layers.ReLU).count_params()
+    baseline_params = parameter_count(build_model(n_features, n_classes, keras.layers.ReLU))
 
     records = []
     for label, factory in parsed:
@@ -180,7 +193,7 @@ def compare_activations(
             # of zeros over all their outputs.
             zero_fraction = float(np.mean(list(measure_sparsity(model, x_test, batch_size=256).values())))
             timed = timer.step_seconds[1:]
-            params = model.count_params()
+            params = parameter_count(model)
             record = {
                 "activation": label,
                 "seed": seed,
