@@ -14,7 +14,14 @@ from typing import Any
 
 import keras
 
-__all__ = ["flatten_layers", "graph_nodes", "is_functional", "upstream_operations"]
+__all__ = [
+    "call_context_training",
+    "flatten_layers",
+    "graph_nodes",
+    "is_functional",
+    "lambda_output_shape",
+    "upstream_operations",
+]
 
 
 def flatten_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
@@ -38,6 +45,17 @@ def is_functional(model: Any) -> bool:
     from keras.src.models.functional import Functional
 
     return isinstance(model, Functional)
+
+
+def lambda_output_shape(layer: keras.layers.Lambda) -> Any:
+    """The `output_shape` argument a `Lambda` layer was made with: None, a shape, or a function.
+
+    Why private: `Lambda` keeps the argument only as `_output_shape`. Its config holds a serialized
+    copy, from which Keras rebuilds a Python lambda from bytecode without the globals of the module
+    that defined it (so that calling it can fail), and a named function only if it is registered;
+    `swap_activations` copies a Lambda layer with the very objects it holds instead.
+    """
+    return layer._output_shape
 
 
 def graph_nodes(model: keras.Model, layer: keras.layers.Layer) -> list[Any]:
@@ -77,3 +95,20 @@ def upstream_operations(tensors: Any) -> Iterator[Any]:
         yield operation
         node = operation._inbound_nodes[node_index]
         pending.extend(t for t in node.input_tensors if hasattr(t, "_keras_history"))
+
+
+def call_context_training() -> Any:
+    """The `training` value of the layer call now running (None outside any call).
+
+    Why private: a recurrent cell is told `training` at each step, but `keras.layers.RNN` asks it
+    for its per-sequence state (`get_dropout_mask`) before the loop, without `training`. The noisy
+    cells take their noise seed there (before the loop, so that two calls running at once never
+    share it) and only when the call draws noise (so that an inference graph holds no variable
+    update). Keras keeps the resolved value of the outermost call in its call context, the global
+    attribute "current_call_ctx" (read here without creating one, unlike `Layer._get_call_context`),
+    which is how it passes `training` down to sublayers.
+    """
+    from keras.src.backend.common import global_state
+
+    context = global_state.get_global_attribute("current_call_ctx")
+    return None if context is None else getattr(context, "training", None)

@@ -438,14 +438,28 @@ def _load_sample(path: str | None, model) -> object:
                 raise _UsageError(f"input {tensor.name!r} has shape {tensor.shape}: give --sample")
             sample[tensor.name] = rng.standard_normal((4, *tensor.shape[1:])).astype(tensor.dtype)
         return sample
+    # NumPy's errors for a file that is neither .npy nor .npz, and for object arrays, suggest
+    # allow_pickle=True, which `kaa` never passes (a pickle can run code): say what the file must be.
     try:
         loaded = np.load(path)
     except (OSError, ValueError) as err:
-        raise _UsageError(f"cannot read the sample {path!r}: {_one_line(err)}") from None
+        reason = "it is neither a .npy array nor a .npz archive" if "pickle" in str(err) else _one_line(err)
+        raise _UsageError(
+            f"cannot read the sample {path!r}: {reason} (write it with numpy.save or numpy.savez)"
+        ) from None
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded:
-        return {name: loaded[name] for name in loaded.files}
+        sample = {}
+        for name in loaded.files:
+            try:
+                sample[name] = loaded[name]
+            except ValueError:
+                raise _UsageError(
+                    f"cannot read the sample {path!r}: {name} is an object array (pickled Python objects), "
+                    "which kaa does not load: a pickle can run code. Save numeric arrays."
+                ) from None
+        return sample
 
 
 def _run_export(args: argparse.Namespace) -> int:

@@ -44,14 +44,21 @@ def measure_sparsity(
     """The fraction of exactly-zero outputs of each activation layer of `model` over `data`.
 
     ```
-    sparsity[layer] = (number of zero entries of the layer's output over all of data)
-                      / (number of entries of the layer's output over all of data)
+    sparsity[layer] = (number of zero entries of the layer's outputs over all of data)
+                      / (number of entries of the layer's outputs over all of data)
     ```
 
     The model runs in inference mode (`training=False`: no dropout, no activation noise,
     BatchNormalization with its moving statistics). Batches are weighted by their number of
     entries, so the result does not depend on how `data` is batched. NaN is not zero. Measuring
     leaves the model unchanged (its non-trainable state, e.g. noise-seed states, is restored).
+
+    Masked entries are not counted, as Keras' losses and metrics leave them out: behind
+    `Embedding(mask_zero=True)` or `Masking`, the padded time steps of a layer's output (its
+    Keras mask) are in neither count, so padding does not look like sparsity. A layer whose
+    every entry is masked gets NaN. A layer called several times (a layer shared between
+    branches, the layers of a nested model called twice, as in a Siamese network) counts the
+    outputs of all its calls.
 
     By default the monitored layers are the model's activation layers: `keras.layers.ReLU`,
     `LeakyReLU`, `PReLU`, `ELU`, `Activation` with a non-linear activation, this package's
@@ -64,7 +71,7 @@ def measure_sparsity(
     The layers' outputs are read from the model's graph, so `model` must be a Functional or
     Sequential model (built: with a `keras.Input` or after a first call); a subclassed model
     raises `ValueError` (build the same network as a Functional model, or measure a tensor
-    with `keras_adaptive_acts.ops.zero_fraction`). A layer must be called once in the model.
+    with `keras_adaptive_acts.ops.zero_fraction`).
 
     Args:
         model: a built Functional or Sequential model.
@@ -185,20 +192,45 @@ def _num_samples(x):
 
 
 def zero_fractions(taps: LayerTaps, data: Any, batch_size: int, training: bool) -> dict[str, float]:
-    """Per layer of `taps`: zero entries / entries of its (first) tapped tensor over `data`."""
+    """Per layer of `taps`: zero entries / entries of its output over `data` and all its calls.
+
+    Masked entries (padding behind `Embedding(mask_zero=True)` or `Masking`) are left out of both
+    counts, as Keras leaves them out of losses and metrics; a layer whose every entry is masked
+    gets NaN.
+    """
     zeros = [0] * len(taps.layers)
     sizes = [0] * len(taps.layers)
+    entries = 0  # masked ones included: to tell data without samples from data that is all padding
     with preserved_state(taps.model):
         for x in iterate_batches(data, batch_size):
-            for i, tensors in enumerate(taps(x, training=training)):
-                if len(tensors) != 1:
-                    raise ValueError(
-                        f"The layer {taps.layers[i].name!r} has {len(tensors)} output tensors; the zero "
-                        "fraction is defined for a layer with one output."
-                    )
-                tensor = tensors[0]
-                zeros[i] += int(ops.convert_to_numpy(ops.sum(ops.cast(ops.equal(tensor, 0), "int32"))))
-                sizes[i] += math.prod(int(d) for d in ops.shape(tensor))
-    if not any(sizes):
+            for i, calls in enumerate(taps(x, training=training)):
+                for call in calls:
+                    if len(call.tensors) != 1:
+                        raise ValueError(
+                            f"The layer {taps.layers[i].name!r} has {len(call.tensors)} output tensors; the "
+                            "zero fraction is defined for a layer with one output."
+                        )
+                    layer_zeros, layer_size = _masked_counts(call.tensors[0], call.masks[0], taps.layers[i])
+                    zeros[i] += layer_zeros
+                    sizes[i] += layer_size
+                    entries += math.prod(int(d) for d in ops.shape(call.tensors[0]))
+    if not entries:
         raise ValueError("`data` held no samples: there is nothing to measure.")
     return {layer.name: zeros[i] / sizes[i] if sizes[i] else math.nan for i, layer in enumerate(taps.layers)}
+
+
+def _masked_counts(tensor, mask, layer) -> tuple[int, int]:
+    """(zero entries, entries) of `tensor` where `mask` (a prefix of its shape, batch first) is True."""
+    shape, mask_shape = tuple(ops.shape(tensor)), tuple(ops.shape(mask))
+    if shape[: len(mask_shape)] != mask_shape:
+        raise ValueError(
+            f"The mask of the output of the layer {layer.name!r} has the shape {mask_shape}, which does not "
+            f"match the output's shape {shape} (the mask of a layer's output must have the output's leading "
+            "shape): the layer, or one before it, passes on a mask it does not apply to."
+        )
+    valid = ops.broadcast_to(ops.reshape(mask, mask_shape + (1,) * (len(shape) - len(mask_shape))), shape)
+    is_zero = ops.logical_and(ops.equal(tensor, 0), valid)
+    return (
+        int(ops.convert_to_numpy(ops.sum(ops.cast(is_zero, "int32")))),
+        int(ops.convert_to_numpy(ops.sum(ops.cast(valid, "int32")))),
+    )

@@ -20,6 +20,7 @@ from keras_adaptive_acts import _keras_internals, registry
 __all__ = [
     "OUTPUT_ACTIVATION_LAYERS",
     "LayerTaps",
+    "TappedCall",
     "all_layers",
     "check_graph_model",
     "check_layer_list",
@@ -149,7 +150,7 @@ def select_layers(
             )
     else:
         check_layer_list(layers, accepts, kind)
-        hint = "layers inside wrappers or RNN cells cannot be read"
+        hint = "layers inside subclassed layers, wrappers or RNN cells cannot be read"
         chosen = match_layers(owner, model, candidates, layers, "layer", hint=hint)
         for layer in chosen:
             if not isinstance(layer, accepts):
@@ -185,8 +186,11 @@ def match_layers(
             matches = [layer for layer in candidates if layer.name == item]
             if len(matches) != 1:
                 problem = f"no {kind}" if not matches else f"{len(matches)} {kind}s"
+                # A name the model holds out of reach (inside a subclassed layer, a wrapper, a cell).
+                hidden = not matches and hint and any(layer.name == item for layer in all_layers(model))
                 raise ValueError(
-                    f"{owner}: the model {model.name!r} has {problem} named {item!r}. Its {kind}s: "
+                    f"{owner}: the model {model.name!r} has {problem} named {item!r}"
+                    f"{' it can read (' + hint + ')' if hidden else ''}. Its {kind}s: "
                     f"{[layer.name for layer in candidates]}. Received: layers={list(requested)!r}"
                 )
             layer = matches[0]
@@ -219,12 +223,27 @@ def check_layer_list(layers: Any, accepts: tuple[type, ...], kind: str) -> None:
 # Reading the layers' tensors
 
 
+class TappedCall:
+    """One call of a tapped layer: its output (or input) `tensors`, and for outputs their `masks`.
+
+    `masks[i]` is the boolean mask Keras attaches to `tensors[i]` (`Embedding(mask_zero=True)`,
+    `Masking`, and the layers that pass a mask on), of shape `tensors[i].shape[:mask rank]`; an
+    unmasked output gets a mask of shape `(batch,)` that is all True. Input taps carry no masks.
+    """
+
+    def __init__(self, tensors: list[Any], masks: list[Any]):
+        self.tensors = tensors
+        self.masks = masks
+
+
 class LayerTaps:
     """A model that returns the outputs (or the inputs) of chosen layers of a graph model.
 
-    `taps(x, training)` gives, for each layer, the list of its output tensors (`which="output"`)
-    or of its input tensors (`which="input"`: `[z]`, or `[z, source]` for a two-input call),
-    computed on `x` by one forward pass that shares the model's variables.
+    `taps(x, training)` gives, for each layer, a list of `TappedCall`s, one per call of the layer:
+    a layer called several times (a shared layer, a layer of a nested model that is itself called
+    twice) is read at every call. Each call holds the layer's output tensors and their masks
+    (`which="output"`) or its input tensors (`which="input"`: `[z]`, or `[z, source]` for a
+    two-input call), computed on `x` by one forward pass that shares the model's variables.
     """
 
     def __init__(self, model: keras.Model, layers: Sequence[keras.layers.Layer], which: str, owner: str):
@@ -232,49 +251,85 @@ class LayerTaps:
         self.model = model
         self.layers = list(layers)
         self.which = which
-        self._counts = []
+        self._layout: list[list[tuple[int, int]]] = []  # per layer, per call: (tensors, masks)
         flat = []
         for layer in self.layers:
-            tensors = _symbolic_tensors(model, layer, which, owner)
-            self._counts.append(len(tensors))
-            flat.extend(tensors)
+            calls = _symbolic_calls(model, layer, which, owner)
+            self._layout.append([_call_layout(call, which) for call in calls])
+            for call in calls:
+                flat.extend(call)
         inputs = model.inputs[0] if isinstance(model, keras.Sequential) else model.input
         self._probe = keras.Model(inputs, flat, name=f"{model.name}_taps")
 
-    def __call__(self, x: Any, training: bool) -> list[list[Any]]:
+    def __call__(self, x: Any, training: bool) -> list[list[TappedCall]]:
         flat = self._probe(x, training=training)
         flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
         grouped, start = [], 0
-        for count in self._counts:
-            grouped.append(flat[start : start + count])
-            start += count
+        for calls in self._layout:
+            tapped = []
+            for tensor_count, mask_count in calls:
+                tensors = flat[start : start + tensor_count]
+                masks = flat[start + tensor_count : start + tensor_count + mask_count]
+                tapped.append(TappedCall(tensors, masks))
+                start += tensor_count + mask_count
+            grouped.append(tapped)
         return grouped
 
 
-def _symbolic_tensors(model, layer, which, owner):
-    """The flat list of `layer`'s output (or input) tensors in the graph of `model`."""
-    node = _own_node(model, layer, owner)
-    if node is not None:
-        return list(node.output_tensors if which == "output" else node.input_tensors)
+class _OutputMask(keras.layers.Layer):
+    """The mask Keras attaches to a tensor, as a boolean tensor (all True, of shape (batch,), if none).
+
+    Keras passes a tensor's mask to a layer whose `call` takes `mask`: the public way to read it.
+    """
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.ones(ops.shape(inputs)[:1], "bool")
+        return ops.cast(mask, "bool")
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+def _call_layout(call, which):
+    """(number of tensors, number of masks) of one call's flat list: outputs come with one mask each."""
+    return (len(call) // 2, len(call) // 2) if which == "output" else (len(call), 0)
+
+
+def _symbolic_calls(model, layer, which, owner):
+    """One flat list of symbolic tensors per call of `layer` in the graph of `model`, nested models included.
+
+    For outputs, a call's list is its output tensors followed by one mask tensor each.
+    """
+    calls = []
+    for node in _keras_internals.graph_nodes(model, layer):
+        if which == "output":
+            outputs = list(node.output_tensors)
+            calls.append(outputs + [_OutputMask()(tensor) for tensor in outputs])
+        else:
+            calls.append(list(node.input_tensors))
     for sub in model.layers:
-        if is_graph_model(sub) and any(layer is inner for inner in graph_layers(sub)):
-            inner = _symbolic_tensors(sub, layer, which, owner)
-            sub_node = _own_node(model, sub, owner)
-            sub_inputs = sub.inputs[0] if isinstance(sub, keras.Sequential) else sub.input
-            outputs = keras.Model(sub_inputs, inner)(sub_node.arguments.args[0])
-            return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    raise ValueError(f"{owner}: the layer {layer.name!r} is not in the graph of the model {model.name!r}.")
-
-
-def _own_node(model, layer, owner):
-    """The node of `layer` in `model`'s own graph; None if the layer is not called there."""
-    nodes = _keras_internals.graph_nodes(model, layer)
-    if len(nodes) > 1:
+        if sub is layer or not is_graph_model(sub) or all(layer is not inner for inner in graph_layers(sub)):
+            continue
+        inner_calls = _symbolic_calls(sub, layer, which, owner)
+        sub_inputs = sub.inputs[0] if isinstance(sub, keras.Sequential) else sub.input
+        inner_model = keras.Model(sub_inputs, [tensor for call in inner_calls for tensor in call])
+        # Without this, Keras warns at every call that the copy drops its input's mask: the user saw that
+        # warning for their own nested model already, and the copy's outputs feed no masked layer.
+        inner_model.supports_masking = True
+        for sub_node in _keras_internals.graph_nodes(model, sub):  # every call of the nested model
+            arguments = sub_node.arguments
+            outputs = inner_model(arguments.args[0] if arguments.args else arguments.kwargs["inputs"])
+            outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+            start = 0
+            for call in inner_calls:
+                calls.append(outputs[start : start + len(call)])
+                start += len(call)
+    if not calls:
         raise ValueError(
-            f"{owner}: the layer {layer.name!r} is called {len(nodes)} times in the model {model.name!r} "
-            "(a shared layer), so it has no single output to measure. Measure a layer called once."
+            f"{owner}: the layer {layer.name!r} is not in the graph of the model {model.name!r}."
         )
-    return nodes[0] if nodes else None
+    return calls
 
 
 @contextlib.contextmanager

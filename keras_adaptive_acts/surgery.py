@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable, Sequence
 
 import keras
 
 from keras_adaptive_acts import registry
-from keras_adaptive_acts.model_graph import OUTPUT_ACTIVATION_LAYERS, is_functional
+from keras_adaptive_acts._keras_internals import lambda_output_shape
+from keras_adaptive_acts.activation_census import function_kind, held_activations, layer_kind
+from keras_adaptive_acts.model_graph import OUTPUT_ACTIVATION_LAYERS, all_layers, is_functional
 
 # What a user calls, and the report it returns; the rest (the classification of activations, the
 # rebuilding) is how `swap_activations` works, not API.
@@ -22,61 +25,68 @@ Replacement = type[keras.layers.Layer] | Callable[[str], keras.layers.Layer] | s
 
 @dataclasses.dataclass
 class SwapReport:
-    """What `swap_activations` changed: one `(layer path, how, activation)` per replaced activation and one
-    `(layer path, reason)` per activation it saw and left alone."""
+    """What `swap_activations` saw and changed: each activation of the model is in exactly one list.
+
+    An activation is an activation layer (`ReLU`, `Activation`, `LeakyReLU`, `PReLU`, `ELU`, `Softmax`,
+    this package's activation layers) or a function a layer holds as its `activation` or
+    `recurrent_activation`, at any depth (nested models, wrappers, recurrent cells); `linear` is none.
+    Its kind is Keras' name for it (`"relu"`, `"silu"` for swish, `"relu6"` for every capped ReLU,
+    `"competitive_relu"`, ...).
+
+    Attributes:
+        replaced: one `(layer path, how, activation)` per replaced activation.
+        left_alone: one `(layer path, reason)` per activation of a targeted kind (or a near miss, such
+            as a capped ReLU when `"relu"` is targeted) that was kept, with why.
+        not_targeted: one `(layer path, activation)` per activation of a kind not among `targets`.
+        seen: how many activations of each kind the model holds (a `collections.Counter`), the three
+            lists together.
+
+    `print(report)` starts with what was seen by kind (`Saw 66 activation(s): 49 silu (not targeted),
+    ...`), then lists what was replaced and what was left alone, path by path.
+    """
 
     replaced: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     left_alone: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    not_targeted: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    seen: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
     def __str__(self) -> str:
-        lines = [f"Replaced {len(self.replaced)} activation(s):"]
+        lines = [self._summary()]
+        lines.append(f"Replaced {len(self.replaced)} activation(s)" + (":" if self.replaced else "."))
         lines += [f"  {path}: {how} ({activation})" for path, how, activation in self.replaced]
         if self.left_alone:
             lines.append(f"Left alone {len(self.left_alone)}:")
             lines += [f"  {path}: {reason}" for path, reason in self.left_alone]
         return "\n".join(lines)
 
-
-def _activation_name(function) -> str | None:
-    try:
-        name = keras.activations.serialize(function)
-    except (ValueError, TypeError):
-        return None
-    return name if isinstance(name, str) else None
+    def _summary(self) -> str:
+        """One line: the activations seen, by kind, most frequent first, with what became of them."""
+        replaced = collections.Counter(activation for _, _, activation in self.replaced)
+        not_targeted = collections.Counter(activation for _, activation in self.not_targeted)
+        parts = []
+        for kind, count in sorted(self.seen.items(), key=lambda item: (-item[1], item[0])):
+            outcomes = {"replaced": replaced[kind], "not targeted": not_targeted[kind]}
+            outcomes["left alone"] = count - sum(outcomes.values())
+            present = [(outcome, number) for outcome, number in outcomes.items() if number]
+            if len(present) == 1:
+                parts.append(f"{count} {kind} ({present[0][0]})")
+            else:
+                parts.append(f"{count} {kind} ({', '.join(f'{n} {outcome}' for outcome, n in present)})")
+        total = sum(self.seen.values())
+        return f"Saw {total} activation(s)" + (f": {', '.join(parts)}." if parts else ".")
 
 
 CAPPED = "a capped ReLU, not a plain ReLU (add 'relu6' to `targets` to replace it too)"
+LEAKY = "a leaky or thresholded ReLU layer, not a plain ReLU"
+# A decision that is no reason: the activation's kind is not among the targets.
+NOT_TARGETED = "not targeted"
 
-
-def _by_name(name: str | None, targets: Sequence[str], action: str) -> tuple[str, str] | None:
-    if name in targets:
-        return (action, name)
-    if name == "relu6" and "relu" in targets:
-        return ("skip", CAPPED)
-    return None
-
-
-def _classify(layer, targets: Sequence[str]) -> tuple[str, str] | None:
-    """`("replace" | "split", activation)` for a targeted activation, `("skip", reason)` for a near miss."""
-    if isinstance(layer, keras.layers.ReLU):
-        if float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
-            relu_like = {"relu", "relu6"} & set(targets)
-            return ("skip", "a leaky or thresholded ReLU layer, not a plain ReLU") if relu_like else None
-        return _by_name("relu" if layer.max_value is None else "relu6", targets, "replace")
-    if isinstance(layer, keras.layers.Activation):
-        return _by_name(_activation_name(layer.activation), targets, "replace")
-    if isinstance(layer, OUTPUT_ACTIVATION_LAYERS):
-        return _by_name(_activation_name(layer.activation), targets, "split")
-    if isinstance(layer, keras.layers.RNN) or hasattr(layer, "cell"):
-        names = {
-            _activation_name(getattr(layer, attr, None)) for attr in ("activation", "recurrent_activation")
-        }
-        if names & set(targets):
-            return (
-                "skip",
-                "the activations inside a recurrent cell (use NoisyLSTMCell or NoisyGRUCell there)",
-            )
-    return None
+# Wrappers whose output is their inner layer's output, so that an activation split off the inner
+# layer can follow the wrapper instead; every other wrapper is copied whole, like a custom layer.
+# TimeDistributed calls its inner layer once per time step: the new activation sees the whole
+# sequence at once, which is the same for an elementwise activation and draws noise (for the noisy
+# layers) from one stream per call.
+REWRITTEN_WRAPPERS = (keras.layers.TimeDistributed, keras.layers.SpectralNormalization)
 
 
 class _Surgeon:
@@ -85,83 +95,217 @@ class _Surgeon:
         self.targets = tuple(targets)
         self.report = SwapReport()
         self.copies: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []  # (new, old): weights to copy
+        # (new, old) wrappers whose own weights (not those of the layer they wrap) are to be copied.
+        self.wrapper_copies: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []
         self.appended: dict[int, keras.layers.Layer] = {}  # id(new layer) -> activation layer after it
 
-    def new_activation(self, activation: str) -> keras.layers.Layer:
-        layer = self.make(activation)
+    # -- the report
+
+    def decide(self, kind: str, layer: keras.layers.Layer | None = None) -> str | None:
+        """None to replace an activation of this kind, else why it stays (or NOT_TARGETED)."""
+        if kind in self.targets:
+            return None
+        if kind == "relu6" and "relu" in self.targets:
+            return CAPPED
+        leaky = kind in ("leaky_relu", "thresholded_relu") and isinstance(layer, keras.layers.ReLU)
+        if leaky and {"relu", "relu6"} & set(self.targets):
+            return LEAKY
+        return NOT_TARGETED
+
+    def keep(self, path: str, kind: str, reason: str) -> None:
+        self.report.seen[kind] += 1
+        if reason == NOT_TARGETED:
+            self.report.not_targeted.append((path, kind))
+        else:
+            self.report.left_alone.append((path, reason))
+
+    def replace(self, path: str, how: str, kind: str, replaced: keras.layers.Layer) -> keras.layers.Layer:
+        """The new layer for an activation of `replaced`, which computed it (in its dtype policy)."""
+        self.report.seen[kind] += 1
+        self.report.replaced.append((path, how, kind))
+        layer = self.make(kind)
         if not isinstance(layer, keras.layers.Layer):
-            raise TypeError(
-                f"The replacement must build a keras Layer. It returned {layer!r} for {activation!r}."
-            )
+            raise TypeError(f"The replacement must build a keras Layer. It returned {layer!r} for {kind!r}.")
+        # The new layer computes where the old one did, in its precision: a layer made with the
+        # global policy (the default) takes the replaced layer's; one made with another policy was
+        # given it on purpose (e.g. float32 for an output under mixed precision) and keeps it.
+        if layer.dtype_policy.name == keras.config.dtype_policy().name:
+            layer.dtype_policy = _unquantized(replaced.dtype_policy)
         return layer
 
-    def clone_layer(self, layer: keras.layers.Layer, prefix: str) -> list[keras.layers.Layer]:
-        """The layers that stand in for `layer` (one, or two when an activation is split off)."""
+    # -- the copies
+
+    def clone_layer(self, layer, prefix: str) -> tuple[keras.layers.Layer | None, keras.layers.Layer | None]:
+        """`(stand-in, activation after it)` for `layer`; a stand-in of None for an activation layer that
+        is replaced (the new layer takes its place), an `after` of None when nothing is split off."""
         path = f"{prefix}{layer.name}"
+        if not isinstance(layer, keras.layers.Layer):  # a graph operation such as `-x`: no activation
+            return type(layer).from_config(layer.get_config()), None
         if isinstance(layer, keras.Model):
-            return [self.swap(layer, prefix=f"{path}/")]
-        verdict = _classify(layer, self.targets)
-        if verdict is not None and verdict[0] == "replace":
-            self.report.replaced.append((path, f"{type(layer).__name__} layer replaced", verdict[1]))
-            return [self.new_activation(verdict[1])]
-        config = layer.get_config()
-        if verdict is not None and verdict[0] == "split":
-            config["activation"] = "linear"
-            self.report.replaced.append((path, f"activation of {type(layer).__name__} split off", verdict[1]))
-        elif verdict is not None:
-            self.report.left_alone.append((path, verdict[1]))
-        clone = type(layer).from_config(config)
-        if getattr(layer, "weights", None):  # graph operations such as `-x` have none
+            return self.swap(layer, prefix=f"{path}/"), None
+        if isinstance(layer, REWRITTEN_WRAPPERS):
+            return self.clone_wrapper(layer, path)
+        kind = layer_kind(layer)
+        if kind is not None:
+            reason = self.decide(kind, layer)
+            if reason is None:
+                return None, self.replace(path, f"{type(layer).__name__} layer replaced", kind, layer)
+            self.keep(path, kind, reason)
+            return self.copy(layer), None
+        if isinstance(layer, OUTPUT_ACTIVATION_LAYERS):
+            kind = function_kind(layer.activation)
+            reason = NOT_TARGETED if kind is None else self.decide(kind)
+            if reason is None:
+                config = layer.get_config()
+                config["activation"] = "linear"
+                clone = type(layer).from_config(config)
+                self.copies.append((clone, layer))
+                how = f"activation of {type(layer).__name__} split off"
+                return clone, self.replace(path, how, kind, layer)
+            if kind is not None:
+                self.keep(path, kind, reason)
+            return self.copy(layer), None
+        if isinstance(layer, keras.layers.Lambda):
+            return _copy_lambda(layer), None
+        for inner_path, kind, why in held_activations(layer, path):
+            self.keep(inner_path, kind, why if kind in self.targets else NOT_TARGETED)
+        return self.copy(layer), None
+
+    def clone_wrapper(
+        self, wrapper, path: str
+    ) -> tuple[keras.layers.Layer | None, keras.layers.Layer | None]:
+        inner, after = self.clone_layer(wrapper.layer, f"{path}/")
+        if inner is None:  # the wrapped layer was an activation: the new layer takes the wrapper's place
+            return None, after
+        config = wrapper.get_config()
+        del config["layer"]
+        clone = type(wrapper)(inner, **config)  # what `Wrapper.from_config` does with the inner layer's copy
+        self.wrapper_copies.append((clone, wrapper))
+        return clone, after
+
+    def copy(self, layer: keras.layers.Layer) -> keras.layers.Layer:
+        clone = type(layer).from_config(layer.get_config())
+        if layer.weights:
             self.copies.append((clone, layer))
-        if verdict is not None and verdict[0] == "split":
-            return [clone, self.new_activation(verdict[1])]
-        return [clone]
+        return clone
 
     def swap(self, model: keras.Model, prefix: str = "") -> keras.Model:
         if isinstance(model, keras.Sequential):
-            layers = [new for layer in model.layers for new in self.clone_layer(layer, prefix)]
+            layers = [
+                new for layer in model.layers for new in self.clone_layer(layer, prefix) if new is not None
+            ]
             inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
-            return keras.Sequential([inputs, *layers], name=model.name)
-        if not is_functional(model):
+            new_model = keras.Sequential([inputs, *layers], name=model.name)
+        elif is_functional(model):
+
+            def clone_function(layer):
+                stand_in, after = self.clone_layer(layer, prefix)
+                if stand_in is None:
+                    return after
+                if after is not None:
+                    self.appended[id(stand_in)] = after
+                return stand_in
+
+            def call_function(layer, *args, **kwargs):
+                outputs = layer(*args, **kwargs)
+                after = self.appended.get(id(layer))
+                return outputs if after is None else after(outputs)
+
+            new_model = keras.models.clone_model(
+                model, clone_function=clone_function, call_function=call_function
+            )
+        else:
             raise TypeError(
                 f"swap_activations works on Sequential and Functional models; {type(model).__name__} is a "
                 "subclassed model, whose call() Keras cannot rewrite. Swap the activations where the model "
                 "creates its layers (e.g. `CompetitiveReLU()` in `__init__`), or apply swap_activations to "
                 "the Sequential or Functional parts it holds."
             )
+        # Keras rebuilds a model under the global policy and trainable: keep the original's, so that a
+        # model frozen for fine-tuning (`base.trainable = False`) stays frozen, new activations included.
+        new_model.dtype_policy = model.dtype_policy
+        if not model.trainable:
+            new_model.trainable = False
+        return new_model
 
-        def clone_function(layer):
-            replacements = self.clone_layer(layer, prefix)
-            if len(replacements) == 2:
-                self.appended[id(replacements[0])] = replacements[1]
-            return replacements[0]
+    def copy_weights(self) -> None:
+        """Copies the weights into the new model, once it is built."""
+        for new, old in self.copies:
+            new.set_weights(old.get_weights())
+        for new, old in self.wrapper_copies:
+            for target, source in zip(_own_weights(new), _own_weights(old), strict=True):
+                target.assign(source.numpy())
 
-        def call_function(layer, *args, **kwargs):
-            outputs = layer(*args, **kwargs)
-            after = self.appended.get(id(layer))
-            return outputs if after is None else after(outputs)
 
-        return keras.models.clone_model(model, clone_function=clone_function, call_function=call_function)
+def _unquantized(policy: keras.DTypePolicy) -> keras.DTypePolicy:
+    """The policy a quantized layer computes in (`"float32"` for `"int8_from_float32"`).
+
+    Quantization is of a layer's kernel; an activation layer has none, and Keras fails to call a
+    layer of a quantized policy that does not implement the quantized call.
+    """
+    if policy.quantization_mode is None:
+        return policy
+    return keras.DTypePolicy(policy.name.split("_from_", 1)[-1])
+
+
+def _own_weights(wrapper: keras.layers.Layer) -> list:
+    """A wrapper's weights less those of the layer it wraps (copied with that layer)."""
+    inner = {id(weight) for weight in wrapper.layer.weights}
+    return [weight for weight in wrapper.weights if id(weight) not in inner]
+
+
+def _copy_lambda(layer: keras.layers.Lambda) -> keras.layers.Lambda:
+    """A new Lambda layer around the same function objects.
+
+    Not `from_config`: Keras rebuilds a Python lambda from its bytecode there, without the globals of
+    the module that defined it (it fails when called, e.g. with "name 'keras' is not defined"), and a
+    named function only if it is registered. The function is already in this process; call it.
+    """
+    config = layer.get_config()
+    config.update(function=layer.function, arguments=dict(layer.arguments))
+    config["output_shape"] = lambda_output_shape(layer)
+    config["mask"] = layer.mask
+    return type(layer)(**config)
+
+
+def _python_lambdas(model: keras.Model) -> list[str]:
+    """The names of the Lambda layers, at any depth, whose function (or output shape, or mask) is a
+    Python lambda: those that Keras copies and loads only outside safe mode."""
+    names = []
+    for layer in all_layers(model):
+        if isinstance(layer, keras.layers.Lambda):
+            config = layer.get_config()
+            entries = (config.get("function"), config.get("output_shape"), config.get("mask"))
+            if any(isinstance(entry, dict) and entry.get("class_name") == "__lambda__" for entry in entries):
+                names.append(layer.name)
+    return names
 
 
 def swap_activations(
     model: keras.Model,
-    replacement: type[keras.layers.Layer]
-    | Callable[[str], keras.layers.Layer]
-    | str
-    | dict
-    | keras.layers.Layer,
+    replacement: Replacement,
     targets: Sequence[str] = ("relu",),
+    *,
+    safe_mode: bool = True,
 ) -> tuple[keras.Model, SwapReport]:
     """Returns a copy of `model` whose chosen activations are replaced by new layers, and a report.
 
     Replaced: `ReLU()` layers, `Activation(...)` layers, and the `activation=` of Dense, EinsumDense and
     convolution layers (split off: the layer is rebuilt with a linear activation and the new layer
-    follows it). Nested Sequential and Functional models are rebuilt the same way; a shared layer stays
-    shared. Every other layer is rebuilt from its config and keeps its weights. Capped ReLUs
-    (`ReLU(max_value=...)`, `"relu6"`) are not plain ReLUs: they are replaced only when `"relu6"` is
-    among the targets, and otherwise listed in the report as left alone, as are leaky or thresholded
-    `ReLU` layers and the activations inside recurrent cells.
+    follows it), also inside `TimeDistributed` and `SpectralNormalization` (the new layer follows the
+    wrapper; a wrapped activation layer is replaced, wrapper and all). Nested Sequential and Functional
+    models are rebuilt the same way; a shared layer stays shared. Every other layer is rebuilt from its
+    config and keeps its weights. Capped ReLUs (`ReLU(max_value=...)`, `"relu6"`) are not plain ReLUs:
+    they are replaced only when `"relu6"` is among the targets, and otherwise listed in the report as
+    left alone, as are leaky or thresholded `ReLU` layers and the targeted activations that no graph
+    shows: those inside recurrent cells (also within `Bidirectional`) and inside custom layers.
+
+    Each new layer takes the dtype policy of the layer whose activation it replaces (the `Dense` whose
+    activation is split off, the replaced `ReLU`), so a mixed-precision model stays mixed whatever the
+    global policy is now; a replacement made with a policy other than the global one keeps it. After a
+    quantized layer, the new one takes the policy the layer computes in (`"float32"` for
+    `"int8_from_float32"`). Rebuilt models keep their dtype policy, and a frozen one
+    (`trainable = False`) stays frozen.
 
     Args:
         model: a built Sequential or Functional model. It is not changed.
@@ -173,9 +317,21 @@ def swap_activations(
             layer.
         targets: which activations to replace, among `"relu"`, `"relu6"` (every capped ReLU), `"tanh"`
             and `"sigmoid"`.
+        safe_mode: as in `keras.saving.load_model`: whether to refuse a model with a `Lambda` layer
+            that runs a Python lambda, which Keras copies and loads only with `safe_mode=False`. Pass
+            False for a model you trust: the new model's Lambda layers call the same functions.
 
     Returns:
-        `(new_model, report)`; `print(report)` lists every change.
+        `(new_model, report)`; `print(report)` gives the activations seen, by kind, and lists every
+        change. The report accounts for every activation of the model (see `SwapReport`).
+
+    Raises:
+        TypeError: for a `model` that is not a Sequential or Functional model (or holds a subclassed
+            one), a `replacement` that is not one of the forms above (or builds no layer), or a
+            `safe_mode` that is not True or False.
+        ValueError: for unknown `targets`, an unknown activation name, a model that is not built, or
+            one with a Python lambda in a `Lambda` layer while `safe_mode` is True. The model is left
+            as it was.
 
     Examples:
 
@@ -187,6 +343,10 @@ def swap_activations(
     'Dense -> CompetitiveReLU -> Dense'
     >>> len(report.replaced)
     1
+    >>> _, report = swap_activations(model, CompetitiveReLU, targets=("tanh",))
+    >>> print(report)
+    Saw 1 activation(s): 1 relu (not targeted).
+    Replaced 0 activation(s).
     """
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -198,6 +358,28 @@ def swap_activations(
     unknown = [target for target in targets if target not in TARGETS]
     if unknown or not targets:
         raise ValueError(f"`targets` must name some of {TARGETS}. Received: targets={tuple(targets)!r}")
+    if not isinstance(safe_mode, bool):
+        raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
+    make = _replacement_factory(replacement)
+    if not model.built:
+        raise ValueError("swap_activations needs a built model: call it on data or build it first.")
+    lambdas = _python_lambdas(model) if safe_mode else []
+    if lambdas:
+        raise ValueError(
+            f"The model holds Lambda layers that run Python lambdas: {lambdas}. Keras copies and loads "
+            "these only outside safe mode, as their code could be anyone's. If you trust this model, pass "
+            "`safe_mode=False` to swap_activations: the new model's Lambda layers call the same functions "
+            "(and, like the original, it loads from a .keras file only with `safe_mode=False`). To keep "
+            "safe mode, give the model a registered layer in place of each Lambda."
+        )
+    surgeon = _Surgeon(make, targets)
+    new_model = surgeon.swap(model)
+    surgeon.copy_weights()
+    return new_model, surgeon.report
+
+
+def _replacement_factory(replacement: Replacement) -> Callable[[str], keras.layers.Layer]:
+    """A function from the replaced activation's name to a new layer, for any form of `replacement`."""
     # `replacement` is anything the package's one activation resolver takes, or a factory.
     kinds = "a Layer class or a factory, an activation name, a config dict or a layer"
     template = replacement
@@ -219,14 +401,7 @@ def swap_activations(
         def make(activation: str) -> keras.layers.Layer:
             return registry.activation_layer(template)
 
-    elif callable(replacement):
-        make = replacement
-    else:
-        raise TypeError(f"`replacement` must be {kinds}. Received: replacement={replacement!r}")
-    if not model.built:
-        raise ValueError("swap_activations needs a built model: call it on data or build it first.")
-    surgeon = _Surgeon(make, targets)
-    new_model = surgeon.swap(model)
-    for new, old in surgeon.copies:
-        new.set_weights(old.get_weights())
-    return new_model, surgeon.report
+        return make
+    if callable(replacement):
+        return replacement
+    raise TypeError(f"`replacement` must be {kinds}. Received: replacement={replacement!r}")

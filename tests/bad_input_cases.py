@@ -79,6 +79,7 @@ KINDS = (
     "all-zero input",
     "huge input",
     "empty batch",
+    "empty slice",
     "empty data",
     "model without the layers",
     "unsupported model",
@@ -267,6 +268,17 @@ def added_loss(layer: keras.layers.Layer, x: Any) -> float:
 
 
 @helper
+def weight_gradients(layer: keras.layers.Layer, x: Any) -> list[float]:
+    """The gradients of `sum(layer(x))` for each trainable weight of `layer` (TensorFlow)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x, "float32")
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x))
+    return [float(keras.ops.convert_to_numpy(g)) for g in tape.gradient(loss, layer.trainable_weights)]
+
+
+@helper
 def int_vs_float(layer: keras.layers.Layer, x: np.ndarray) -> tuple[Any, Any]:
     """`layer(x)` for the integer array `x`, and `layer` on `x` as float32."""
     return layer(x), layer(np.asarray(x, "float32"))
@@ -450,8 +462,8 @@ add(
     "huge input",
     "CompetitiveReLU()(np.array([[1e30, -1e30, 1.0]]))",
     returns(
-        "NaN for that sample: its float32 sum of squares overflows (above about 1e19)",
-        close([[math.nan] * 3]),
+        "finite, `[[1e30, 0.0, 1.0]]`: each slice is divided by its largest entry before its sums of squares",
+        close([[1e30, 0.0, 1.0]]),
     ),
 )
 add(
@@ -466,6 +478,18 @@ add(
     "CompetitiveReLU()(np.zeros((0, 3)))",
     returns("an empty `(0, 3)` tensor", shape_is((0, 3))),
 )
+for competition in ("energy", "l1", "count"):
+    add(
+        api,
+        "empty slice",
+        f'weight_gradients(CompetitiveReLU(competition="{competition}", init="competition"), '
+        "np.zeros((2, 0)))",
+        returns(
+            "an empty output; gradients of `alpha` and `beta` of 0 (an empty slice's share `p` is 0)",
+            close([0.0, 0.0], dtype=None),
+        ),
+        needs="tensorflow",
+    )
 
 for api, defaults in (
     ("NoisyHardTanh", {"nan": [[math.nan, 0.5]], "huge": [[-1.5e29, 1.5e29]], "zero": 0.0, "clip": [-1, 1]}),
@@ -652,9 +676,10 @@ add(api, "all-zero input", "JSquaredReLU()(np.zeros((2, 3)))", returns("zeros", 
 add(
     api,
     "huge input",
-    "JSquaredReLU()(np.array([[1e30, 1e19]]))",
+    "JSquaredReLU()(np.array([[1e30, 2.6e19]]))",
     returns(
-        "`inf` above about 2.6e19 (the square overflows float32), else finite", close([[math.inf, 5e37]])
+        "`inf` above about 2.61e19 (where the true value overflows float32), else finite",
+        close([[math.inf, 2.6e19 + 0.5 * 2.6e19**2]]),
     ),
 )
 add(
@@ -1559,6 +1584,16 @@ add(
     "np.array([[nan, 0.0]]))",
     returns("NaN is not zero: `{'relu': 0.5}`", entries({"relu": 0.5})),
 )
+add(
+    api,
+    "all-zero input",
+    "measure_sparsity(keras.Sequential([keras.Input((2, 2)), keras.layers.Masking(0.0), "
+    'keras.layers.ReLU(name="relu")]), np.array([[[1.0, -1.0], [0.0, 0.0]]]))',
+    returns(
+        "a masked (padding) time step is not counted: `{'relu': 0.5}` (its zeros would make it 0.75)",
+        entries({"relu": 0.5}),
+    ),
+)
 add(api, "empty data", "measure_sparsity(relu_model(), None)", error("`data` must hold at least one sample"))
 add(
     api,
@@ -1716,8 +1751,11 @@ add(
 add(
     "ops.j_squared_relu",
     "huge input",
-    "kaa.ops.j_squared_relu(np.array([1e30], 'float32'))",
-    returns("`inf`: the float32 square overflows", close([math.inf])),
+    "kaa.ops.j_squared_relu(np.array([1e30, 2.6e19], 'float32'))",
+    returns(
+        "`inf` where the true value overflows float32, else finite",
+        close([math.inf, 2.6e19 + 0.5 * 2.6e19**2]),
+    ),
 )
 
 api = "ops.noisy_output"
@@ -1927,6 +1965,13 @@ add(
     'keras.Sequential([keras.layers.Dense(2, activation="relu")]), CompetitiveReLU)',
     error("swap_activations needs a built model"),
 )
+add(
+    api,
+    "unsupported model",
+    "kaa.surgery.swap_activations(keras.Sequential("
+    '[keras.Input((2,)), keras.layers.Lambda(lambda x: 2 * x, name="double")]), CompetitiveReLU)',
+    error("Lambda layers that run Python lambdas: ['double']. Keras copies and loads these only"),
+)
 
 api = "narrow.NarrowReLULearner"
 learner = "kaa.narrow.NarrowReLULearner"
@@ -2010,6 +2055,27 @@ add(
     "huge input",
     f"{learner}(k=1).fit(1e30 * gaussian(200, 3), np.ones(200))",
     error("NarrowReLULearner assumes inputs x ~ N(0, I_d), and X does not look like it"),
+)
+add(
+    api,
+    "huge input",
+    f"{learner}(k=1, refine=False, seed=0).fit(gaussian(200, 3), 1e200 * np.abs(gaussian(200, 3)[:, 0]))"
+    f".predict(gaussian(2, 3)) / 1e200 - {learner}(k=1, refine=False, seed=0)"
+    ".fit(gaussian(200, 3), np.abs(gaussian(200, 3)[:, 0])).predict(gaussian(2, 3))",
+    returns(
+        "no error: `1e200 * y` gives `1e200` times the fit of `y` (the learner fits `y / target_scale_`)",
+        lambda value: bool(np.allclose(value, 0.0, atol=1e-9)),
+    ),
+)
+add(
+    api,
+    "all-zero input",
+    "fitted_learner().score(gaussian(5, 3), np.zeros(5))",
+    returns(
+        "`0.0`: R^2 of a constant `y` is undefined; as scikit-learn's `r2_score`, 0.0 (1.0 for an exact "
+        "prediction), not NaN",
+        lambda value: value == 0.0,
+    ),
 )
 add(
     api,

@@ -103,10 +103,16 @@ POSITION_VARIABLES = ("noise_stream_position", "seed_generator_state")
 
 
 def seed_states(model):
-    """The positions of the noise streams of the model, one [seed, draws] pair per stream."""
-    return [
-        np.asarray(v).tolist() for v in model.variables if any(name in v.path for name in POSITION_VARIABLES)
-    ]
+    """The positions of the noise streams of the model, one [seed, draws] pair per stream.
+
+    TensorFlow keeps the package's positions as Philox's `[256 * draws, 0, seed]`.
+    """
+    pairs = []
+    for variable in model.variables:
+        if any(name in variable.path for name in POSITION_VARIABLES):
+            value = np.asarray(variable).astype("int64")
+            pairs.append([int(value[2]), int(value[0] // 256)] if value.shape == (3,) else value.tolist())
+    return pairs
 
 
 def as_lists(arrays):

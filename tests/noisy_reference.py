@@ -40,4 +40,5 @@ def input_noise(x, c, xi, base, mode, threshold, p=None):
     if mode == "input_saturated":
         return np.where(np.abs(x) > threshold, h(x + c * xi, base), h(x, base))
     delta = h(x, base) - u(x, base)
-    return h(x + c * np.log1p(np.exp(p * np.abs(delta) / (np.abs(xi) + 1e-10))) * xi, base)
+    # logaddexp(0, v): softplus without overflowing exp for large v
+    return h(x + c * np.logaddexp(0.0, p * np.abs(delta) / (np.abs(xi) + 1e-10)) * xi, base)

@@ -102,6 +102,15 @@ def test_missing_and_bad_dataset_files_are_reported(capsys, tmp_path):
     np.savez(bad, features=np.zeros((4, 2)))
     assert main(["compare", "--dataset", str(bad)]) == 2
     assert "Found: features" in _error_line(capsys)
+    csv = tmp_path / "data.npz"  # a CSV file under a .npz name: NumPy's message suggested allow_pickle
+    csv.write_text("x,y\n1,0\n")
+    assert main(["compare", "--dataset", str(csv)]) == 2
+    line = _error_line(capsys)
+    assert "neither a .npz archive nor a .npy array" in line and "allow_pickle" not in line
+    ids = tmp_path / "ids.npz"  # sample ids instead of classes: a model of 10**9 outputs, built no more
+    np.savez(ids, x=np.zeros((8, 2)), y=np.arange(8) + 10**9)
+    assert main(["compare", "--dataset", str(ids)]) == 2
+    assert "y holds the label 1000000007, but the dataset has 8 samples" in _error_line(capsys)
 
 
 def test_missing_scikit_learn_exits_1_with_the_install_command(capsys, monkeypatch):

@@ -137,6 +137,23 @@ print("modules:", sorted(m for m in sys.modules if m.startswith("keras_adaptive"
 """
 
 
+def test_a_masked_sequence_model_serves_padded_rows_as_their_unpadded_selves(tmp_path):
+    # Embedding(mask_zero=True) -> noisy cells and an activation of the package: the mask must survive
+    # tracing, so a padded row gives what the model gives for the row without its padding.
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    hidden = keras.layers.Embedding(20, 6, mask_zero=True)(tokens)
+    hidden = keras.layers.RNN(kaa.NoisyLSTMCell(5, seed=1), return_sequences=True)(hidden)
+    hidden = kaa.CompetitiveReLU()(hidden)
+    model = keras.Model(tokens, keras.layers.RNN(kaa.NoisyGRUCell(3, seed=2), name="state")(hidden))
+    padded = np.array([[3, 4, 0, 0, 0], [5, 6, 7, 8, 9], [2, 0, 0, 0, 0]], "int32")
+    unpadded = [model(row[row > 0][None, :], training=False) for row in padded]
+    expected = np.concatenate([keras.ops.convert_to_numpy(output) for output in unpadded])
+    path = export_for_serving(model, tmp_path / "masked" / "1")
+    report = verify_serving(path, padded, expected=expected)
+    assert report.passed and report.max_abs_error["state"] <= 1e-5
+
+
 def test_the_fresh_process_script_refuses_to_import_the_package(tmp_path):
     script = Path(kaa.export.__file__).with_name("serving_check.py")
     result = subprocess.run(
@@ -527,3 +544,12 @@ def test_kaa_export_reports_bad_input_in_one_line(tmp_path, capsys):
     args = ["export", str(tmp_path / "model.keras"), str(tmp_path / "new"), "--verify", "--sample"]
     assert main([*args, str(tmp_path / "bad.npy")]) == 2
     assert "the signature expects (None, 4)" in capsys.readouterr().err
+    # NumPy's own messages for these suggest allow_pickle=True, which kaa never passes.
+    (tmp_path / "sample.csv").write_text("1,2,3,4\n")
+    assert main([*args, str(tmp_path / "sample.csv")]) == 2
+    error = capsys.readouterr().err
+    assert "neither a .npy array nor a .npz archive" in error and "allow_pickle" not in error
+    np.savez(tmp_path / "objects.npz", x=np.array([[1.0], [2.0, 3.0]], dtype=object))
+    assert main([*args, str(tmp_path / "objects.npz")]) == 2
+    error = capsys.readouterr().err
+    assert "x is an object array (pickled Python objects)" in error and "allow_pickle" not in error

@@ -5,6 +5,8 @@ is known to contain, and fails with a message naming that behaviour, so that a K
 changes it is caught here rather than by a user.
 """
 
+from typing import ClassVar
+
 import keras
 import numpy as np
 import pytest
@@ -107,7 +109,82 @@ def test_upstream_operations_walks_a_graph_under_construction():
     )
 
 
-@pytest.mark.parametrize("name", ["flatten_layers", "graph_nodes", "is_functional", "upstream_operations"])
+def test_lambda_output_shape_reads_the_argument_a_lambda_layer_was_made_with():
+    def first_two(input_shape):
+        return (*input_shape[:-1], 2)
+
+    message = (
+        "Keras changed where a Lambda layer keeps its `output_shape` argument (see "
+        "_keras_internals.lambda_output_shape): swap_activations can no longer copy a Lambda layer exactly."
+    )
+    assert _keras_internals.lambda_output_shape(keras.layers.Lambda(lambda x: x)) is None, message
+    layer = keras.layers.Lambda(lambda x: x[:, :2], output_shape=(2,))
+    assert _keras_internals.lambda_output_shape(layer) == (2,), message
+    layer = keras.layers.Lambda(lambda x: x[:, :2], output_shape=first_two)
+    assert _keras_internals.lambda_output_shape(layer) is first_two, message
+    # What Keras computes the layer's output shape from.
+    assert layer.compute_output_shape((None, 5)) == (None, 2), message
+
+
+class ContextReader(keras.layers.Layer):
+    """A layer whose sublayer records what the call context says `training` is."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = TrainingRecorder()
+
+    def call(self, inputs):
+        return self.inner(inputs)
+
+
+class TrainingRecorder(keras.layers.Layer):
+    seen: ClassVar[list] = []  # what each call found, across instances
+
+    def call(self, inputs):  # no `training` argument: the value can only come from the context
+        type(self).seen.append(_keras_internals.call_context_training())
+        return inputs
+
+
+def test_call_context_training_is_the_value_the_outer_call_resolved():
+    message = (
+        "Keras changed how it keeps `training` in its call context (see "
+        "_keras_internals.call_context_training): the noisy cells can no longer tell, before their "
+        "loop, whether a call draws noise."
+    )
+    model = keras.Sequential([keras.Input((2,)), ContextReader()])
+    layer = ContextReader()
+    x = np.zeros((1, 2), "float32")
+    layer(x)  # the first call also builds, tracing the call once more
+    TrainingRecorder.seen = []
+    layer(x, training=True)
+    layer(x, training=False)
+    model(x, training=True)
+    assert TrainingRecorder.seen == [True, False, True], message
+    assert _keras_internals.call_context_training() is None, message  # outside any call
+    # What the cells rely on: inside keras.layers.RNN, before the loop, the RNN's own value.
+    cell = NoisyLSTMCell(2, seed=0)
+    rnn = keras.layers.RNN(cell)
+    rnn(np.zeros((1, 3, 2), "float32"), training=True)
+    before = [float(v) for v in np.asarray(cell.noisy_units[0].noise_stream.pair())]
+    rnn(np.zeros((1, 3, 2), "float32"), training=False)
+    after_inference = [float(v) for v in np.asarray(cell.noisy_units[0].noise_stream.pair())]
+    rnn(np.zeros((1, 3, 2), "float32"), training=True)
+    after_training = [float(v) for v in np.asarray(cell.noisy_units[0].noise_stream.pair())]
+    assert after_inference == before, message + " (an inference call advanced the noise stream)"
+    assert after_training[1] == before[1] + 1, message + " (a training call did not take a seed)"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "call_context_training",
+        "flatten_layers",
+        "graph_nodes",
+        "is_functional",
+        "lambda_output_shape",
+        "upstream_operations",
+    ],
+)
 def test_every_shim_function_says_why_no_public_api_serves(name):
     doc = getattr(_keras_internals, name).__doc__
     assert "Why private:" in doc, f"{name} must say why Keras' public API does not serve"

@@ -204,9 +204,88 @@ def test_bad_layers_data_and_batch_size_raise():
         measure_sparsity(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), x)
 
 
-def test_a_shared_layer_has_no_single_output():
+def test_a_shared_layer_counts_the_outputs_of_every_call():
     relu = keras.layers.ReLU(name="shared")
     inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Add()([relu(inputs), relu(-inputs)]))
-    with pytest.raises(ValueError, match="called 2 times"):
-        measure_sparsity(model, centred(4, 4))
+    model = keras.Model(inputs, keras.layers.Add()([relu(inputs), relu(inputs - 1.0)]))
+    x = centred(6, 4)
+    expected = (np.count_nonzero(x <= 0) + np.count_nonzero(x - 1.0 <= 0)) / (2 * x.size)
+    assert measure_sparsity(model, x) == {"shared": expected}
+
+
+def test_the_layers_of_a_nested_model_called_twice_count_both_calls():
+    # A Siamese network: one encoder (a Sequential) applied to two inputs.
+    encoder = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(6, activation="relu", name="encode")], name="encoder"
+    )
+    left, right = keras.Input((4,)), keras.Input((4,))
+    model = keras.Model([left, right], keras.layers.Subtract()([encoder(left), encoder(right)]))
+    x_left, x_right = centred(10, 4, seed=1), centred(10, 4, seed=2) + 0.5
+    dense = encoder.get_layer("encode")
+    kernel, bias = (ops.convert_to_numpy(w).astype("float64") for w in (dense.kernel, dense.bias))
+    hidden = [np.maximum(x.astype("float64") @ kernel + bias, 0.0) for x in (x_left, x_right)]
+    expected = sum(np.count_nonzero(h == 0) for h in hidden) / sum(h.size for h in hidden)
+    np.testing.assert_allclose(measure_sparsity(model, [x_left, x_right], batch_size=3)["encode"], expected)
+
+
+def padded_tokens():
+    """Token ids with padding (0) behind 2 to 6 real tokens, and the number of real tokens per row."""
+    lengths = np.array([2, 6, 3, 5])
+    tokens = np.random.default_rng(0).integers(1, 9, size=(4, 6))
+    tokens[np.arange(6) >= lengths[:, None]] = 0
+    return tokens, lengths
+
+
+# Keras warns that the nested Sequential drops the mask of its output; its own layers do receive it.
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning")
+def test_padding_behind_an_embedding_mask_is_not_counted():
+    tokens, lengths = padded_tokens()
+    inputs = keras.Input((6,), dtype="int32")
+    embedded = keras.layers.Embedding(9, 5, mask_zero=True, name="embed")(inputs)
+    # Through a nested Sequential too: its layers receive the mask of its input.
+    block = keras.Sequential(
+        [keras.layers.Dense(5, name="inner_dense"), keras.layers.ReLU(name="inner_relu")]
+    )
+    outputs = block(keras.layers.ReLU(name="relu")(embedded))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(outputs))
+    result = measure_sparsity(model, tokens, batch_size=3)
+
+    table = ops.convert_to_numpy(model.get_layer("embed").embeddings).astype("float64")
+    relu = np.maximum(table[tokens], 0.0)
+    dense = block.get_layer("inner_dense")
+    kernel, bias = (ops.convert_to_numpy(w).astype("float64") for w in (dense.kernel, dense.bias))
+    inner = np.maximum(relu @ kernel + bias, 0.0)
+    real = np.arange(6)[None, :] < lengths[:, None]  # (4, 6): the unpadded steps
+    for name, values in (("relu", relu), ("inner_relu", inner)):
+        # The padded rows of the embedding table are not zero: counting them would change the value.
+        expected = np.count_nonzero(values[real] == 0) / values[real].size
+        assert result[name] == pytest.approx(expected), name
+        assert result[name] != pytest.approx(np.count_nonzero(values == 0) / values.size), name
+
+
+def test_time_steps_hidden_by_a_masking_layer_are_not_counted():
+    x = centred(5 * 4, 3).reshape(5, 4, 3)
+    x[:, 3:] = 0.0  # the last step of every sequence is padding: its ReLU output is all zero
+    inputs = keras.Input((4, 3))
+    model = keras.Model(inputs, keras.layers.ReLU(name="relu")(keras.layers.Masking(0.0)(inputs)))
+    expected = np.count_nonzero(x[:, :3] <= 0) / x[:, :3].size
+    assert measure_sparsity(model, x) == {"relu": pytest.approx(expected)}
+    # Every step masked: nothing to measure.
+    assert np.isnan(measure_sparsity(model, np.zeros_like(x))["relu"])
+
+
+def test_a_layer_inside_a_subclassed_layer_is_named_as_out_of_reach():
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = keras.layers.ReLU(name="inner_relu")
+
+        def call(self, inputs):
+            return self.inner(inputs)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Block(name="block")(inputs))
+    with pytest.raises(
+        ValueError, match=r"no layer named 'inner_relu' it can read \(layers inside subclassed"
+    ):
+        measure_sparsity(model, centred(4, 4), layers=["inner_relu"])

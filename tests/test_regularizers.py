@@ -68,6 +68,61 @@ def test_the_penalty_is_in_the_training_loss_under_jit():
     np.testing.assert_allclose(model.evaluate(x, y, batch_size=32, verbose=0), mse + penalty, rtol=1e-5)
 
 
+def numpy_penalties(a):
+    """Float64 references of `regularizers()`' penalties, from their documented formulas."""
+    a = np.asarray(a, "float64").reshape(len(a), -1)
+    l1, squares = np.abs(a).sum(1), (a**2).sum(1)
+    hoyer = np.where(squares > 0, l1**2 / np.where(squares > 0, squares, 1.0), 0.0).mean()
+    rho_hat = np.clip(a.mean(0), 1e-7, 1 - 1e-7)
+    kl = np.sum(0.1 * np.log(0.1 / rho_hat) + 0.9 * np.log(0.9 / (1 - rho_hat)))
+    return [0.01 * l1.mean(), 0.001 * hoyer, 0.5 * kl]
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e3])  # float16: subnormal outputs; squares beyond 65504
+def test_under_mixed_precision_dense_layers_add_the_float64_penalty_in_float32(dtype_policy, policy, scale):
+    dtype_policy(policy)
+    x = RNG.normal(size=(16, 6)).astype("float32")
+    for regularizer, reference, activation in zip(
+        regularizers(), range(3), ["relu", None, "sigmoid"], strict=True
+    ):
+        layer = keras.layers.Dense(
+            8,
+            activation=activation,
+            activity_regularizer=regularizer,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=scale, seed=1),
+        )
+        outputs = layer(x)
+        assert keras.backend.standardize_dtype(outputs.dtype) == policy.split("_")[1]
+        loss = layer.losses[0]
+        assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+        expected = numpy_penalties(ops.convert_to_numpy(outputs))[reference]
+        np.testing.assert_allclose(float(ops.convert_to_numpy(loss)), expected, rtol=1e-5)
+
+
+def test_fit_with_a_loss_scale_optimizer_minimises_the_loss_with_the_penalty(dtype_policy):
+    dtype_policy("mixed_float16")
+    x, y = RNG.normal(size=(64, 6)).astype("float32"), RNG.normal(size=(64, 1)).astype("float32")
+    for regularizer, reference, activation in zip(
+        regularizers(), range(3), ["relu", None, "sigmoid"], strict=True
+    ):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(8, activation=activation, activity_regularizer=regularizer),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.01)), "mse")
+        history = model.fit(x, y, epochs=3, batch_size=16, verbose=0).history["loss"]
+        assert np.all(np.isfinite(history)) and history[-1] < history[0]
+        hidden = keras.Model(model.inputs[0], model.layers[0].output)(x)
+        mse = np.mean((ops.convert_to_numpy(model(x)).astype("float64") - y) ** 2)
+        expected = mse + numpy_penalties(ops.convert_to_numpy(hidden))[reference]
+        np.testing.assert_allclose(model.evaluate(x, y, batch_size=64, verbose=0), expected, rtol=2e-3)
+
+
 def test_serialisation(tmp_path):
     for regularizer in regularizers():
         clone = type(regularizer).from_config(regularizer.get_config())

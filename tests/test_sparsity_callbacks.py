@@ -496,6 +496,34 @@ def test_competition_monitor_matches_numpy_on_the_layer_inputs():
     assert history["competition/aware/p_mean"][-1] > 0.9
 
 
+def test_competition_monitor_reads_every_call_of_a_shared_layer():
+    shared = CompetitiveReLU(scale_bound=2.0, name="shared")
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, keras.layers.Add()([shared(inputs), shared(inputs + 1.0)]))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.random.default_rng(3).normal(size=(12, 5)).astype("float32")
+    history = model.fit(x, x, verbose=0, callbacks=[CompetitionMonitor(x, batch_size=5)]).history
+    alpha, beta = float(value_of(shared.alpha)), float(value_of(shared.beta))
+    p = np.concatenate([numpy_share(z, "energy", 1e-6, (1,)) for z in (x, x + 1.0)])
+    np.testing.assert_allclose(history["competition/shared/p_mean"][-1], p.mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        history["competition/shared/s_mean"][-1], 2.0 * np.tanh(alpha * p + beta).mean(), rtol=1e-5
+    )
+
+
+def test_sparsity_monitor_leaves_masked_time_steps_out():
+    x = np.random.default_rng(4).normal(size=(6, 5, 3)).astype("float32")
+    x[:, 3:] = 0.0  # two padded steps per sequence
+    inputs = keras.Input((5, 3))
+    hidden = keras.layers.ReLU(name="relu")(keras.layers.Masking(0.0)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(hidden)))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    history = model.fit(x, np.zeros((6, 1)), verbose=0, callbacks=[SparsityMonitor(x)]).history
+    expected = np.count_nonzero(x[:, :3] <= 0) / x[:, :3].size
+    np.testing.assert_allclose(history["zero_fraction/relu"], [expected])
+    np.testing.assert_allclose(history["zero_fraction_train/relu"], [expected])
+
+
 def test_competition_monitor_errors():
     x = np.ones((4, 3), "float32")
     with pytest.raises(ValueError, match=r"layers\[0\]=<ReLU"):

@@ -1,4 +1,7 @@
-"""`swap_activations`: Sequential, Functional and nested models, Keras applications, bad input."""
+"""`swap_activations`: Sequential, Functional and nested models, wrappers, recurrent and custom layers,
+mixed precision, Lambda layers, Keras applications, the report, bad input."""
+
+import collections
 
 import keras
 import numpy as np
@@ -9,6 +12,7 @@ from keras_adaptive_acts.model_graph import all_layers
 from keras_adaptive_acts.surgery import swap_activations
 
 X = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
+SEQUENCES = np.random.default_rng(2).standard_normal((3, 5, 6)).astype("float32")
 
 
 def relu_count(model):
@@ -19,6 +23,83 @@ def relu_count(model):
         if plain_relu_layer or getattr(layer, "activation", None) is keras.activations.relu:
             count += 1
     return count
+
+
+# The activation layers of Keras and of this package the tests build, by the kind the report gives.
+ACTIVATION_LAYER_KINDS = {
+    keras.layers.LeakyReLU: "leaky_relu",
+    keras.layers.PReLU: "prelu",
+    keras.layers.ELU: "elu",
+    keras.layers.Softmax: "softmax",
+    CompetitiveReLU: "competitive_relu",
+    NoisyHardTanh: "noisy_hard_tanh",
+}
+
+
+def activations_of(model):
+    """Every activation of `model`, counted by kind, found by walking it with public Keras API only
+    (independently of the walk under test): nested models' `layers`, wrappers' `layer`, Bidirectional's
+    two copies, recurrent cells, the layers a custom layer holds as attributes."""
+    counts = collections.Counter()
+    visited = set()
+
+    def count_function(function):
+        if not callable(function):  # None, or a setting such as the name "relu"
+            return
+        name = function.__name__
+        if getattr(keras.activations, name, None) is function:
+            name = keras.activations.serialize(function)
+        if name != "linear":
+            counts[name] += 1
+
+    def walk(layer):
+        if id(layer) in visited:
+            return
+        visited.add(id(layer))
+        if isinstance(layer, keras.Model):
+            for inner in layer.layers:
+                walk(inner)
+        elif isinstance(layer, keras.layers.Wrapper):
+            walk(layer.layer)
+        elif isinstance(layer, keras.layers.Bidirectional):
+            walk(layer.forward_layer)
+            walk(layer.backward_layer)
+        elif isinstance(layer, keras.layers.RNN):
+            cells = getattr(layer.cell, "cells", [layer.cell])  # StackedRNNCells holds several
+            for cell in cells:
+                count_function(getattr(cell, "activation", None))
+                count_function(getattr(cell, "recurrent_activation", None))
+        elif isinstance(layer, keras.layers.ReLU):
+            if layer.negative_slope:
+                counts["leaky_relu"] += 1
+            elif layer.threshold:
+                counts["thresholded_relu"] += 1
+            else:
+                counts["relu" if layer.max_value is None else "relu6"] += 1
+        elif isinstance(layer, keras.layers.Activation):
+            count_function(layer.activation)
+        elif type(layer) in ACTIVATION_LAYER_KINDS:
+            counts[ACTIVATION_LAYER_KINDS[type(layer)]] += 1
+        else:
+            count_function(getattr(layer, "activation", None))
+            for value in vars(layer).values():  # the sublayers of a custom layer
+                if isinstance(value, keras.layers.Layer):
+                    walk(value)
+
+    walk(model)
+    return counts
+
+
+def swap(model, *args, **kwargs):
+    """`swap_activations`, with the promise every test checks: its report accounts for every
+    activation of the original model, each replaced, left alone (with a reason) or not targeted."""
+    new_model, report = swap_activations(model, *args, **kwargs)
+    expected = activations_of(model)
+    assert report.seen == expected
+    listed = len(report.replaced) + len(report.left_alone) + len(report.not_targeted)
+    assert listed == sum(expected.values())
+    assert all(reason for _, reason in report.left_alone)
+    return new_model, report
 
 
 def mixed_model():
@@ -42,7 +123,7 @@ def mixed_model():
 
 def test_functional_with_nested_sequential_keeps_outputs_weights_and_reports():
     model = mixed_model()
-    new_model, report = swap_activations(model, CompetitiveReLU)
+    new_model, report = swap(model, CompetitiveReLU)
     np.testing.assert_array_equal(new_model.predict(X, verbose=0), model.predict(X, verbose=0))
     paths = [path for path, _, _ in report.replaced]
     assert paths == ["first", "inner/dense", "shared"]
@@ -63,7 +144,7 @@ def test_targets_and_factories_choose_the_replacement_per_activation():
         seen.append(activation)
         return NoisyHardTanh() if activation == "tanh" else CompetitiveReLU()
 
-    new_model, report = swap_activations(mixed_model(), factory, targets=("tanh", "sigmoid"))
+    new_model, report = swap(mixed_model(), factory, targets=("tanh", "sigmoid"))
     assert sorted(seen) == ["sigmoid", "tanh"]
     kinds = {activation for _, _, activation in report.replaced}
     assert kinds == {"tanh", "sigmoid"}
@@ -79,7 +160,7 @@ def test_sequential_model_round_trips_through_a_keras_file_and_trains(tmp_path):
             keras.layers.Dense(1),
         ]
     )
-    new_model, _ = swap_activations(model, CompetitiveReLU)
+    new_model, _ = swap(model, CompetitiveReLU)
     assert [type(layer).__name__ for layer in new_model.layers] == [
         "Dense",
         "CompetitiveReLU",
@@ -101,7 +182,7 @@ def test_sequential_model_round_trips_through_a_keras_file_and_trains(tmp_path):
 def test_keras_applications_are_swapped_completely_and_exactly(application, tmp_path):
     model = getattr(keras.applications, application)(weights=None, input_shape=(32, 32, 3), classes=10)
     images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    new_model, report = swap_activations(model, CompetitiveReLU)
+    new_model, report = swap(model, CompetitiveReLU)
     assert relu_count(model) > 10 and relu_count(new_model) == 0
     assert len(report.replaced) == relu_count(model)
     np.testing.assert_array_equal(new_model.predict(images, verbose=0), model.predict(images, verbose=0))
@@ -115,6 +196,22 @@ def test_keras_applications_are_swapped_completely_and_exactly(application, tmp_
     )
 
 
+@pytest.mark.slow  # about 10 s
+def test_a_report_says_what_it_saw_when_nothing_is_targeted():
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3), classes=10)
+    _, report = swap(model, CompetitiveReLU)
+    assert report.replaced == [] and report.left_alone == []
+    assert str(report).splitlines() == [
+        "Saw 66 activation(s): 49 silu (not targeted), 16 sigmoid (not targeted), 1 softmax (not targeted).",
+        "Replaced 0 activation(s).",
+    ]
+    same_sigmoid = lambda kind: keras.layers.Activation(kind)  # noqa: E731
+    new_model, report = swap(model, same_sigmoid, targets=("sigmoid",))
+    assert len(report.replaced) == 16 and len(report.not_targeted) == 50
+    images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(new_model.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
 def test_capped_relus_are_replaced_only_when_asked():
     model = keras.Sequential(
         [
@@ -123,12 +220,10 @@ def test_capped_relus_are_replaced_only_when_asked():
             keras.layers.ReLU(6.0, name="r"),
         ]
     )
-    _, report = swap_activations(model, CompetitiveReLU)
+    _, report = swap(model, CompetitiveReLU)
     assert report.replaced == [] and [path for path, _ in report.left_alone] == ["d", "r"]
     seen = []
-    new_model, report = swap_activations(
-        model, lambda name: seen.append(name) or CompetitiveReLU(), ("relu6",)
-    )
+    new_model, report = swap(model, lambda name: seen.append(name) or CompetitiveReLU(), ("relu6",))
     assert seen == ["relu6", "relu6"] and len(report.replaced) == 2
     assert [type(layer).__name__ for layer in new_model.layers] == [
         "Dense",
@@ -136,7 +231,7 @@ def test_capped_relus_are_replaced_only_when_asked():
         "CompetitiveReLU",
     ]
     leaky = keras.Sequential([keras.Input((6,)), keras.layers.ReLU(negative_slope=0.1, name="leaky")])
-    _, report = swap_activations(leaky, CompetitiveReLU, ("relu", "relu6"))
+    _, report = swap(leaky, CompetitiveReLU, ("relu", "relu6"))
     assert report.replaced == [] and "leaky" in report.left_alone[0][1]
 
 
@@ -148,10 +243,179 @@ def test_recurrent_cells_and_capped_activations_are_reported_not_replaced():
             keras.layers.Dense(2, activation="relu6", name="dense"),
         ]
     )
-    _, report = swap_activations(model, CompetitiveReLU, targets=("relu", "tanh"))
+    _, report = swap(model, CompetitiveReLU, targets=("relu", "tanh"))
     assert report.replaced == []
     reasons = dict(report.left_alone)
     assert "recurrent cell" in reasons["lstm"] and "capped" in reasons["dense"]
+    assert report.not_targeted == [("lstm", "sigmoid")]  # the LSTM's gates: its recurrent_activation
+
+
+def test_the_report_says_what_it_saw_by_kind():
+    _, report = swap(mixed_model(), CompetitiveReLU)
+    assert str(report).splitlines()[0] == (
+        "Saw 6 activation(s): 3 relu (replaced), 1 relu6 (left alone), 1 sigmoid (not targeted), "
+        "1 tanh (not targeted)."
+    )
+    assert report.not_targeted == [("squash", "tanh"), ("out", "sigmoid")]
+    assert report.seen == {"relu": 3, "relu6": 1, "tanh": 1, "sigmoid": 1}
+    model = keras.Sequential(
+        [keras.Input((5, 6)), keras.layers.SimpleRNN(3, activation="relu"), keras.layers.Dense(2, "relu")]
+    )
+    _, report = swap(model, CompetitiveReLU)
+    assert str(report).startswith("Saw 2 activation(s): 2 relu (1 replaced, 1 left alone).\nReplaced 1")
+    _, report = swap(keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)]), CompetitiveReLU)
+    assert str(report) == "Saw 0 activation(s).\nReplaced 0 activation(s)."
+
+
+def test_wrapped_layers_are_swapped_and_wrapped_recurrent_cells_reported():
+    model = keras.Sequential(
+        [
+            keras.Input((5, 6)),
+            keras.layers.TimeDistributed(keras.layers.Dense(4, activation="relu", name="hidden"), name="td"),
+            keras.layers.TimeDistributed(keras.layers.ReLU(name="inner_relu"), name="td_relu"),
+            keras.layers.Bidirectional(
+                keras.layers.SimpleRNN(3, activation="relu", return_sequences=True, name="recurrent"),
+                name="bi",
+            ),
+            keras.layers.SimpleRNN(2, activation="relu", name="rnn"),
+            keras.layers.SpectralNormalization(
+                keras.layers.Dense(2, activation="relu", name="projection"), name="sn"
+            ),
+        ]
+    )
+    new_model, report = swap(model, CompetitiveReLU)
+    np.testing.assert_array_equal(
+        new_model.predict(SEQUENCES, verbose=0), model.predict(SEQUENCES, verbose=0)
+    )
+    assert [path for path, _, _ in report.replaced] == ["td/hidden", "td_relu/inner_relu", "sn/projection"]
+    assert [path for path, _ in report.left_alone] == ["bi/forward_recurrent", "bi/backward_recurrent", "rnn"]
+    assert all("recurrent cell" in reason for _, reason in report.left_alone)
+    assert [type(layer).__name__ for layer in new_model.layers] == [
+        "TimeDistributed",
+        "CompetitiveReLU",
+        "CompetitiveReLU",  # the wrapped ReLU's stand-in, on the whole sequence
+        "Bidirectional",
+        "SimpleRNN",
+        "SpectralNormalization",
+        "CompetitiveReLU",
+    ]
+    assert new_model.get_layer("td").layer.activation is keras.activations.linear
+    assert activations_of(new_model) == {"relu": 3, "competitive_relu": 3}  # the recurrent cells' stay
+    # The spectral normalization's own vector (drawn at random in each copy) is copied too.
+    for new, old in zip(new_model.get_layer("sn").weights, model.get_layer("sn").weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), keras.ops.convert_to_numpy(old))
+
+
+def test_nested_models_at_any_depth_are_swapped_shared_and_kept_frozen():
+    deep_inputs = keras.Input((4,))
+    deep = keras.layers.Dense(4, activation="relu", name="deep")(deep_inputs)
+    innermost = keras.Model(deep_inputs, keras.layers.ReLU(name="deep_relu")(deep), name="innermost")
+    middle = keras.Sequential(
+        [keras.Input((4,)), innermost, keras.layers.Dense(4, activation="tanh", name="middle_dense")],
+        name="middle",
+    )
+    frozen = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4, activation="relu", name="frozen_dense")], name="frozen"
+    )
+    frozen.trainable = False  # as for fine-tuning a pre-trained base
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(1)(frozen(middle(middle(inputs))))  # `middle` is called twice
+    model = keras.Model(inputs, outputs)
+    new_model, report = swap(model, CompetitiveReLU)
+    np.testing.assert_array_equal(new_model.predict(X[:, :4], verbose=0), model.predict(X[:, :4], verbose=0))
+    assert [path for path, _, _ in report.replaced] == [
+        "middle/innermost/deep",
+        "middle/innermost/deep_relu",
+        "frozen/frozen_dense",
+    ]
+    assert [layer.name for layer in new_model.layers].count("middle") == 1  # still one model, called twice
+    new_frozen = new_model.get_layer("frozen")
+    assert not new_frozen.trainable and new_frozen.trainable_weights == []
+    assert [(type(layer).__name__, layer.trainable) for layer in new_frozen.layers] == [
+        ("Dense", False),
+        ("CompetitiveReLU", False),  # frozen with the model it is in
+    ]
+    assert report.not_targeted == [("middle/middle_dense", "tanh")]
+    # A nested model inside a wrapper is rewritten too.
+    sequence_model = keras.Sequential([keras.Input((5, 4)), keras.layers.TimeDistributed(middle, name="td")])
+    new_model, report = swap(sequence_model, CompetitiveReLU)
+    assert [path for path, _, _ in report.replaced] == [
+        "td/middle/innermost/deep",
+        "td/middle/innermost/deep_relu",
+    ]
+    sequences = SEQUENCES[:, :, :4]
+    np.testing.assert_array_equal(
+        new_model.predict(sequences, verbose=0), sequence_model.predict(sequences, verbose=0)
+    )
+
+
+@keras.saving.register_keras_serializable(package="test_surgery")
+class GatedBlock(keras.layers.Layer):
+    """A custom layer that applies two activations in its own call."""
+
+    def __init__(self, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activation  # a setting (a name), not the function applied
+        self.inner = keras.layers.Dense(6, activation=activation, name="inner")
+        self.gate = keras.layers.Activation("sigmoid", name="gate")
+
+    def call(self, inputs):
+        return inputs + self.gate(self.inner(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+def test_activations_inside_custom_layers_are_reported_with_the_reason():
+    model = keras.Sequential([keras.Input((6,)), GatedBlock(name="block"), keras.layers.Dense(1)])
+    new_model, report = swap(model, CompetitiveReLU, targets=("relu", "sigmoid"))
+    assert report.replaced == []
+    assert sorted(path for path, _ in report.left_alone) == ["block/gate", "block/inner"]
+    assert all("inside the call of GatedBlock" in reason for _, reason in report.left_alone)
+    np.testing.assert_array_equal(new_model.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
+@pytest.fixture
+def mixed_precision():
+    """Builds under `mixed_float16`, then resets the global policy to float32 (and restores it)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    yield
+    keras.config.set_dtype_policy(previous)
+
+
+def test_new_layers_take_the_dtype_policy_of_the_layers_they_replace(mixed_precision):
+    inner = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4, activation="relu"), keras.layers.ReLU()], name="inner"
+    )
+    inputs = keras.Input((5, 6))
+    hidden = keras.layers.TimeDistributed(keras.layers.Dense(4, activation="relu"))(inputs)
+    hidden = keras.layers.Flatten()(keras.layers.TimeDistributed(inner)(hidden))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(hidden)
+    model = keras.Model(inputs, outputs)
+    keras.config.set_dtype_policy("float32")  # the model is swapped later, under another global policy
+
+    def same_activation(kind):
+        return CompetitiveReLU() if kind == "relu" else keras.layers.Activation(kind)
+
+    new_model, report = swap(model, same_activation, targets=("relu", "sigmoid"))
+    policies = {
+        layer.name: layer.dtype_policy.name
+        for layer in all_layers(new_model)
+        if not isinstance(layer, keras.layers.InputLayer)  # an input's policy computes nothing
+    }
+    assert set(policies.values()) == {"mixed_float16"}, policies
+    assert {layer.dtype_policy.name for layer in all_layers(model)} == {"mixed_float16"}
+    assert len(report.replaced) == 4
+    expected = model.predict(SEQUENCES, verbose=0)
+    assert expected.dtype == "float16"
+    np.testing.assert_array_equal(new_model.predict(SEQUENCES, verbose=0), expected)
+    # A replacement made with a policy of its own (a float32 output, as the mixed-precision guide
+    # advises) keeps it.
+    keras.config.set_dtype_policy("mixed_float16")
+    new_model, _ = swap(model, lambda kind: keras.layers.Activation(kind, dtype="float32"), ("sigmoid",))
+    assert new_model.layers[-1].dtype_policy.name == "float32"
+    assert new_model.predict(SEQUENCES, verbose=0).dtype == "float32"
 
 
 class Subclassed(keras.Model):
@@ -177,6 +441,64 @@ class Subclassed(keras.Model):
 def test_bad_arguments(model, replacement, targets, error, match):
     with pytest.raises(error, match=match):
         swap_activations(mixed_model(), replacement, targets)
+
+
+@pytest.mark.filterwarnings("ignore:Layer InputLayer does not have a `quantize` method")  # Keras, harmless
+def test_a_quantized_layers_activation_takes_the_policy_it_computes_in(mixed_precision):
+    keras.config.set_dtype_policy("mixed_bfloat16")  # Keras quantizes to int8 from bfloat16, not float16
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+    )
+    model.quantize("int8")
+    keras.config.set_dtype_policy("float32")
+    new_model, _ = swap(model, CompetitiveReLU)
+    assert [layer.dtype_policy.name for layer in new_model.layers] == [
+        "int8_from_mixed_bfloat16",
+        "mixed_bfloat16",  # an activation has no kernel to quantize
+        "int8_from_mixed_bfloat16",
+    ]
+    np.testing.assert_array_equal(new_model.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
+SCALE = 3.0
+
+
+def double(inputs):
+    return 2 * inputs
+
+
+def same_shape(input_shape):
+    return input_shape
+
+
+def lambda_model():
+    scaled = keras.layers.Lambda(lambda inputs: keras.ops.tanh(inputs) * SCALE, name="scaled")
+    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="relu"), scaled])
+
+
+def test_a_python_lambda_needs_safe_mode_false_and_bad_input_leaves_the_model_as_it_was():
+    model = lambda_model()
+    expected, config = model.predict(X, verbose=0), model.get_config()
+    with pytest.raises(ValueError, match=r"Python lambdas: \['scaled'\].*pass `safe_mode=False` to swap_act"):
+        swap_activations(model, CompetitiveReLU)
+    with pytest.raises(TypeError, match="`safe_mode` must be True or False"):
+        swap_activations(model, CompetitiveReLU, safe_mode="no")
+    assert model.get_config() == config
+    assert model.get_layer("scaled").output is model.outputs[0]  # called nowhere else
+    np.testing.assert_array_equal(model.predict(X, verbose=0), expected)
+    # Opted in: the copy calls the same function, which reads its module's globals (`keras`, `SCALE`).
+    new_model, report = swap(model, CompetitiveReLU, safe_mode=False)
+    assert len(report.replaced) == 1
+    assert new_model.layers[-1] is not model.layers[-1]
+    assert new_model.layers[-1].function is model.layers[-1].function
+    np.testing.assert_array_equal(new_model.predict(X, verbose=0), expected)
+    # A named function is no Python lambda: safe mode copies it, registered or not.
+    named = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Lambda(double, output_shape=same_shape), keras.layers.ReLU()]
+    )
+    new_model, _ = swap(named, CompetitiveReLU)
+    np.testing.assert_array_equal(new_model.predict(X, verbose=0), named.predict(X, verbose=0))
+    assert new_model.layers[0].compute_output_shape((None, 6)) == (None, 6)
 
 
 @pytest.mark.parametrize("model", ["model", keras.layers.ReLU(), None], ids=["str", "layer", "none"])

@@ -135,7 +135,8 @@ class SparsityMonitor(_LayerMonitor):
                                          on, BatchNormalization on the batch's statistics
     ```
 
-    (the fractions of `measure_sparsity`: zero entries over all entries of the sample). The
+    (the fractions of `measure_sparsity`: zero entries over all entries of the sample, masked
+    entries left out, every call of a shared layer counted). The
     values land in `fit(...).history` (one entry per measured epoch) and in any callback placed
     **after** this one in the `callbacks` list, such as `keras.callbacks.TensorBoard` (which
     writes them as `epoch_zero_fraction/{name}`, ...): Keras calls the callbacks in list order,
@@ -215,9 +216,11 @@ class CompetitionMonitor(_LayerMonitor):
     logs[f"competition/{name}/p_mean"], logs[f"competition/{name}/s_mean"]  # means over all slices
     ```
 
-    so the values are those the layer's forward pass computes. It answers "is the competition
-    degenerate?": after a BatchNormalization `p` sits near 0.5 for every sample (measure on the
-    tensor before it with the two-input form). The values reach `history` and callbacks placed
+    so the values are those the layer's forward pass computes; a layer called several times (a
+    shared layer) is measured at every call. Masks play no part: `p` and `s` are per slice. It
+    answers "is the competition degenerate?": after a BatchNormalization `p` sits near 0.5 for
+    every sample (measure on the tensor before it with the two-input form). The values reach
+    `history` and callbacks placed
     after this one (TensorBoard) as for `SparsityMonitor`; the model is left unchanged; the
     model must be Functional or Sequential; the callback is not serialisable.
 
@@ -266,12 +269,14 @@ class CompetitionMonitor(_LayerMonitor):
         p_sums, s_sums, counts = np.zeros(len(layers)), np.zeros(len(layers)), np.zeros(len(layers))
         with preserved_state(self._taps.model):
             for x in iterate_batches(self.data, self.batch_size):
-                for i, (layer, tensors) in enumerate(zip(layers, self._taps(x, training=False), strict=True)):
-                    # What the layer was called with: [z], or [z, source] for the two-input form.
-                    p, s = layer.competition_statistics(tensors if len(tensors) > 1 else tensors[0])
-                    p_sums[i] += float(ops.convert_to_numpy(ops.sum(ops.cast(p, "float64"))))
-                    s_sums[i] += float(ops.convert_to_numpy(ops.sum(ops.cast(s, "float64"))))
-                    counts[i] += math.prod(int(d) for d in ops.shape(p))
+                for i, (layer, calls) in enumerate(zip(layers, self._taps(x, training=False), strict=True)):
+                    for call in calls:  # every call of a shared layer
+                        # What the layer was called with: [z], or [z, source] for the two-input form.
+                        tensors = call.tensors
+                        p, s = layer.competition_statistics(tensors if len(tensors) > 1 else tensors[0])
+                        p_sums[i] += float(ops.convert_to_numpy(ops.sum(ops.cast(p, "float64"))))
+                        s_sums[i] += float(ops.convert_to_numpy(ops.sum(ops.cast(s, "float64"))))
+                        counts[i] += math.prod(int(d) for d in ops.shape(p))
         values = {}
         for i, layer in enumerate(layers):
             prefix = f"competition/{layer.name}/"

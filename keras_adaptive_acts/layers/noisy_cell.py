@@ -8,6 +8,7 @@ from typing import Any
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from keras_adaptive_acts._keras_internals import call_context_training
 from keras_adaptive_acts.layers import noise
 from keras_adaptive_acts.layers.noisy_hard_sigmoid import NoisyHardSigmoid
 from keras_adaptive_acts.layers.noisy_hard_tanh import NoisyHardTanh
@@ -31,11 +32,11 @@ class NoisyCellMixin:
 
     Noise per step: a unit's noise stream cannot advance inside JAX's `lax.scan`, so the cell
     carries a last state, the noise step (`NOISE_STEP_DIGITS` columns, zeros initially), and each
-    unit draws with its stream's current seed folded with the step count summed over the batch
+    unit draws with one seed per sequence folded with the step count summed over the batch
     (which grows at every step where any row is unmasked). `keras.layers.RNN` calls
-    `get_dropout_mask` before its loop and `reset_dropout_mask` after it: between the two the
-    streams stay put, and the reset advances them once. A cell called on its own advances them
-    after the call.
+    `get_dropout_mask` before its loop and `reset_dropout_mask` after it: the first takes each
+    unit's seed from its stream (advancing it) if the call draws noise, the second forgets them.
+    A cell called on its own takes its seeds as it draws.
     """
 
     KERAS_CELL: type
@@ -111,27 +112,36 @@ class NoisyCellMixin:
             )
             setattr(self, name, unit)
         self.state_size = [self.units] * (len(self.STATE_NAMES) - 1) + [NOISE_STEP_DIGITS]
-        self._inside_rnn = False  # between RNN's get_dropout_mask and reset_dropout_mask
+        # Between RNN's get_dropout_mask and reset_dropout_mask: each unit's seed for the sequence
+        # ([] for a call that draws no noise); None outside, where each step takes its own.
+        self._loop_seeds = None
         self._inside_step = False
-        self._drew_noise = False
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
 
     def get_dropout_mask(self, step_input):
-        if not self._inside_step:  # RNN configuring its masks before the loop
-            self._inside_rnn = True
+        if not self._inside_step and self._loop_seeds is None:  # RNN setting up, before its loop
+            # Each unit's seed for the whole sequence, taken (and its stream advanced) now: a call
+            # that read the streams in its loop and advanced them after would share its noise with
+            # any call running meanwhile. Only a call that draws takes seeds, so an inference graph
+            # holds no variable update.
+            if self._call_draws_noise():
+                self._loop_seeds = [unit.noise_stream.next() for unit in self.noisy_units]
+            else:
+                self._loop_seeds = []
         return super().get_dropout_mask(step_input)
 
     def reset_dropout_mask(self):
         super().reset_dropout_mask()
-        if self._drew_noise:
-            self._advance_noise()
-        self._inside_rnn = self._drew_noise = False
+        self._loop_seeds = None
 
-    def _advance_noise(self) -> None:
-        for unit in self.noisy_units:
-            unit.noise_stream.next()
+    def _call_draws_noise(self) -> bool:
+        """Whether the call now running draws noise (what `training` its call context holds)."""
+        training = call_context_training()
+        if training is not None and not isinstance(training, bool):
+            return True  # a tensor: decided at run time, so be ready to draw
+        return self.noisy_units[0].noise_active(training)  # the units own the mode; they agree
 
     @property
     def noise_at_inference(self) -> bool:
@@ -160,18 +170,17 @@ class NoisyCellMixin:
             if not drawing:
                 yield noise_step
                 return
+            seeds = self._loop_seeds
+            if not seeds:  # a cell called on its own: this call's seeds, taken now
+                seeds = [unit.noise_stream.next() for unit in self.noisy_units]
             step = ops.sum(_step_counts(noise_step))
-            for unit in self.noisy_units:
-                unit.loop_key = noise.loop_key(unit.noise_stream, step)
+            for unit, seed in zip(self.noisy_units, seeds, strict=True):
+                unit.loop_key = noise.loop_key(seed, step)
             yield _next_noise_step(noise_step)
         finally:
             self._inside_step = False
             for unit in self.noisy_units:
                 unit.loop_key = None
-        if self._inside_rnn:
-            self._drew_noise = True
-        else:
-            self._advance_noise()
 
     @property
     def noisy_units(self) -> list[keras.layers.Layer]:

@@ -57,21 +57,38 @@ class StochasticLayer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def save_own_variables(self, store):
+        # As Keras saves a layer's variables, but the position as the pair [seed, draws] that every
+        # backend reads (TensorFlow keeps it in another form, see `noise.NoiseStream`).
+        for index, weight in enumerate(self.weights):  # no sublayers: its own variables, Keras' order
+            if weight is self.noise_stream.position:
+                store[f"{index}"] = self.noise_stream.pair()
+            else:
+                store[f"{index}"] = weight
+
     def load_own_variables(self, store):
-        # Files written before the stream position was a weight of the layer hold one variable
-        # fewer (the position was saved elsewhere, where this layer cannot read it): load the
-        # others in their order and say that the stream restarts from `seed`.
-        weights = self.weights  # a layer without sublayers: its own variables, in the order Keras saves
-        if len(store.keys()) != len(weights) - 1:
-            return super().load_own_variables(store)
-        others = [weight for weight in weights if weight is not self.noise_stream.position]
-        for index, weight in enumerate(others):
-            weight.assign(store[f"{index}"])
-        warnings.warn(
-            f"The file holds no noise-stream position for the layer {self.name!r} (written by an "
-            "earlier version): its noise starts again from `seed`.",
-            stacklevel=2,
-        )
+        weights = self.weights
+        position = self.noise_stream.position
+        if len(store.keys()) == len(weights) - 1:
+            # Files written before the stream position was a weight of the layer hold one variable
+            # fewer (the position was saved elsewhere, where this layer cannot read it): load the
+            # others in their order and say that the stream restarts from `seed`.
+            others = [weight for weight in weights if weight is not position]
+            for index, weight in enumerate(others):
+                weight.assign(store[f"{index}"])
+            warnings.warn(
+                f"The file holds no noise-stream position for the layer {self.name!r} (written by an "
+                "earlier version): its noise starts again from `seed`.",
+                stacklevel=2,
+            )
+            return
+        if len(store.keys()) != len(weights):
+            return super().load_own_variables(store)  # Keras' own error for a mismatched file
+        for index, weight in enumerate(weights):
+            if weight is position:
+                self.noise_stream.set_pair(store[f"{index}"])
+            else:
+                weight.assign(store[f"{index}"])
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,8 @@ Even-order moments fix each direction only up to sign; the readout's `+-ReLU` fe
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -25,8 +27,13 @@ def estimate_subspace(second: np.ndarray, contractions: np.ndarray, k: int) -> n
     makes every term positive semi-definite, so neurons of opposite signs cannot cancel in the sum.
     """
     second = np.asarray(second, dtype=np.float64)
-    combined = second @ second
     contractions = np.asarray(contractions, dtype=np.float64).reshape(-1, *second.shape)
+    # Divided by a power of two near their largest entry (exact, and the eigenvectors do not change), so
+    # that squaring overflows for no finite estimate: inputs far from unit variance have huge moments.
+    largest = max(np.max(np.abs(second), initial=0.0), np.max(np.abs(contractions), initial=0.0))
+    scale = math.ldexp(1.0, int(np.frexp(largest)[1])) if 0.0 < largest < np.inf else 1.0
+    second, contractions = second / scale, contractions / scale
+    combined = second @ second
     if len(contractions):
         combined += np.einsum("tij,tjk->ik", contractions, contractions) / len(contractions)
     eigenvalues, eigenvectors = np.linalg.eigh((combined + combined.T) / 2.0)

@@ -117,7 +117,7 @@ def gaussian_check(
         expected = 1 if row == column else 0
         failures.append(f"{entry} {where} is {gram[row, column] / n:.4g} (expected {expected}: whiten X)")
     variances = np.einsum("id,ij,jd->d", directions, gram / n, directions)
-    kurtosis = (fourth / n) / np.maximum(variances, 1e-300) ** 2
+    kurtosis = (fourth / n) / np.maximum(variances**2, 1e-300)  # squared first: 1e-300**2 is 0
     worst = int(np.argmax(np.abs(kurtosis - 3.0)))
     if abs(kurtosis[worst] - 3.0) * root_n / math.sqrt(24.0) > GAUSSIAN_CHECK_Z:  # its standard error
         where = f"feature {worst}" if worst < dim else "a random projection"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import time
 import warnings
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 from keras_adaptive_acts.narrow import decomposition, moments
 from keras_adaptive_acts.narrow import inputs as input_checks
 from keras_adaptive_acts.narrow.keras_model import build_keras_model, network_from_keras, train_square_loss
+from keras_adaptive_acts.narrow.network import ReLUNetwork
 from keras_adaptive_acts.narrow.readout import least_squares_readout
 from keras_adaptive_acts.validation import check_choice, check_integer, check_number
 
@@ -70,7 +72,11 @@ class NarrowReLULearner:
         directions_: the estimated unit directions, shape `(k, d)`, each up to sign.
         moment_network_: the `ReLUNetwork` after the readout, of width `2k` (each direction with both signs).
         network_: the fitted `ReLUNetwork`: `moment_network_` refined, or itself when `refine=False`.
-        history_: the refinement's `keras.callbacks.History.history` (`None` without refinement).
+        history_: the refinement's `keras.callbacks.History.history` (`None` without refinement), whose
+            losses are of the targets divided by `target_scale_`.
+        target_scale_: the power of two nearest the root mean square of `y`. The learner fits `y /
+            target_scale_` and scales its networks back, so the fit does not depend on the unit of `y`:
+            `fit(X, 2**m * y)` gives exactly `2**m` times the networks of `fit(X, y)`.
         fit_seconds_: wall time of each stage: `checks`, `moments`, `directions`, `readout`, `refine`.
 
     Examples:
@@ -178,8 +184,9 @@ class NarrowReLULearner:
             callbacks: Keras callbacks for the refinement's `fit` (e.g. `keras.callbacks.TensorBoard`).
 
         Raises:
-            ValueError: bad shapes, non-finite values, `k > d`, fewer than `2k + 2` samples, or (with
-                `input_check="error"`) inputs that do not look like `N(0, I_d)`.
+            ValueError: bad shapes, non-finite values, `k > d`, fewer than `2k + 2` samples, (with
+                `input_check="error"`) inputs that do not look like `N(0, I_d)`, or (with the check off)
+                inputs so large that their moments overflow float64.
         """
         self._check_params()
         X, y = input_checks.check_shapes(X, y)
@@ -200,11 +207,17 @@ class NarrowReLULearner:
 
         rng = np.random.default_rng(self.seed)
         start = time.perf_counter()
+        # The estimate is of y / scale, a power of two (see `target_scale`); the networks are scaled back.
+        scale = target_scale(y)
+        y = np.asarray(y, dtype=np.float64) / scale
         residual, second = self._moments(X, y)
+        check_finite_moments(X, (residual, second), self.batch_size)
         vectors = decomposition.contraction_vectors(second, self.k, self._n_contractions(), seed=rng)
         contractions = moments.fourth_moment_contractions(X, residual, vectors, batch_size=self.batch_size)
+        check_finite_moments(X, (contractions,), self.batch_size)
         subspace = decomposition.estimate_subspace(second, contractions, self.k)
         tensor = moments.projected_fourth_moment(X, residual, subspace, batch_size=self.batch_size)
+        check_finite_moments(X, (tensor,), self.batch_size)
         seconds["moments"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -217,15 +230,17 @@ class NarrowReLULearner:
 
         self.n_features_in_ = input_dim
         self.n_samples_seen_ = n_samples
+        self.target_scale_ = scale
         self.subspace_ = subspace
         self.directions_ = directions
-        self.moment_network_ = moment_network
-        self.network_ = moment_network
+        self.moment_network_ = scaled_network(moment_network, scale)
+        self.network_ = self.moment_network_
         self.history_ = None
         seconds["refine"] = 0.0
         if self.refine:
             start = time.perf_counter()
-            self.network_, self.history_ = self._refine(X, y, rng, callbacks)
+            refined, self.history_ = self._refine(X, y, moment_network, rng, callbacks)
+            self.network_ = scaled_network(refined, scale)
             seconds["refine"] = time.perf_counter() - start
         self.fit_seconds_ = seconds
         return self
@@ -239,12 +254,19 @@ class NarrowReLULearner:
         return self.network_(X)
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
-        """The coefficient of determination R^2 of `predict(X)` against `y` (as scikit-learn's regressors)."""
+        """The coefficient of determination R^2 of `predict(X)` against `y` (as scikit-learn's regressors).
+
+        For a constant `y` (R^2 undefined) it is, as scikit-learn's `r2_score`, 1.0 for an exact
+        prediction and 0.0 otherwise.
+        """
         X, y = input_checks.check_shapes(X, y)
         prediction = self.predict(X)
         y = np.asarray(y, dtype=np.float64)
         total = float(((y - y.mean()) ** 2).sum())
-        return 1.0 - float(((y - prediction) ** 2).sum()) / total if total > 0 else float("nan")
+        error = float(((y - prediction) ** 2).sum())
+        if total == 0.0:
+            return 1.0 if error == 0.0 else 0.0
+        return 1.0 - error / total
 
     def to_keras(self):
         """`Dense(2k, relu, use_bias=False) -> Dense(1)` initialised from `network_`, ready for `fit`.
@@ -305,11 +327,12 @@ class NarrowReLULearner:
         directions = np.concatenate([found, copies])
         return directions / np.linalg.norm(directions, axis=1, keepdims=True)
 
-    def _refine(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, callbacks: list | None):
+    def _refine(self, X: np.ndarray, y: np.ndarray, start: ReLUNetwork, rng: np.random.Generator, callbacks):
+        """Refines `start`, a network of the targets `y` (both divided by the target scale already)."""
         if self.refine_samples is not None and self.refine_samples < len(X):
             rows = np.sort(rng.choice(len(X), size=self.refine_samples, replace=False))
             X, y = X[rows], y[rows]
-        model = build_keras_model(self.moment_network_)
+        model = build_keras_model(start)
         history = train_square_loss(
             model,
             X,
@@ -325,3 +348,42 @@ class NarrowReLULearner:
     def _check_fitted(self) -> None:
         if not hasattr(self, "network_"):
             raise ValueError("This NarrowReLULearner is not fitted yet: call `fit(X, y)` first.")
+
+
+def target_scale(targets: np.ndarray) -> float:
+    """The power of two nearest the root mean square of `targets` (1 for all-zero targets).
+
+    The learner fits `targets / scale` and multiplies the network's output layer back. A power of two
+    divides exactly, so `fit(X, 2**m * y)` gives exactly `2**m` times the network of `fit(X, y)`, and the
+    fit does not depend on the unit of `y`: the float32 square loss of the refinement would overflow for
+    targets above about 1e19, and Adam's fixed step size would hardly move an output layer of size 1000.
+    """
+    values = np.asarray(targets, dtype=np.float64)
+    largest = float(np.max(np.abs(values), initial=0.0))
+    if largest == 0.0:
+        return 1.0
+    root_mean_square = largest * math.sqrt(float(np.mean(np.square(values / largest))))  # no overflow
+    return math.ldexp(1.0, round(math.log2(root_mean_square)))
+
+
+def scaled_network(network: ReLUNetwork, scale: float) -> ReLUNetwork:
+    """`scale` times `network`: the output layer is linear, so only its weights and bias change."""
+    return ReLUNetwork(network.hidden_weights, network.output_weights * scale, network.bias * scale)
+
+
+def check_finite_moments(inputs: np.ndarray, estimates: tuple[np.ndarray, ...], batch_size: int) -> None:
+    """Raises `ValueError` when a moment estimate overflowed float64 (before an eigensolver fails on it).
+
+    The targets are scaled already (`target_scale`), so the cause is `X`, far from unit variance.
+    """
+    if all(np.all(np.isfinite(estimate)) for estimate in estimates):
+        return
+    largest = 0.0
+    for start in range(0, len(inputs), batch_size):  # in batches: `X` may be a memmap
+        rows = np.asarray(inputs[start : start + batch_size], dtype=np.float64)
+        largest = max(largest, float(np.max(np.abs(rows), initial=0.0)))
+    raise ValueError(
+        "The moments of `X` overflow float64: NarrowReLULearner expects x ~ N(0, I_d), and X holds "
+        f"values up to {largest:.3g} in size. Whiten X first (subtract the mean, multiply by the inverse "
+        "square root of the covariance)."
+    )

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from keras import backend, ops
 
 from keras_adaptive_acts.validation import check_choice, check_number
@@ -125,25 +126,67 @@ def relu_identity_beta(scale_bound: float) -> float:
 # The math (arguments already checked)
 
 
-def _share_and_denominator(z, competition, eps, axes):
-    """The positive entries' share `p` of each slice, and the denominator it was divided by."""
+def _slice_size(z, axes):
+    """The number of entries of each slice of `z` over `axes`, as a tensor of `z`'s dtype."""
+    size = 1
+    for axis in axes:
+        size = size * ops.shape(z)[axis]  # a tensor where the size is only known at run time
+    return ops.cast(size, z.dtype)
+
+
+def _slice_shrink(z, axes):
+    """What each slice of `z` is multiplied by before its sums: `1 / largest |z|` where that is above 1.
+
+    The share `p` is bounded, but its sums are not: a float32 square overflows above about 1.8e19.
+    Shrinking a slice so that its largest entry is about 1 keeps them finite. Only large slices are
+    shrunk (the factor is <= 1), and the factor stops at the dtype's smallest normal number (whose
+    reciprocal is below its largest, 8.5e37 in float32), as CPUs flush subnormal factors to zero; the
+    largest entry is then at most 4, still safe. Slices with an infinity or a NaN are left as they
+    are, so +inf and NaN still give NaN and -inf still only loses. A product, not a division per
+    entry: cheaper. `p` depends on the factor only through `eps` (shrunk alongside), so no gradient
+    flows through it.
+    """
+    largest = ops.max(ops.abs(z), axis=axes, keepdims=True, initial=0.0)  # `initial`: empty slices
+    usable = ops.logical_and(largest > 1.0, ops.isfinite(largest))
+    smallest_normal = float(np.finfo(backend.standardize_dtype(z.dtype)).tiny)
+    shrink = ops.maximum(1.0 / ops.where(usable, largest, ops.ones_like(largest)), smallest_normal)
+    return ops.stop_gradient(shrink)
+
+
+def _share_and_derivative_scales(z, competition, eps, axes):
+    """The positive entries' share `p` of each slice, and per-slice `(shrink, multiplier)` for its derivative.
+
+    `p` is the same function of `z` whatever the slice's size; an empty slice gets `p = 0` for all
+    three measures (the count divides by the slice size with `divide_no_nan`: a plain mean would be
+    0 / 0 and make the gradients of `alpha` and `beta` NaN).
+    """
     if competition == "count":
-        return ops.mean(ops.cast(z > 0, z.dtype), axis=axes, keepdims=True), None
+        positives = ops.sum(ops.cast(z > 0, z.dtype), axis=axes, keepdims=True)
+        return ops.divide_no_nan(positives, _slice_size(z, axes)), None  # no gradient
+    shrink = _slice_shrink(z, axes)
+    shrunk = z * shrink
     if competition == "energy":
-        numerator, total = ops.square(ops.relu(z)), ops.square(z)
+        numerator, total, shrunk_eps = ops.square(ops.relu(shrunk)), ops.square(shrunk), eps * shrink * shrink
     else:
-        numerator, total = ops.relu(z), ops.abs(z)
-    denominator = ops.sum(total, axis=axes, keepdims=True) + eps
-    return ops.sum(numerator, axis=axes, keepdims=True) / denominator, denominator
+        numerator, total, shrunk_eps = ops.relu(shrunk), ops.abs(shrunk), eps * shrink
+    # p = sum(num(z)) / (sum(total(z)) + eps), each term multiplied by shrink**2 (energy) or shrink.
+    denominator = ops.sum(total, axis=axes, keepdims=True) + shrunk_eps
+    p = ops.sum(numerator, axis=axes, keepdims=True) / denominator
+    # dp/dz is an expression in `shrunk` times shrink / denominator (`_share_derivative`).
+    return p, (shrink, shrink / denominator)
 
 
-def _share_derivative(z, p, denominator, competition):
-    """Elementwise dp/dz of `_share_and_denominator`; None for the count (no gradient)."""
+def _share_derivative(z, p, derivative_scales, competition):
+    """Elementwise dp/dz of `_share_and_derivative_scales`, given the per-slice scalars it returned.
+
+    The shrunk slice is computed again rather than kept, so the backward pass holds no
+    intermediate of the input's size.
+    """
+    shrink, multiplier = derivative_scales
+    shrunk = z * shrink
     if competition == "energy":
-        return 2.0 * (ops.relu(z) - p * z) / denominator
-    if competition == "l1":
-        return (ops.cast(z > 0, z.dtype) - p * ops.sign(z)) / denominator
-    return None
+        return 2.0 * (ops.relu(shrunk) - p * shrunk) * multiplier
+    return (ops.cast(shrunk > 0, shrunk.dtype) - p * ops.sign(shrunk)) * multiplier
 
 
 def _scale(p, alpha, beta, scale_bound):
@@ -161,14 +204,14 @@ def _scale(p, alpha, beta, scale_bound):
 
 
 def _statistics(x, source, alpha, beta, competition, scale_bound, eps, axes, stats):
-    """`(p, denominator of p, s)` of each slice: the one computation of the statistics.
+    """`(p, derivative scales of p, s)` of each slice: the one computation of the statistics.
 
     `p` is measured on `source` if given, else on `x`, in the dtype `stats`. Both the forward pass
     of the op and `unchecked_statistics` (behind `CompetitiveReLU.competition_statistics`) run it.
     """
     z = ops.cast(x if source is None else source, stats)
-    p, denominator = _share_and_denominator(z, competition, eps, axes)
-    return p, denominator, _scale(p, alpha, beta, scale_bound)
+    p, derivative_scales = _share_and_derivative_scales(z, competition, eps, axes)
+    return p, derivative_scales, _scale(p, alpha, beta, scale_bound)
 
 
 def unchecked_statistics(x, alpha, beta, source=None, *, competition, scale_bound, eps, axes):
@@ -218,7 +261,9 @@ def _make_op(competition, scale_bound, eps, axes, stats, separate_source):
             x, source, alpha, beta = args
         else:
             (x, alpha, beta), source = args, None
-        p, denominator, s = _statistics(x, source, alpha, beta, competition, scale_bound, eps, axes, stats)
+        p, derivative_scales, s = _statistics(
+            x, source, alpha, beta, competition, scale_bound, eps, axes, stats
+        )
         out = ops.relu(x * ops.cast(s, x.dtype))
 
         def grad(*upstream_args, upstream=None):
@@ -233,7 +278,7 @@ def _make_op(competition, scale_bound, eps, axes, stats, separate_source):
             dp = None
             if competition != "count":
                 zs = xs if source is None else ops.cast(source, stats)
-                dp = (d_pre * alpha) * _share_derivative(zs, p, denominator, competition)
+                dp = (d_pre * alpha) * _share_derivative(zs, p, derivative_scales, competition)
             if source is None:
                 dx = dx if dp is None else dx + dp
                 return ops.cast(dx, x.dtype), d_alpha, d_beta
@@ -289,7 +334,7 @@ def competition_share(
     check_competition_args(competition, eps)
     x = _measurable(x)
     axes = reduction_axes(len(x.shape), axis)
-    return _share_and_denominator(ops.cast(x, statistics_dtype(x.dtype)), competition, eps, axes)[0]
+    return _share_and_derivative_scales(ops.cast(x, statistics_dtype(x.dtype)), competition, eps, axes)[0]
 
 
 def competitive_scale(

@@ -29,7 +29,10 @@ def j_squared_relu(x: Tensor) -> Tensor:
         [0.0, 0.0, 1.5, 4.0]
     """
     positive = ops.relu(floating_tensor(x))
-    return positive + 0.5 * ops.square(positive)
+    # Factored as r * (r/2 + 1): the product overflows only where the true value does. The plain
+    # r + r**2 / 2 squares first and overflows at sqrt(max), about 256 in float16 and 1.8e19 in
+    # float32, though its value fits up to sqrt(2 * max) (361 and 2.6e19; docs/guides/mixed-precision.md).
+    return positive * (0.5 * positive + 1.0)
 
 
 def zero_fraction(x: Tensor) -> Tensor:

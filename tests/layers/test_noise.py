@@ -23,6 +23,19 @@ def as_numpy(tensor):
     return np.asarray(ops.convert_to_numpy(tensor))
 
 
+def seed_pair(layer):
+    """A layer's stream position as `[seed, draws]`, read from its weight (not through the package).
+
+    TensorFlow keeps it as Philox's `[256 * draws, 0, seed]`; the other backends as Keras'
+    SeedGenerator does, `[seed, draws]`.
+    """
+    value = as_numpy(layer.noise_stream.position).astype("int64")
+    if keras.backend.backend() == "tensorflow":
+        assert value.shape == (3,) and value[0] % 256 == 0 and value[1] == 0, value
+        return [int(value[2]), int(value[0] // 256)]
+    return value.tolist()
+
+
 # ----------------------------------------------------------------------------------------------
 # The stream
 
@@ -32,29 +45,33 @@ def test_the_stream_is_keras_own_and_its_position_is_a_weight_of_the_layer():
     position = layer.noise_stream.position
     assert position.name == "noise_stream_position" and not position.trainable
     assert any(weight is position for weight in layer.non_trainable_weights)
-    assert as_numpy(position).tolist() == [11, 0]
+    assert seed_pair(layer) == [11, 0]
     reference = keras.random.SeedGenerator(11)
     for draw in range(3):
         got = noise.normal((3, 4), "float32", layer.noise_stream)
         expected = keras.random.normal((3, 4), seed=reference)
         np.testing.assert_array_equal(as_numpy(got), as_numpy(expected))
-        assert as_numpy(position).tolist() == [11, draw + 1]
+        assert seed_pair(layer) == [11, draw + 1]
 
 
-def test_peek_reads_the_next_seed_without_advancing():
+def test_next_returns_the_seed_it_read_and_advances_past_it():
     layer = kaa.NoisyHardTanh(seed=4)
-    first = as_numpy(layer.noise_stream.peek())
-    assert first.tolist() == as_numpy(layer.noise_stream.peek()).tolist() == [4, 0]
-    assert as_numpy(layer.noise_stream.next()).tolist() == first.tolist()
-    assert as_numpy(layer.noise_stream.peek()).tolist() == [4, 1]
+    assert as_numpy(layer.noise_stream.next()).tolist() == [4, 0]
+    assert as_numpy(layer.noise_stream.next()).tolist() == [4, 1]
+    assert seed_pair(layer) == [4, 2]
+    assert layer.noise_stream.pair().tolist() == [4, 2]
+    layer.noise_stream.set_pair([9, 5])
+    assert seed_pair(layer) == [9, 5]
+    with pytest.raises(ValueError, match=r"a pair \[seed, draws\]"):
+        layer.noise_stream.set_pair([1, 2, 3])
 
 
 def test_an_unseeded_stream_follows_keras_global_seed():
     keras.utils.set_random_seed(123)
-    first = as_numpy(kaa.RReLU().noise_stream.position)
+    first = seed_pair(kaa.RReLU())
     keras.utils.set_random_seed(123)
-    second = as_numpy(kaa.RReLU().noise_stream.position)
-    assert first.tolist() == second.tolist() and first[0] != 0 and first[1] == 0
+    second = seed_pair(kaa.RReLU())
+    assert first == second and first[0] != 0 and first[1] == 0
 
 
 def test_the_position_survives_a_keras_file_and_training_continues_the_stream(tmp_path):
@@ -63,9 +80,36 @@ def test_the_position_survives_a_keras_file_and_training_continues_the_stream(tm
         model(SATURATED, training=True)
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
-    assert as_numpy(loaded.layers[-1].noise_stream.position).tolist() == [3, 4]
+    assert seed_pair(loaded.layers[-1]) == [3, 4]
     np.testing.assert_array_equal(
         as_numpy(loaded(SATURATED, training=True)), as_numpy(model(SATURATED, training=True))
+    )
+
+
+def test_files_hold_the_position_as_seed_and_draws_on_every_backend(tmp_path):
+    # Read with h5py, not Keras: the file is the same whatever backend wrote it, so it moves between them.
+    import h5py
+
+    layer = kaa.NoisyHardTanh(seed=6)
+    model = keras.Sequential([keras.Input((5,)), layer])
+    for _ in range(3):
+        model(SATURATED, training=True)
+    model.save_weights(tmp_path / "model.weights.h5")
+    with h5py.File(tmp_path / "model.weights.h5", "r") as file:
+        stored = []
+        file.visititems(
+            lambda name, item: (
+                stored.append(item[()].tolist())
+                if isinstance(item, h5py.Dataset) and "int" in str(item.dtype)
+                else None
+            )
+        )
+    assert stored == [[6, 3]]
+    copy = keras.Sequential([keras.Input((5,)), kaa.NoisyHardTanh(seed=0)])
+    copy.load_weights(tmp_path / "model.weights.h5")
+    assert seed_pair(copy.layers[-1]) == [6, 3]
+    np.testing.assert_array_equal(
+        as_numpy(copy(SATURATED, training=True)), as_numpy(model(SATURATED, training=True))
     )
 
 
@@ -102,9 +146,9 @@ def test_a_file_written_before_the_position_was_a_weight_loads_with_a_warning():
     inputs = np.load(DATA / "noisy_layers_before_noise_stream_input.npy")
     expected = np.load(DATA / "noisy_layers_before_noise_stream_expectation.npy")
     np.testing.assert_allclose(as_numpy(model(inputs, training=False)), expected, rtol=1e-6, atol=1e-6)
-    seeds = sorted(int(as_numpy(layer.noise_stream.position)[0]) for layer in noisy)
+    seeds = sorted(seed_pair(layer)[0] for layer in noisy)
     assert seeds == [1, 2, 6, 7, 8]  # each stream at its seed again (the cell's units: seed + 1, 2, 3)
-    assert all(int(as_numpy(layer.noise_stream.position)[1]) == 0 for layer in noisy)
+    assert all(seed_pair(layer)[1] == 0 for layer in noisy)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,3 +220,16 @@ def test_noise_at_inference_has_one_owner_and_is_read_only():
     with pytest.raises(AttributeError):
         cell.noise_at_inference = False
     assert "noise_at_inference" not in vars(cell)  # the cell keeps no copy of its units' setting
+
+
+def test_stateless_call_draws_what_a_call_would_and_returns_the_advanced_position():
+    # Keras' functional API: the variables' values go in and come out; the layer's own are untouched.
+    layer = kaa.RReLU(seed=3)
+    layer.build((None, 5))
+    trainable = [as_numpy(v) for v in layer.trainable_variables]
+    non_trainable = [as_numpy(v) for v in layer.non_trainable_variables]
+    output, (position,) = layer.stateless_call(trainable, non_trainable, SATURATED, training=True)
+    assert seed_pair(layer) == [3, 0]
+    np.testing.assert_array_equal(as_numpy(output), as_numpy(layer(SATURATED, training=True)))
+    assert seed_pair(layer) == [3, 1]
+    np.testing.assert_array_equal(as_numpy(position), as_numpy(layer.noise_stream.position))

@@ -229,14 +229,14 @@ def test_stacked_and_bidirectional_cells_draw_fresh_noise_per_step():
 
 @pytest.mark.parametrize("cell_class", CELLS)
 def test_fit_on_this_backend_without_unrolling_draws_new_noise_every_batch(cell_class):
-    # On JAX the loop is `lax.scan` inside a compiled step: the generators advance after it.
+    # On JAX the loop is `lax.scan` inside a compiled step: the generators advance before it.
     rnn = probe(cell_class, seed=7)
     model = keras.Sequential([keras.Input((STEPS, FEATURES)), rnn, keras.layers.Dense(1)])
     model.compile("sgd", "mse", jit_compile=BACKEND != "torch")
     y = np.zeros((BATCH, STEPS, 1), "float32")
-    seeds = [ops.convert_to_numpy(u.noise_stream.position.value) for u in rnn.cell.noisy_units]
+    seeds = [u.noise_stream.pair() for u in rnn.cell.noisy_units]  # [seed, draws] on every backend
     model.fit(X, y, batch_size=8, epochs=1, verbose=0)
     # Four batches: every unit's generator advanced four times, once per loop.
-    after = [ops.convert_to_numpy(u.noise_stream.position.value) for u in rnn.cell.noisy_units]
+    after = [u.noise_stream.pair() for u in rnn.cell.noisy_units]
     for before, now in zip(seeds, after, strict=True):
         np.testing.assert_array_equal(now - before, [0, 4])

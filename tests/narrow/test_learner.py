@@ -228,6 +228,48 @@ def test_gaussian_check_takes_two_dimensional_data_only():
     assert gaussian_check(gaussian(2_000, 3).tolist()) == []  # a nested list is read as an array
 
 
+def test_the_fit_does_not_depend_on_the_unit_of_the_targets():
+    # The targets times 2**70 (about 1e21): the float32 square loss of the refinement overflowed, and
+    # targets of size 1000 moved the output layer by Adam's fixed steps. A power of two divides exactly,
+    # so the reference is exact: 2**70 times the network fitted to the targets themselves.
+    X, y, _ = make_planted_regression(5_000, 6, 2, seed=10)
+    options = {"seed": 0, "refine_steps": 100, "refine_batch_size": 250}
+    unit = NarrowReLULearner(2, **options).fit(X, y)
+    scaled = NarrowReLULearner(2, **options).fit(X, 2.0**70 * y)
+    for fitted in ("moment_network_", "network_"):
+        reference, network = getattr(unit, fitted), getattr(scaled, fitted)
+        np.testing.assert_array_equal(network.hidden_weights, reference.hidden_weights)
+        np.testing.assert_array_equal(network.output_weights, 2.0**70 * reference.output_weights)
+        assert network.bias == 2.0**70 * reference.bias
+    assert scaled.history_ == unit.history_  # the refinement sees the same (scaled) targets
+    assert scaled.target_scale_ == 2.0**70 * unit.target_scale_
+
+
+def test_inputs_far_from_unit_variance_get_a_clear_error_when_the_check_is_off():
+    X = gaussian(2_000, 4) * 1e60  # finite, but its fourth moments are not (1e240 squared)
+    match = r"moments of `X` overflow float64.*values up to \d.*e\+60.*Whiten X"
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match=match):
+        NarrowReLULearner(2, refine=False, input_check="ignore").fit(X, np.abs(X[:, 0]) / 1e60)
+
+
+def test_score_of_a_constant_target_is_that_of_scikit_learn():
+    from sklearn.metrics import r2_score
+
+    X = gaussian(2_000, 4)
+    learner = NarrowReLULearner(1, refine=False, seed=0).fit(X, np.full(2_000, 3.0))
+    constant = np.full(100, 3.0)
+    exact = learner.predict(X[:100])
+    assert learner.score(X[:100], exact) == r2_score(exact, exact) == 1.0  # a constant target, fitted
+    assert learner.score(X[:100], constant + 1.0) == r2_score(constant + 1.0, exact) == 0.0  # not fitted
+
+
+def test_all_zero_inputs_fail_the_check_without_a_numpy_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in divide" on the way
+        with pytest.raises(ValueError, match="variance of feature 0 is 0"):
+            NarrowReLULearner(2).fit(np.zeros((2_000, 4)), np.zeros(2_000))
+
+
 def test_predict_needs_a_fitted_learner_and_the_right_width():
     with pytest.raises(ValueError, match="not fitted"):
         NarrowReLULearner(2).predict(gaussian(3, 4))

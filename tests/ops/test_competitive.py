@@ -238,3 +238,20 @@ def test_bad_inputs_raise_value_error():
         competitive_relu(np.ones((2, 3), "float32"), 0.0, 0.5, np.ones((2, 4), "float32"))
     with pytest.raises(ValueError, match="floating"):
         competitive_relu(np.ones((2, 3), "int32"), 0.0, 0.5)
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_an_empty_slice_gives_zero_share_and_finite_zero_gradients(competition):
+    # A slice with no entries (input shape (2, 0)): a plain mean for the count was 0 / 0, NaN gradients
+    # for alpha and beta; all three measures now give p = 0 there, as energy and l1 always did.
+    x = np.zeros((2, 0), "float32")
+    share = ops.convert_to_numpy(competition_share(x, competition))
+    np.testing.assert_array_equal(share, np.zeros((2, 1)))
+
+    def function(x, alpha, beta):
+        return competitive_relu(x, alpha, beta, competition=competition)
+
+    output, gradients = vjp(function, [x, np.float32(2.0), np.float32(-1.0)], np.zeros((2, 0), "float32"))
+    assert output.shape == (2, 0)
+    assert gradients[0].shape == (2, 0)
+    np.testing.assert_array_equal([gradients[1], gradients[2]], [0.0, 0.0])
