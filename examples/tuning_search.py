@@ -20,10 +20,13 @@ import tempfile
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
-import keras_tuner
 
 from keras_adaptive_acts.compare import load_dataset
-from keras_adaptive_acts.tuning import ActivationHyperModel
+from keras_adaptive_acts.extras import require
+
+keras_tuner = require("keras_tuner", "tuner", "This example")
+
+from keras_adaptive_acts.tuning import ActivationHyperModel  # noqa: E402 (needs KerasTuner)
 
 
 def build(hp, activation):

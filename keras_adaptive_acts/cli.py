@@ -329,7 +329,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     print()
     print(compare.format_table(rows))
     print()
-    print(f"{len(records)} runs in {elapsed:.1f} s.")
+    print(f"{len(records)} run{'' if len(records) == 1 else 's'} in {elapsed:.1f} s.")
     if args.out:
         meta = {
             "command": "compare",

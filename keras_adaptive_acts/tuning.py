@@ -19,17 +19,10 @@ from typing import Any
 import keras
 import numpy as np
 
-try:
-    import keras_tuner
-except ImportError as error:  # keras-tuner itself, or tensorboard, which it imports undeclared
-    raise ImportError(
-        "keras_adaptive_acts.tuning needs KerasTuner, which is an optional extra; install it with: "
-        f'pip install "keras-adaptive-acts[tuner]" (import failed: {error})'
-    ) from error
-
 from keras_adaptive_acts import registry
 from keras_adaptive_acts.compare.datasets import split
 from keras_adaptive_acts.compare.experiment import build_model
+from keras_adaptive_acts.extras import require
 from keras_adaptive_acts.layers import (
     CompetitiveReLU,
     JSquaredReLU,
@@ -40,6 +33,9 @@ from keras_adaptive_acts.layers import (
 from keras_adaptive_acts.layers.competitive_relu import INIT_PRESETS
 from keras_adaptive_acts.ops.competitive import COMPETITIONS
 from keras_adaptive_acts.validation import check_integer
+
+# KerasTuner itself, or tensorboard, which it imports undeclared: either missing names the extra.
+keras_tuner = require("keras_tuner", "tuner", "keras_adaptive_acts.tuning")
 
 __all__ = [
     "DEFAULT_CHOICES",

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,11 @@ def test_missing_scikit_learn_exits_1_with_the_install_command(capsys, monkeypat
 
 
 @pytest.mark.slow
+def test_one_run_is_counted_in_the_singular(capsys):
+    assert main(["compare", "--epochs", "1", "--seeds", "1", "--activations", "relu"]) == 0
+    assert re.search(r"^1 run in [0-9.]+ s\.$", capsys.readouterr().out, flags=re.MULTILINE)
+
+
 def test_compare_end_to_end(capsys, tmp_path):
     out_dir = tmp_path / "results"
     argv = ["compare", "--epochs", "2", "--seeds", "1", "--activations", "relu,competitive_relu"]
@@ -131,6 +137,7 @@ def test_compare_end_to_end(capsys, tmp_path):
     assert "1347 train / 450 test samples, 64 features, 10 classes" in out
     assert f"{keras.backend.backend()} backend" in out
     assert out.count("[1/2] relu") == 1 and out.count("[2/2] competitive_relu") == 1
+    assert re.search(r"^2 runs in [0-9.]+ s\.$", out, flags=re.MULTILINE), out[-300:]
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("activation"))
     table = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")] for line in lines[header + 2 :]}

@@ -81,7 +81,7 @@ def test_mnist1d_is_the_packages_own_split():
 def test_missing_dataset_package_names_the_extra(monkeypatch, name, module):
     monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(
-        ImportError, match=r'for the .* dataset; .*pip install "keras-adaptive-acts\[datasets\]"'
+        ImportError, match=r'the .* dataset needs .*pip install "keras-adaptive-acts\[datasets\]"'
     ):
         compare.load_dataset(name)
 

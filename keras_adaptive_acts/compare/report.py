@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_adaptive_acts.extras import require
+
 __all__ = [
     "SUMMARY_FIELDS",
     "TABLE_HEADER",
@@ -138,16 +140,11 @@ def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | os.PathL
     Each line is the mean over the seeds, with a band from the lowest to the highest seed. Needs
     matplotlib (the `examples` extra). Returns the path written.
     """
-    try:
-        import matplotlib
+    matplotlib = require("matplotlib", "examples", "the plot")
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-        matplotlib.use("Agg")  # files only: no display needed
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
-    except ImportError as err:
-        raise ImportError(
-            'matplotlib is needed for the plot; install it with: pip install "keras-adaptive-acts[examples]"'
-        ) from err
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(record["activation"], []).append(record)
