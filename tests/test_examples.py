@@ -74,6 +74,8 @@ def test_noisy_lstm():
     assert schedule[0] == 5.0 and schedule[-1] == 0.5, schedule  # annealed from c_start to c_end
     assert all(a > b for a, b in itertools.pairwise(schedule)), schedule
     assert re.search(r"^noisy_lstm inference deterministic: True$", output, re.MULTILINE), output
+    # Its quick run does not learn (both models sit at the majority baseline), and says so.
+    assert re.search(r"^smoke run \(--quick\): too short to learn", output, re.MULTILINE), output
 
 
 @pytest.mark.slow
