@@ -61,7 +61,8 @@ yourself); labels are classes 0, 1, 2, ...
 
 Written to --out DIR (default kaa-results): results.json (every run, with its
 learning curves), summary.csv (the table) and curves.png (test accuracy and loss
-per epoch, mean over the seeds with a band from the lowest to the highest)."""
+per epoch, mean over the seeds with a band from the lowest to the highest, and
+the final test accuracy of every seed on a scale that fits it)."""
 
 
 _EXPORT_DESCRIPTION = """\
@@ -350,7 +351,13 @@ def _run_compare(args: argparse.Namespace) -> int:
         json_path, csv_path = compare.write_results(records, rows, args.out, meta=meta)
         written = [str(json_path), str(csv_path)]
         try:
-            written.append(str(compare.plot_learning_curves(records, Path(args.out) / "curves.png")))
+            written.append(
+                str(
+                    compare.plot_learning_curves(
+                        records, Path(args.out) / "curves.png", dataset=Path(str(args.dataset)).name
+                    )
+                )
+            )
         except ImportError as err:
             print(f"{PROG}: note: no plot: {_one_line(err)}", file=sys.stderr)
         print(f"Results written to {', '.join(written)}.")

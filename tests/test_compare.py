@@ -449,6 +449,26 @@ def test_learning_curve_plot_is_a_png_of_the_records(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
+def test_the_plot_shows_coinciding_curves_and_the_final_spread(tmp_path):
+    # Two activations with identical curves, and final accuracies 0.969 to 0.976 after a first epoch
+    # at 0.5: the picture, where one line hid the other and the end could not be read.
+    records = [
+        {"activation": label, "history": {"val_accuracy": [0.5, 0.9, final], "val_loss": [1.0, 0.3, 0.1]}}
+        for label, finals in (("competitive_relu", (0.969, 0.972)), ("competitive_relu:l1", (0.969, 0.972)))
+        for final in finals
+    ] + [{"activation": "relu", "history": {"val_accuracy": [0.5, 0.9, 0.976], "val_loss": [1.0, 0.3, 0.1]}}]
+    figure = compare.learning_curves_figure(records, dataset="digits")
+    accuracy_axis, _, final_axis = figure.axes
+    styles = [(line.get_linestyle(), line.get_marker()) for line in accuracy_axis.get_lines()]
+    assert len(styles) == 3 and len(set(styles)) == 3  # every activation drawn its own way
+    low, high = final_axis.get_ylim()
+    assert low <= 0.969 and high >= 0.976 and high - low < 0.02  # the final spread fills the panel
+    ticks = [tick.get_text() for tick in final_axis.get_xticklabels()]
+    assert ticks == ["competitive_relu", "competitive_relu:l1", "relu"]
+    title = " ".join(text.get_text() for text in figure.texts)  # the suptitle is one of them
+    assert "digits" in title and "2 seeds" in title
+
+
 def test_summarize_without_timed_runs():
     (row,) = compare.summarize([_record("x", 0, 0.5, 1.0, None)])
     assert row["step_ms"] is None and row["accuracy_std"] == 0.0

@@ -19,6 +19,7 @@ __all__ = [
     "SUMMARY_FIELDS",
     "TABLE_HEADER",
     "format_table",
+    "learning_curves_figure",
     "plot_learning_curves",
     "summarize",
     "write_results",
@@ -134,11 +135,20 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Draws test accuracy and test loss per epoch, one line per activation, into a PNG file.
+# Each activation gets its own line style and marker as well as its colour, so that two activations
+# with the same curve (e.g. `competitive_relu` and `competitive_relu:competition=l1` early on) both
+# show, one dashed over the other.
+_LINE_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
-    Each line is the mean over the seeds, with a band from the lowest to the highest seed. Needs
-    matplotlib (the `examples` extra). Returns the path written.
+
+def learning_curves_figure(records: Sequence[dict[str, Any]], dataset: str | None = None) -> Any:
+    """The matplotlib figure `plot_learning_curves` saves (for a caller that wants to adjust it).
+
+    Three panels: test accuracy and test loss per epoch (the mean over the seeds, a band from the
+    lowest to the highest seed), and the final test accuracy of each activation, every seed a point
+    and the mean a bar, on a scale that fits the final values only, so that a spread of a few tenths
+    of a percent reads. The title names the dataset (if given) and the number of seeds.
     """
     matplotlib = require("matplotlib", "examples", "the plot")
     matplotlib.use("Agg")  # files only: no display needed
@@ -148,23 +158,68 @@ def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | os.PathL
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(record["activation"], []).append(record)
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1, 1, 0.8]})
     panels = (("val_accuracy", "test accuracy"), ("val_loss", "test loss"))
-    for axis, (key, title) in zip(axes, panels, strict=True):
-        for label, group in groups.items():
+    colours = {}
+    for axis, (key, title) in zip(axes[:2], panels, strict=True):
+        for index, (label, group) in enumerate(groups.items()):
             curves = np.array([record["history"][key] for record in group], dtype="float64")
             epochs = np.arange(1, curves.shape[1] + 1)
-            line = axis.plot(epochs, curves.mean(axis=0), label=label)[0]
+            line = axis.plot(
+                epochs,
+                curves.mean(axis=0),
+                label=label,
+                linestyle=_LINE_STYLES[index % len(_LINE_STYLES)],
+                marker=_MARKERS[index % len(_MARKERS)],
+                markevery=max(1, len(epochs) // 10),
+                markersize=5,
+            )[0]
+            colours[label] = line.get_color()
             axis.fill_between(
-                epochs, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2
+                epochs, curves.min(axis=0), curves.max(axis=0), color=colours[label], alpha=0.15
             )
         axis.set(title=title, xlabel="epoch")
         axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
+    _final_accuracy_panel(axes[2], groups, colours)
     seeds = max(len(group) for group in groups.values())
-    figure.suptitle(f"mean over {seeds} seed(s); bands: lowest to highest seed")
+    seed_words = f"{seeds} seed" + ("" if seeds == 1 else "s")
+    where = f"{dataset}: " if dataset else ""
+    figure.suptitle(f"{where}mean over {seed_words}; bands and points: each seed")
     figure.tight_layout()
+    return figure
+
+
+def _final_accuracy_panel(
+    axis: Any, groups: dict[str, list[dict[str, Any]]], colours: dict[str, str]
+) -> None:
+    """The last epoch's test accuracy per activation: each seed a point, the mean a short bar."""
+    finals = {
+        label: [record["history"]["val_accuracy"][-1] for record in group] for label, group in groups.items()
+    }
+    for position, (label, values) in enumerate(finals.items()):
+        axis.scatter([position] * len(values), values, color=colours[label], s=18, zorder=3)
+        axis.hlines(np.mean(values), position - 0.3, position + 0.3, color=colours[label], linewidth=2)
+    every = np.concatenate([np.asarray(values, dtype="float64") for values in finals.values()])
+    low, high = float(every.min()), float(every.max())
+    margin = max((high - low) * 0.15, 0.002)  # a visible range even when every run ends alike
+    axis.set_ylim(low - margin, high + margin)
+    axis.set_xticks(range(len(finals)), list(finals), rotation=30, ha="right", fontsize="small")
+    axis.set(title="final test accuracy")
+    axis.grid(alpha=0.3, axis="y")
+
+
+def plot_learning_curves(
+    records: Sequence[dict[str, Any]], path: str | os.PathLike, dataset: str | None = None
+) -> Path:
+    """Draws the learning curves and final accuracies into a PNG file (see `learning_curves_figure`).
+
+    Needs matplotlib (the `examples` extra). Returns the path written.
+    """
+    figure = learning_curves_figure(records, dataset)
+    import matplotlib.pyplot as plt
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)
