@@ -34,7 +34,7 @@ Usage:
 
     python benchmarks/run_all.py --list                                # names, kinds, durations
     python benchmarks/run_all.py --only activation_speed noisy_speed   # the speed benchmarks
-    python benchmarks/run_all.py                                       # everything (about 75 minutes)
+    python benchmarks/run_all.py                                       # everything (about 80 minutes)
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ BENCHMARKS = {
     "claims_noisy_lstm": Benchmark(
         "claims_noisy_lstm.py", "quality", 17, "noisy LSTM units, annealed or not, counting unique integers"
     ),
+    "cli_startup": Benchmark("cli_startup.py", "speed", 3, "how fast `kaa --help` and its kin answer"),
 }
 
 MARKER = "<!-- run_all: {} {} -->"

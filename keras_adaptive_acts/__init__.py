@@ -9,9 +9,11 @@ from keras_adaptive_acts.callbacks import (
     SparsityMonitor,
 )
 from keras_adaptive_acts.layers import (
+    TLU,
     ActivitySparsity,
     CompetitiveReLU,
     JSquaredReLU,
+    LiSHT,
     MixedActivation,
     NoisyGRUCell,
     NoisyHardSigmoid,
@@ -19,6 +21,7 @@ from keras_adaptive_acts.layers import (
     NoisyLSTMCell,
     RestrictedLayerNormalization,
     RReLU,
+    Snake,
     SparsifiedMLP,
     ZerothBias,
     inference_noise,
@@ -40,12 +43,14 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "TLU",
     "ActivationMixing",
     "ActivitySparsity",
     "CompetitionMonitor",
     "CompetitiveReLU",
     "GammaUplift",
     "JSquaredReLU",
+    "LiSHT",
     "MixedActivation",
     "NoiseAnnealing",
     "NoisyGRUCell",
@@ -54,6 +59,7 @@ __all__ = [
     "NoisyLSTMCell",
     "RReLU",
     "RestrictedLayerNormalization",
+    "Snake",
     "SparsifiedMLP",
     "SparsityMonitor",
     "ZerothBias",

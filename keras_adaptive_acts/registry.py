@@ -79,13 +79,13 @@ def register(cls: type | None = None, *, activation: bool = False):
 
 
 def default_name(class_name: str) -> str:
-    """A class name in snake case with "ReLU" kept whole, where Keras' own default would split it.
+    """A class name in snake case with "ReLU" and "LiSHT" kept whole, where Keras' default splits them.
 
     Examples:
-        >>> ", ".join(default_name(name) for name in ("CompetitiveReLU", "JSquaredReLU", "RReLU"))
-        'competitive_relu, j_squared_relu, rrelu'
+        >>> ", ".join(default_name(name) for name in ("CompetitiveReLU", "JSquaredReLU", "RReLU", "LiSHT"))
+        'competitive_relu, j_squared_relu, rrelu, lisht'
     """
-    words = re.sub(r"R?ReLU", lambda match: match.group(0).capitalize(), class_name)
+    words = re.sub(r"R?ReLU|LiSHT", lambda match: match.group(0).capitalize(), class_name)
     words = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", words)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", words).lower()
 

@@ -24,11 +24,14 @@ from keras_adaptive_acts.compare.datasets import split
 from keras_adaptive_acts.compare.experiment import build_model
 from keras_adaptive_acts.extras import require
 from keras_adaptive_acts.layers import (
+    TLU,
     CompetitiveReLU,
     JSquaredReLU,
+    LiSHT,
     NoisyHardSigmoid,
     NoisyHardTanh,
     RReLU,
+    Snake,
 )
 from keras_adaptive_acts.layers.competitive_relu import INIT_PRESETS
 from keras_adaptive_acts.ops.competitive import COMPETITIONS
@@ -92,6 +95,15 @@ def _rrelu(hp: HyperParameters, prefix: str) -> dict[str, Any]:
     }
 
 
+def _snake(hp: HyperParameters, prefix: str) -> dict[str, Any]:
+    # The initial frequency (trained from there), two decades around tensorflow-addons' default of 1.
+    return {"frequency": hp.Float(f"{prefix}/frequency", 0.1, 10.0, sampling="log", default=1.0)}
+
+
+def _tlu(hp: HyperParameters, prefix: str) -> dict[str, Any]:
+    return {"affine": hp.Boolean(f"{prefix}/affine", default=False)}
+
+
 SEARCH_SPACES: dict[str, SearchSpace] = {
     "relu": SearchSpace(keras.layers.ReLU, _no_arguments),
     "prelu": SearchSpace(keras.layers.PReLU, _no_arguments),
@@ -100,6 +112,9 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
     "noisy_hard_sigmoid": SearchSpace(NoisyHardSigmoid, _noisy(NoisyHardSigmoid)),
     "rrelu": SearchSpace(RReLU, _rrelu),
     "j_squared_relu": SearchSpace(JSquaredReLU, _no_arguments),
+    "lisht": SearchSpace(LiSHT, _no_arguments),
+    "snake": SearchSpace(Snake, _snake),
+    "tlu": SearchSpace(TLU, _tlu),
 }
 """Every activation `choose_activation` can offer, by its choice value."""
 
@@ -112,7 +127,8 @@ DEFAULT_CHOICES = (
     "j_squared_relu",
 )
 """The choices when none are given: the ReLU baseline and the package's activation layers.
-PReLU is on offer but not a default: on a convolution it learns one slope per input entry."""
+PReLU is on offer but not a default: on a convolution it learns one slope per input entry. Nor are
+the ports of tensorflow-addons' activations (LiSHT, Snake, TLU): name them in `choices`."""
 
 NOT_SEARCHABLE = {
     "mixed_activation": "it is a transition between two activations, driven by the ActivationMixing callback"

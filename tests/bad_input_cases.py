@@ -689,6 +689,113 @@ add(
     returns("an empty `(0, 3)` tensor", shape_is((0, 3))),
 )
 
+api = "LiSHT"
+add(api, "unknown argument", "LiSHT(alpha=1)", error("Unrecognized keyword arguments passed to LiSHT"))
+add(
+    api,
+    "integer input",
+    "LiSHT()(np.array([[-1, 2]]))",
+    returns("cast to float32: `[[0.7615942, 1.9280552]]`", close([[math.tanh(1.0), 2 * math.tanh(2.0)]])),
+)
+add(
+    api,
+    "NaN input",
+    "LiSHT()(np.array([[nan, 1.0]]))",
+    returns("NaN where the input is NaN", close([[math.nan, math.tanh(1.0)]])),
+)
+add(
+    api,
+    "Inf input",
+    "LiSHT()(np.array([[inf, -inf]]))",
+    returns("`[[inf, inf]]` (even)", close([[math.inf, math.inf]])),
+)
+add(
+    api,
+    "huge input",
+    "LiSHT()(np.array([[1e30, -1e30]]))",
+    returns("finite, `[[1e30, 1e30]]`", close([[1e30, 1e30]])),
+)
+add(api, "empty batch", "LiSHT()(np.zeros((0, 3)))", returns("an empty `(0, 3)` tensor", shape_is((0, 3))))
+
+api = "Snake"
+add(api, "wrong type", "Snake(frequency='1')", error("`frequency` must be a finite number"))
+add(api, "non-finite argument", "Snake(frequency=nan)", error("`frequency` must be a finite number"))
+add(
+    api,
+    "conflicting arguments",
+    "Snake(frequency=2.0, frequency_initializer='ones')",
+    error("Pass `frequency` or `frequency_initializer`, not both"),
+)
+add(
+    api,
+    "integer input",
+    "Snake()(np.array([[-1, 2]]))",
+    returns(
+        "cast to float32: `[[-0.2919266, 2.8268218]]`",
+        close([[-1 + math.sin(-1.0) ** 2, 2 + math.sin(2.0) ** 2]]),
+    ),
+)
+add(
+    api,
+    "NaN input",
+    "Snake()(np.array([[nan, 1.0]]))",
+    returns("NaN where the input is NaN", close([[math.nan, 1 + math.sin(1.0) ** 2]])),
+)
+add(
+    api,
+    "Inf input",
+    "Snake()(np.array([[inf, -inf]]))",
+    returns("`[[inf, -inf]]`", close([[math.inf, -math.inf]])),
+)
+add(
+    api,
+    "huge input",
+    "Snake()(np.array([[1e30, -1e30]]))",
+    returns("finite, `[[1e30, -1e30]]` (the periodic part is at most 1)", close([[1e30, -1e30]])),
+)
+add(api, "empty batch", "Snake()(np.zeros((0, 3)))", returns("an empty `(0, 3)` tensor", shape_is((0, 3))))
+
+api = "TLU"
+add(api, "wrong type", "TLU(affine='yes')", error("`affine` must be True or False"))
+add(api, "wrong type", "TLU(axis='a')", error("`axis` must be an int or a non-empty list of distinct ints"))
+add(
+    api,
+    "wrong input rank",
+    "TLU()(np.zeros((2,)))",
+    error("`axis` is out of range, or repeats an axis, for inputs of rank 1"),
+)
+add(
+    api,
+    "out of range",
+    "TLU(axis=5)(np.zeros((2, 3)))",
+    error("`axis` is out of range, or repeats an axis, for inputs of rank 2"),
+)
+add(
+    api,
+    "integer input",
+    "TLU()(np.array([[-1, 2]]))",
+    returns("cast to float32: `[[0.0, 2.0]]`", close([[0.0, 2.0]])),
+)
+add(
+    api,
+    "NaN input",
+    "TLU()(np.array([[nan, 1.0]]))",
+    returns("NaN where the input is NaN", close([[math.nan, 1.0]])),
+)
+add(
+    api,
+    "Inf input",
+    "TLU()(np.array([[inf, -inf]]))",
+    returns("`[[inf, 0.0]]` (tau starts at 0)", close([[math.inf, 0.0]])),
+)
+add(
+    api,
+    "huge input",
+    "TLU()(np.array([[1e30, -1e30]]))",
+    returns("finite, `[[1e30, 0.0]]`", close([[1e30, 0.0]])),
+)
+add(api, "empty batch", "TLU()(np.zeros((0, 3)))", returns("an empty `(0, 3)` tensor", shape_is((0, 3))))
+
 api = "MixedActivation"
 add(api, "wrong type", 'MixedActivation(t="0.5")', error("`t` must be a finite number"))
 add(
@@ -1721,13 +1828,52 @@ add(
     ),
 )
 
-for api in ("ops.hard_tanh", "ops.hard_sigmoid", "ops.j_squared_relu"):
+for api in ("ops.hard_tanh", "ops.hard_sigmoid", "ops.j_squared_relu", "ops.lisht", "ops.snake", "ops.tlu"):
     add(
         api,
         "integer input",
         f"kaa.{api}(np.array([-3, 0, 3]))",
         error("`x` must be a floating tensor (cast integers first)"),
     )
+add(
+    "ops.lisht",
+    "NaN input",
+    "kaa.ops.lisht(np.array([nan, inf, -inf, 1e30, 0.0]))",
+    returns(
+        "NaN stays NaN; `+-inf` give `inf`; huge values stay finite",
+        close([math.nan, math.inf, math.inf, 1e30, 0.0], dtype=None),
+    ),
+)
+add(
+    "ops.snake",
+    "NaN input",
+    "kaa.ops.snake(np.array([nan, inf, -inf, 1e30, 0.0]))",
+    returns(
+        "NaN stays NaN; `+-inf` give `+-inf`; huge values stay finite",
+        close([math.nan, math.inf, -math.inf, 1e30, 0.0], dtype=None),
+    ),
+)
+add(
+    "ops.snake",
+    "wrong type",
+    "kaa.ops.snake(np.array([1.0]), frequency='a')",
+    error("`frequency` must be a number or a tensor"),
+)
+add(
+    "ops.tlu",
+    "NaN input",
+    "kaa.ops.tlu(np.array([nan, inf, -inf, 1e30, 0.0]))",
+    returns(
+        "NaN stays NaN; `-inf` gives `tau`; huge values stay finite",
+        close([math.nan, math.inf, 0.0, 1e30, 0.0], dtype=None),
+    ),
+)
+add(
+    "ops.tlu",
+    "wrong type",
+    "kaa.ops.tlu(np.array([1.0, -2.0]), tau='0')",
+    error("`tau` must be a number or a tensor"),
+)
 add(
     "ops.hard_tanh",
     "NaN input",
@@ -2409,6 +2555,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "NoisyHardSigmoid",
         "RReLU",
         "JSquaredReLU",
+        "LiSHT",
+        "Snake",
+        "TLU",
         "MixedActivation",
         "ActivitySparsity",
         "RestrictedLayerNormalization",
@@ -2438,6 +2587,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "ops.noisy_input",
         "ops.rrelu",
         "ops.j_squared_relu",
+        "ops.lisht",
+        "ops.snake",
+        "ops.tlu",
         "ops.zero_fraction",
         "ops.l1_penalty",
         "ops.hoyer_square_penalty",

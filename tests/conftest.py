@@ -44,11 +44,46 @@ LAYER_LEVEL = (
 )
 
 
+# How many slow tests a plain `pytest` left out, for the line at the end of its report.
+SLOW_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (end-to-end runs): the full suite",
+    )
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "layer_level: run by the Keras version matrix and the backend jobs")
 
 
 def pytest_collection_modifyitems(config, items):
+    mark_layer_level(items)
+    # A plain `pytest` runs the everyday suite; the slow tests (training runs, subprocesses, the
+    # SavedModel and distribution checks) run with --slow, or whenever -m chooses by marker (CI's
+    # `-m slow` step, the matrix's `-m "layer_level and not slow"`).
+    if config.getoption("--slow") or config.option.markexpr:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        config.hook.pytest_deselected(items=slow)
+        config.stash[SLOW_LEFT_OUT] = len(slow)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    left_out = config.stash.get(SLOW_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} slow tests (marked slow) were not run: `python -m pytest --slow` runs the full "
+            "suite, `python -m pytest -m slow` only those."
+        )
+
+
+def mark_layer_level(items):
     tests_folder = os.path.dirname(os.path.abspath(__file__))
     for item in items:
         relative = os.path.relpath(str(item.path), tests_folder).replace(os.sep, "/")

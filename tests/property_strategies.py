@@ -150,6 +150,31 @@ def j_squared_relu_args(shape):
     return st.just(({}, {}))
 
 
+def lisht_args(shape):
+    return st.just(({}, {}))
+
+
+@st.composite
+def snake_args(draw, shape):
+    if draw(st.booleans()):
+        return {"frequency": draw(st.one_of(st.just(0.0), st.floats(-4.0, 4.0, allow_subnormal=False)))}, {}
+    return {"frequency_initializer": draw(_initializer(-4.0, 4.0))}, {}
+
+
+@st.composite
+def tlu_args(draw, shape):
+    rank = len(shape)
+    single = st.integers(1, rank - 1).flatmap(lambda a: st.sampled_from((a, a - rank)))
+    several = st.lists(st.integers(1, rank - 1), min_size=1, max_size=rank - 1, unique=True)
+    kwargs = {
+        "affine": draw(st.booleans()),
+        "axis": draw(st.one_of(single, several)),
+        "tau_initializer": draw(_initializer(-2.0, 2.0)),
+        "alpha_initializer": draw(_initializer(-2.0, 2.0)),
+    }
+    return {key: value for key, value in kwargs.items() if value is not None}, {}
+
+
 ELEMENTWISE_PARTS = (
     "relu",
     "gelu",
@@ -160,6 +185,9 @@ ELEMENTWISE_PARTS = (
     "rrelu",
     "noisy_hard_tanh",
     "noisy_hard_sigmoid",
+    "lisht",
+    "snake",
+    "tlu",
 )
 
 

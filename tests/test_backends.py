@@ -86,6 +86,7 @@ def load_on(backend, model_path, data_path):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_training_moved_every_layer_off_its_initial_state(saved_model):
     model, *_ = saved_model
     zeroth_bias = next(layer for layer in model.layers if type(layer).__name__ == "ZerothBias")

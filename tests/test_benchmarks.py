@@ -17,6 +17,25 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
+def test_cli_startup_benchmark_times_every_command_and_finds_them_quiet(tmp_path):
+    command = [sys.executable, "benchmarks/cli_startup.py", "--quick", "--repeats", "1", "--warmup", "0"]
+    command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    raw = json.loads((tmp_path / "r.json").read_text())
+    rows = [line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| `")]
+    assert len(rows) == len(raw["results"]) == 8
+    for name, timing in raw["results"].items():
+        assert len(timing["seconds"]) == 1
+        if not name.startswith("baseline"):
+            # kaa itself prints nothing of TensorFlow's (the argument error prints its one line).
+            assert timing["stderr_lines"] == 0, name
+            assert timing["exit_codes"] == ([2] if "argument error" in name else [0]), name
+
+
+@pytest.mark.slow
 def test_narrow_relu_benchmark_quick_run_writes_consistent_results(tmp_path):
     command = [sys.executable, "benchmarks/narrow_relu.py", "--quick", "--configs", "d20k2", "--no-plot"]
     command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]

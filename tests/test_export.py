@@ -49,6 +49,7 @@ def run_env():
 # The inference signature, checked by verify_serving's loaders
 
 
+@pytest.mark.slow
 def test_every_layer_model_serves_what_predict_gives_in_a_fresh_process(exported):
     model, path = exported
     report = verify_serving(path, sample(), model)
@@ -71,6 +72,7 @@ def built_with_noise_at_inference(layer):
     return type(layer).from_config({**config, "noise_at_inference": True})
 
 
+@pytest.mark.slow
 def test_sequential_model_with_noise_at_inference_still_serves_the_expectation(tmp_path):
     keras.utils.set_random_seed(1)
     layers = [built_with_noise_at_inference(layer) for layer in every_layer()]
@@ -95,6 +97,7 @@ def test_sequential_model_with_noise_at_inference_still_serves_the_expectation(t
     assert not np.allclose(model.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_model_exports_and_verifies(tmp_path, dtype_policy):
     dtype_policy("mixed_bfloat16")
     keras.utils.set_random_seed(2)
@@ -105,6 +108,7 @@ def test_mixed_bfloat16_model_exports_and_verifies(tmp_path, dtype_policy):
     assert "DT_BFLOAT16" in report.signature_text  # the output's dtype, as the model computes it
 
 
+@pytest.mark.slow
 def test_dict_input_model_serves_its_inputs_by_name(tmp_path):
     inputs = {"age": keras.Input((3,), name="age"), "income": keras.Input((2,), name="income")}
     joined = keras.layers.Concatenate()([inputs["income"], inputs["age"]])  # not in the dict's order
@@ -137,6 +141,7 @@ print("modules:", sorted(m for m in sys.modules if m.startswith("keras_adaptive"
 """
 
 
+@pytest.mark.slow
 def test_a_masked_sequence_model_serves_padded_rows_as_their_unpadded_selves(tmp_path):
     # Embedding(mask_zero=True) -> noisy cells and an activation of the package: the mask must survive
     # tracing, so a padded row gives what the model gives for the row without its padding.
@@ -174,6 +179,7 @@ def test_the_fresh_process_script_refuses_to_import_the_package(tmp_path):
 # Reloaded in this process (the loaded graph does not call the package)
 
 
+@pytest.mark.slow
 def test_variable_batch_size_and_deterministic_calls(exported):
     model, path = exported
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
@@ -201,6 +207,7 @@ def test_list_input_model_serves_its_inputs_by_name(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_monte_carlo_signature_draws_noise_and_the_inference_signature_does_not(exported):
     _, path = exported
     loaded = tf.saved_model.load(str(path))
@@ -216,6 +223,7 @@ def test_monte_carlo_signature_draws_noise_and_the_inference_signature_does_not(
     assert report.random_ops and report.python_ops == [] and report.non_core_ops == []
 
 
+@pytest.mark.slow
 def test_monte_carlo_signature_of_a_noisy_recurrent_cell_is_its_own_monte_carlo_call(tmp_path):
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
@@ -286,6 +294,7 @@ def served_gradients(path, x, upstream, output, tmp_path, persistent=False):
     return result, (np.load(tmp_path / "g.npz") if result.returncode == 0 else None)
 
 
+@pytest.mark.slow
 def test_reloaded_model_is_differentiable_in_a_fresh_process(exported, tmp_path):
     model, path = exported
     x = sample()
@@ -310,6 +319,7 @@ def test_reloaded_model_is_differentiable_in_a_fresh_process(exported, tmp_path)
 
 
 @pytest.mark.parametrize("unroll", [False, True])
+@pytest.mark.slow
 def test_known_limitation_a_persistent_tape_through_a_reloaded_recurrent_loop(tmp_path, unroll):
     # With GradientTape(persistent=True), TensorFlow cannot differentiate a reloaded RNN's while
     # loop: Keras' own LSTM fails as the noisy cells do. A plain tape works (the test above), and
@@ -358,6 +368,7 @@ def run_litert(flatbuffer, x):
     return runner(sequence=x)["scores"]
 
 
+@pytest.mark.slow
 def test_which_layers_convert_to_litert_is_what_the_guide_says(tmp_path):
     def name_of(layer):
         if isinstance(layer, keras.layers.RNN):
@@ -394,6 +405,7 @@ def test_which_layers_convert_to_litert_is_what_the_guide_says(tmp_path):
     assert measured == litert_table()
 
 
+@pytest.mark.slow
 def test_the_monte_carlo_signature_does_not_convert_to_litert(tmp_path):
     model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(8), kaa.NoisyHardTanh()])
     path = export_for_serving(model, tmp_path / "m", monte_carlo=True)
@@ -489,6 +501,7 @@ def test_bad_samples_and_references_are_refused(tmp_path):
         verify_serving(tmp_path / "missing", good, model)
 
 
+@pytest.mark.slow
 def test_a_wrong_reference_fails_the_verification_with_a_report(tmp_path):
     model = small_model()
     path = export_for_serving(model, tmp_path / "m")
@@ -506,6 +519,7 @@ def test_a_wrong_reference_fails_the_verification_with_a_report(tmp_path):
 # kaa export
 
 
+@pytest.mark.slow
 def test_kaa_export_writes_and_verifies_both_signatures(tmp_path):
     model = small_model()
     model.save(tmp_path / "model.keras")

@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import keras_adaptive_acts as kaa
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -18,6 +20,7 @@ def test_public_api_is_explicit():
     expected += ["NoisyLSTMCell", "RReLU", "get", "ops", "__version__"]
     expected += ["ActivitySparsity", "JSquaredReLU", "MixedActivation", "regularizers"]
     expected += ["RestrictedLayerNormalization", "SparsifiedMLP", "ZerothBias"]
+    expected += ["LiSHT", "Snake", "TLU"]  # the tensorflow-addons activations Keras 3 lacks
     expected += [
         "ActivationMixing",
         "CompetitionMonitor",
@@ -70,6 +73,7 @@ def test_ci_runs_the_readme_commands():
     assert main_job.split(" && ")[0] in ci  # the main job's install line, run shortened in CI
 
 
+@pytest.mark.slow
 def test_importing_the_package_leaves_tensorflows_devices_configurable():
     # Splitting the CPU (or setting GPU memory growth) must still work after the import.
     script = (

@@ -87,6 +87,9 @@ RANKS = {
     "NoisyHardSigmoid": (2, 3, 4, 5),
     "RReLU": (2, 3, 4, 5),  # elementwise
     "JSquaredReLU": (2, 3, 4, 5),
+    "LiSHT": (2, 3, 4, 5),  # elementwise
+    "Snake": (2, 3, 4, 5),  # elementwise, one frequency
+    "TLU": (2, 3, 4, 5),  # elementwise; parameters per entry of `axis`
     "MixedActivation": (2, 3, 4, 5),  # as its parts
     "ActivitySparsity": (2, 3, 4, 5),  # identity; the penalty needs a batch axis
     "RestrictedLayerNormalization": (2, 3, 4, 5),  # normalises over `axis`
@@ -127,6 +130,9 @@ CASES = [
     Case(kaa.NoisyHardSigmoid, ps.noisy_activation_args),
     Case(kaa.RReLU, ps.rrelu_args),
     Case(kaa.JSquaredReLU, ps.j_squared_relu_args),
+    Case(kaa.LiSHT, ps.lisht_args),
+    Case(kaa.Snake, ps.snake_args),
+    Case(kaa.TLU, ps.tlu_args),
     Case(kaa.MixedActivation, ps.mixed_activation_args, joint_axes=_mixing_axes),
     Case(kaa.ActivitySparsity, ps.activity_sparsity_args),
     Case(
@@ -310,6 +316,10 @@ def competitive_relu_nan_slices(example, source, axes, compute):
     return overflow | np.any(np.isnan(source), axis=axes, keepdims=True)
 
 
+# Elementwise layers whose docstrings promise NaN for a NaN input.
+NAN_IN_NAN_OUT = (kaa.NoisyHardTanh, kaa.NoisyHardSigmoid, kaa.RReLU, kaa.LiSHT, kaa.Snake, kaa.TLU)
+
+
 def nan_expectations(example, layer, output_shape):
     """(must_not_be_nan, must_be_nan) masks of the output, from the inputs as the layer sees them."""
     compute = layer.compute_dtype
@@ -340,7 +350,7 @@ def nan_expectations(example, layer, output_shape):
         if keras_norm and keras.backend.backend() == "torch":  # see TORCH_LAYER_NORM_OVERFLOW
             bad = bad | (np.abs(xs[0]) > TORCH_LAYER_NORM_OVERFLOW)
         bad = np.any(bad, axis=axes, keepdims=True)
-    if example.case.cls in (kaa.NoisyHardTanh, kaa.NoisyHardSigmoid, kaa.RReLU):
+    if example.case.cls in NAN_IN_NAN_OUT:
         must_be_nan = np.isnan(xs[0])  # documented: NaN gives NaN
     if bad.shape != output_shape and axes == _all_axes(rank):  # per sample (the RNN)
         bad = bad.reshape(bad.shape[:1] + (1,) * (len(output_shape) - 1))

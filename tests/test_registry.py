@@ -22,10 +22,13 @@ X = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0]], dtype="float32")
 PACKAGE_ACTIVATIONS = [
     "competitive_relu",
     "j_squared_relu",
+    "lisht",
     "mixed_activation",
     "noisy_hard_sigmoid",
     "noisy_hard_tanh",
     "rrelu",
+    "snake",
+    "tlu",
 ]
 
 

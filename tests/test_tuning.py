@@ -38,6 +38,9 @@ LAYERS = {
     "noisy_hard_sigmoid": kaa.NoisyHardSigmoid,
     "rrelu": kaa.RReLU,
     "j_squared_relu": kaa.JSquaredReLU,
+    "lisht": kaa.LiSHT,
+    "snake": kaa.Snake,
+    "tlu": kaa.TLU,
 }
 
 
@@ -172,6 +175,7 @@ def test_the_guide_documents_every_searched_hyperparameter_as_declared():
 # get_best_models builds a fresh model and loads the checkpoint's weights: Keras notes that the
 # fresh optimizer has fewer variables than the saved one. The weights are what is tested.
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer:UserWarning")
+@pytest.mark.slow
 def test_random_search_finds_and_reloads_the_best_model(tmp_path):
     x, y, x_val, y_val = tuning_process.data()
     tuner = keras_tuner.RandomSearch(
@@ -200,6 +204,7 @@ def test_random_search_finds_and_reloads_the_best_model(tmp_path):
     assert best.evaluate(x_val, y_val, verbose=0) == pytest.approx(best_trial.score, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_searched_values_are_the_ones_the_trained_layer_had(tmp_path):
     built = []
 
@@ -239,6 +244,7 @@ def search_with(tmp_path, hyperparameters, max_trials=3):
     return [trial.hyperparameters.values for trial in tuner.oracle.trials.values()]
 
 
+@pytest.mark.slow
 def test_fixed_arguments_are_used_in_every_trial_and_the_rest_is_searched(tmp_path):
     fixed = fix_activation(keras_tuner.HyperParameters(), "CompetitiveReLU", competition="l1")
     trials = search_with(tmp_path, fixed)
@@ -248,6 +254,7 @@ def test_fixed_arguments_are_used_in_every_trial_and_the_rest_is_searched(tmp_pa
     assert len({values["activation/competitive_relu/scale_bound"] for values in trials}) == 3
 
 
+@pytest.mark.slow
 def test_an_argument_fixed_in_its_scope_while_the_choice_is_still_searched(tmp_path):
     # The guide's recipe: declare the choice, then fix the argument inside its conditional scope.
     hp = keras_tuner.HyperParameters()
@@ -429,6 +436,7 @@ except ImportError as error:
 """
 
 
+@pytest.mark.slow
 def test_without_the_tuner_extra_the_package_imports_and_tuning_says_what_to_install():
     result = subprocess.run(
         [sys.executable, "-c", BLOCK_KERAS_TUNER], env=run_env(), capture_output=True, text=True, timeout=120

@@ -1,5 +1,6 @@
 """Backend-agnostic math of the package's activations (pure functions on `keras.ops`)."""
 
+from keras_adaptive_acts.ops.addons import lisht, snake, tlu
 from keras_adaptive_acts.ops.competitive import competition_share, competitive_relu, competitive_scale
 from keras_adaptive_acts.ops.noisy import hard_sigmoid, hard_tanh, noisy_input, noisy_output, rrelu
 from keras_adaptive_acts.ops.sparsity import (
@@ -20,8 +21,11 @@ __all__ = [
     "j_squared_relu",
     "kl_sparsity_penalty",
     "l1_penalty",
+    "lisht",
     "noisy_input",
     "noisy_output",
     "rrelu",
+    "snake",
+    "tlu",
     "zero_fraction",
 ]

@@ -2,8 +2,13 @@
 
 TensorFlow runs the calls of a `tf.function` from several Python threads concurrently (as TF
 Serving does with requests), all reading and advancing the same noise-stream variables. Every call
-must draw its own noise, however the calls interleave. The reference is Keras' own recurrent
-dropout in the same setup.
+must draw its own noise, however the calls interleave.
+
+Keras' own seeded dropout is not held up as the reference here: its `SeedGenerator.next` reads the
+seed state and then assigns the next one in two steps, so two concurrent calls can occasionally
+draw the same mask (it happened once in CI, Keras 3.10 on TensorFlow 2.19, and not in the runs
+before). The noise streams here advance with one atomic op (`RngReadAndSkip`), so every interleaving
+must give distinct noise, and the tests below ask for exactly that.
 """
 
 from __future__ import annotations
@@ -74,12 +79,6 @@ def test_noisy_cells_draw_fresh_noise_in_every_concurrent_call(cell):
     model = sequence_model(keras.layers.RNN(cell_class(8, seed=1)))
     for _ in range(3):  # a few rounds: the interleaving differs from run to run
         assert repeats(outputs_of_concurrent_calls(model, SEQUENCE)) == 0
-
-
-def test_keras_recurrent_dropout_is_the_reference():
-    # What the noisy cells are held to: Keras' own per-sequence randomness in the same setup.
-    model = sequence_model(keras.layers.LSTM(8, dropout=0.3, recurrent_dropout=0.3, seed=1))
-    assert repeats(outputs_of_concurrent_calls(model, SEQUENCE)) == 0
 
 
 @pytest.mark.parametrize(

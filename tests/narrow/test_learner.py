@@ -25,6 +25,7 @@ QUICK = {"refine_steps": 1500, "refine_batch_size": 256}
 @pytest.mark.parametrize(
     ("input_dim", "k", "method"), [(10, 2, "jennrich"), (12, 3, "jennrich"), (8, 2, "contraction")]
 )
+@pytest.mark.slow
 def test_recovers_small_planted_networks(input_dim, k, method, seed):
     n_samples = max(2 * recommended_samples(input_dim, k), 20_000)
     X, y, target = make_planted_regression(n_samples, input_dim, k, seed=seed)
