@@ -151,23 +151,31 @@ def _subcommand(commands, name: str, summary: str, description: str, epilog: str
     )
 
 
-def package_version() -> str:
-    """`keras_adaptive_acts.__version__`, read from the package's source without importing it.
+def version_in_source(init_file: str | os.PathLike) -> str:
+    """The string assigned to `__version__` at the top level of `init_file`, read without running it.
 
-    The version has one owner, the `__version__` line of the package's `__init__.py` (setup.cfg
-    reads it the same way); importing the package to print it would load TensorFlow.
+    The version has one owner, the `__version__` line of the package's `__init__.py`. setup.cfg
+    (`attr:`), `kaa --version` and the docs header (docs/hooks/package_info.py) all read it this way:
+    importing the package to print it would load TensorFlow.
     """
-    spec = importlib.util.find_spec("keras_adaptive_acts")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("keras_adaptive_acts is not installed beside the kaa command")
-    with open(spec.origin, encoding="utf-8") as source:
-        tree = ast.parse(source.read(), filename=spec.origin)
+    with open(init_file, encoding="utf-8") as source:
+        tree = ast.parse(source.read(), filename=str(init_file))
     for statement in tree.body:
         if isinstance(statement, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == "__version__" for target in statement.targets
         ):
-            return ast.literal_eval(statement.value)
-    raise RuntimeError(f"no __version__ assignment in {spec.origin}")
+            value = ast.literal_eval(statement.value)
+            if isinstance(value, str):
+                return value
+    raise ValueError(f'{init_file} has no top-level `__version__ = "..."` line')
+
+
+def package_version() -> str:
+    """`keras_adaptive_acts.__version__` of the installed package, without importing it."""
+    spec = importlib.util.find_spec("keras_adaptive_acts")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("keras_adaptive_acts is not installed beside the kaa command")
+    return version_in_source(spec.origin)
 
 
 def build_parser() -> argparse.ArgumentParser:

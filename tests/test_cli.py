@@ -173,9 +173,17 @@ def test_compare_end_to_end(capsys, tmp_path):
     assert [summary[k]["params_added"] for k in ("relu", "competitive_relu")] == ["0", "4"]
 
 
-def _environment_without_log_settings() -> dict:
-    """This process's environment less the variables `kaa` sets by default, as a newcomer has it."""
-    return {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+def _run_as_a_newcomer(arguments: list[str], timeout: int) -> subprocess.CompletedProcess:
+    """`python ARGUMENTS` in a fresh process, without the variables `kaa` sets by default."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_help_version_and_argument_errors_import_neither_keras_nor_the_package():
@@ -190,17 +198,21 @@ heavy = ("keras", "tensorflow", "jax", "torch", "keras_adaptive_acts")
 heavy = [name for name in heavy if name in sys.modules]
 print("RESULT", codes, heavy)
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO,
-        env=_environment_without_log_settings(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run_as_a_newcomer(["-c", script], timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "RESULT [0, 0, 0, 0, 0, 2, 2] []"
     assert f"kaa {keras_adaptive_acts.__version__}" in result.stdout  # read from the source, not imported
+
+
+def test_the_version_is_read_from_the_source_without_running_it(tmp_path):
+    from keras_adaptive_acts_cli import version_in_source
+
+    init = tmp_path / "__init__.py"
+    init.write_text('import this_module_does_not_exist\n__version__ = "9.8.7"\n')  # never executed
+    assert version_in_source(init) == "9.8.7"
+    init.write_text('VERSION = "1.0"\n')
+    with pytest.raises(ValueError, match="no top-level `__version__"):
+        version_in_source(init)
 
 
 def test_start_up_is_quiet_unless_verbose_and_never_overrides_the_user(monkeypatch):
@@ -223,14 +235,7 @@ def test_start_up_is_quiet_unless_verbose_and_never_overrides_the_user(monkeypat
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["keras_adaptive_acts_cli", "keras_adaptive_acts.cli"])
 def test_a_command_in_a_fresh_process_prints_one_error_line_and_nothing_of_tensorflow(module):
-    result = subprocess.run(
-        [sys.executable, "-m", module, "compare", "--activations", "nope"],
-        cwd=REPO,
-        env=_environment_without_log_settings(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _run_as_a_newcomer(["-m", module, "compare", "--activations", "nope"], timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     lines = result.stderr.splitlines()

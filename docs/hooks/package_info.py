@@ -3,8 +3,9 @@
 Both are read from the project's files, never typed into mkdocs.yml, so that the site cannot show a
 version or a link the package does not have:
 
-- the version from the `__version__ = "..."` line of `keras_adaptive_acts/__init__.py`, parsed rather
-  than imported (importing the package would start Keras and TensorFlow, seconds per build);
+- the version from the `__version__ = "..."` line of `keras_adaptive_acts/__init__.py`, parsed by
+  `keras_adaptive_acts_cli.version_in_source` rather than imported (importing the package would
+  start Keras and TensorFlow, seconds per build);
 - the repository link from `setup.cfg`'s `[metadata]`: the `Source` (or `Repository`) entry of
   `project_urls`, else `url`. When neither is set the header shows no link.
 
@@ -15,7 +16,6 @@ configuration, the link adds no "edit this page" buttons, which would need the b
 
 from __future__ import annotations
 
-import ast
 import configparser
 import logging
 from pathlib import Path
@@ -31,16 +31,17 @@ REPOSITORY_KEYS = ("source", "source code", "repository", "code")
 
 
 def package_version(init_file: Path = PACKAGE_INIT) -> str:
-    """The string assigned to `__version__` at the top level of `init_file`."""
-    tree = ast.parse(init_file.read_text(encoding="utf-8"), filename=str(init_file))
-    for node in tree.body:
-        names = [target.id for target in getattr(node, "targets", []) if isinstance(target, ast.Name)]
-        value = getattr(node, "value", None)
-        if "__version__" in names and isinstance(value, ast.Constant) and isinstance(value.value, str):
-            return value.value
-    from mkdocs.exceptions import PluginError  # here, so that the tests can import this file without MkDocs
+    """The string assigned to `__version__` at the top level of `init_file` (as `kaa --version` reads it)."""
+    from keras_adaptive_acts_cli import version_in_source  # the one reader; standard library only
 
-    raise PluginError(f'{init_file} has no top-level `__version__ = "..."` line to show in the site header')
+    try:
+        return version_in_source(init_file)
+    except ValueError as err:
+        from mkdocs.exceptions import (
+            PluginError,
+        )  # here, so that the tests can import this file without MkDocs
+
+        raise PluginError(f"{err}: the site header shows the package's version") from None
 
 
 def repository_url(setup_cfg: Path = SETUP_CFG) -> str | None:
