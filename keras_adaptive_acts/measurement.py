@@ -1,8 +1,10 @@
-"""Measuring activation sparsity: the per-layer fraction of exactly-zero outputs of a model.
+"""Measuring activation sparsity: the per-layer fraction of exactly-zero outputs of a model, or of
+exactly-zero activation derivatives.
 
-`measure_sparsity` reads the outputs of chosen layers of a Functional or Sequential model over a
-dataset. The batching of data and the counting also serve
-`keras_adaptive_acts.callbacks.SparsityMonitor`; the layer taps live in `model_graph`.
+`measure_sparsity` reads the outputs (or the inputs) of chosen layers of a Functional or
+Sequential model over a dataset. The batching of data and the counting also serve
+`keras_adaptive_acts.callbacks.SparsityMonitor`; the layer taps live in `model_graph`, the
+derivatives in `activation_derivatives`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_adaptive_acts.activation_derivatives import activation_derivative, derivative_unsupported_reason
 from keras_adaptive_acts.model_graph import (  # noqa: F401 (re-exported while callers move to model_graph)
     LayerTaps,
     all_layers,
@@ -40,13 +43,32 @@ def measure_sparsity(
     data: Any,
     layers: Sequence[keras.layers.Layer | str] | None = None,
     batch_size: int | None = None,
+    derivative: bool = False,
 ) -> dict[str, float]:
-    """The fraction of exactly-zero outputs of each activation layer of `model` over `data`.
+    """The fraction of exactly-zero outputs of each activation layer of `model` over `data`, or
+    with `derivative=True` the fraction of exactly-zero activation derivatives.
 
     ```
     sparsity[layer] = (number of zero entries of the layer's outputs over all of data)
                       / (number of entries of the layer's outputs over all of data)
+
+    derivative=True:  f'(z) instead of the outputs, where z is what the activation f is applied to
     ```
+
+    **Derivative sparsity** (Peng et al., arXiv 2605.25612) counts the entries whose activation
+    derivative is zero: those whose gradient the backward pass could skip. For ReLU it equals
+    the zero fraction (up to entries exactly at 0: ReLU's derivative there is 0, its output
+    too); for hard-tanh, `NoisyHardTanh`, `TLU`, ReLU6 and other clipped activations it is
+    larger (a saturated entry is not zero, but its derivative is). The derivative is the one
+    the backend's backward pass computes for the layer (its custom gradient, the value it picks
+    at a kink, underflow in the compute dtype), taken with respect to the tensor the activation
+    is applied to: an activation layer's input, or, for a Dense, EinsumDense or Conv1D/2D/3D
+    layer with a fused `activation`, its pre-activation, recomputed from the layer's input and
+    weights and checked against the layer's output. For `CompetitiveReLU` it is the derivative of
+    each output entry with respect to its own input entry (`CompetitiveReLU.input_derivative`).
+    It is not defined for activations that mix entries (softmax, log-softmax, sparsemax, GLU)
+    nor for the other fused layers (transposed, separable and depthwise convolutions, quantized
+    layers): by default those layers are left out, and choosing one raises `ValueError`.
 
     The model runs in inference mode (`training=False`: no dropout, no activation noise,
     BatchNormalization with its moving statistics). Batches are weighted by their number of
@@ -82,6 +104,8 @@ def measure_sparsity(
             model or their names (any layer with one output tensor).
         batch_size: the batch size for array data; default 32. Not allowed with a dataset,
             which is batched already.
+        derivative: bool. False (default): the fraction of zero outputs. True: the fraction of
+            zero activation derivatives (derivative sparsity).
 
     Returns:
         A dict `{layer name: fraction of zeros}` in the order of the layers.
@@ -96,12 +120,38 @@ def measure_sparsity(
         ... ])
         >>> measure_sparsity(model, np.array([[1.0, -1.0], [-1.0, -2.0]], "float32"))
         {'relu': 0.75}
+        >>> clipped = keras.Sequential([keras.Input((3,)), keras.layers.ReLU(max_value=1.0, name="relu6ish")])
+        >>> x = np.array([[-1.0, 0.5, 2.0]], "float32")
+        >>> measure_sparsity(clipped, x), measure_sparsity(clipped, x, derivative=True)  # 2.0 saturates
+        ({'relu6ish': 0.3333333333333333}, {'relu6ish': 0.6666666666666666})
     """
-    chosen = select_layers(model, layers, "measure_sparsity", default=is_activation_layer)
+    if not isinstance(derivative, bool):
+        raise ValueError(f"`derivative` must be True or False. Received: derivative={derivative!r}")
+    default = has_activation_derivative if derivative else is_activation_layer
+    chosen = select_layers(model, layers, "measure_sparsity", default=default)
     batch_size = check_batch_size(batch_size, data)
     check_data(data)
+    if derivative:
+        check_derivative_layers(chosen, "measure_sparsity")
+        taps = derivative_taps(model, chosen, "measure_sparsity")
+        return derivative_zero_fractions(taps, data, batch_size, training=False)
     taps = LayerTaps(model, chosen, "output", "measure_sparsity")
     return zero_fractions(taps, data, batch_size, training=False)
+
+
+def has_activation_derivative(layer: keras.layers.Layer) -> bool:
+    """Whether `layer` is an activation layer with a derivative sparsity (see `measure_sparsity`)."""
+    return derivative_unsupported_reason(layer) is None
+
+
+def check_derivative_layers(layers: Sequence[keras.layers.Layer], owner: str) -> None:
+    """Raises `ValueError` naming the first layer whose derivative sparsity is not defined, and why."""
+    for layer in layers:
+        reason = derivative_unsupported_reason(layer)
+        if reason is not None:
+            raise ValueError(
+                f"{owner}: the derivative sparsity of the layer {layer.name!r} is not defined: {reason}."
+            )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -217,6 +267,43 @@ def zero_fractions(taps: LayerTaps, data: Any, batch_size: int, training: bool) 
     if not entries:
         raise ValueError("`data` held no samples: there is nothing to measure.")
     return {layer.name: zeros[i] / sizes[i] if sizes[i] else math.nan for i, layer in enumerate(taps.layers)}
+
+
+def derivative_taps(
+    model: keras.Model, layers: Sequence[keras.layers.Layer], owner: str
+) -> tuple[LayerTaps, LayerTaps]:
+    """The taps `derivative_zero_fractions` reads: the layers' inputs, and their outputs (for the masks)."""
+    return LayerTaps(model, layers, "input", owner), LayerTaps(model, layers, "output", owner)
+
+
+def derivative_zero_fractions(
+    taps: tuple[LayerTaps, LayerTaps], data: Any, batch_size: int, training: bool
+) -> dict[str, float]:
+    """Per layer: entries whose activation derivative is zero / entries, over `data` and all its calls.
+
+    `taps` come from `derivative_taps`: the inputs are read by one forward pass and the masks by
+    another (a layer's output carries the mask of its input); masked entries are left out as in
+    `zero_fractions`.
+    """
+    inputs_taps, outputs_taps = taps
+    model, layers = inputs_taps.model, inputs_taps.layers
+    zeros = [0] * len(layers)
+    sizes = [0] * len(layers)
+    entries = 0
+    with preserved_state(model):
+        for x in iterate_batches(data, batch_size):
+            inputs_calls = inputs_taps(x, training=training)
+            outputs_calls = outputs_taps(x, training=training)
+            for i, layer in enumerate(layers):
+                for inputs_call, outputs_call in zip(inputs_calls[i], outputs_calls[i], strict=True):
+                    derivative = activation_derivative(layer, inputs_call.tensors, training)
+                    layer_zeros, layer_size = _masked_counts(derivative, outputs_call.masks[0], layer)
+                    zeros[i] += layer_zeros
+                    sizes[i] += layer_size
+                    entries += math.prod(int(d) for d in ops.shape(derivative))
+    if not entries:
+        raise ValueError("`data` held no samples: there is nothing to measure.")
+    return {layer.name: zeros[i] / sizes[i] if sizes[i] else math.nan for i, layer in enumerate(layers)}
 
 
 def _masked_counts(tensor, mask, layer) -> tuple[int, int]:

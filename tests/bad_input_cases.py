@@ -1701,6 +1701,32 @@ add(
         entries({"relu": 0.5}),
     ),
 )
+add(
+    api,
+    "wrong type",
+    'measure_sparsity(relu_model(), np.ones((4, 2)), derivative="yes")',
+    error("`derivative` must be True or False"),
+)
+add(
+    api,
+    "misuse",
+    "measure_sparsity(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation='softmax', "
+    "name='head')]), np.ones((4, 2)), layers=['head'], derivative=True)",
+    error(
+        "the derivative sparsity of the layer 'head' is not defined: its activation 'softmax' mixes entries"
+    ),
+)
+add(
+    api,
+    "NaN input",
+    'measure_sparsity(keras.Sequential([keras.Input((2,)), keras.layers.ReLU(name="relu")]), '
+    "np.array([[nan, -1.0]]), derivative=True)",
+    returns(
+        "the derivative the backward pass uses: ReLU's is 0 at NaN (`NaN > 0` is false), so `{'relu': 1.0}`; "
+        "a NaN derivative (tanh's) would not count",
+        entries({"relu": 1.0}),
+    ),
+)
 add(api, "empty data", "measure_sparsity(relu_model(), None)", error("`data` must hold at least one sample"))
 add(
     api,

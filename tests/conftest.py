@@ -31,6 +31,7 @@ LAYER_LEVEL = (
     "test_backends.py",
     "test_bad_input.py",
     "test_callbacks.py",
+    "test_derivative_sparsity.py",
     "test_floor_file.py",
     "test_fuzz_regressions.py",
     "test_keras_bugs.py",

@@ -22,6 +22,10 @@ from keras_adaptive_acts.measurement import (
     Batches,
     check_batch_size,
     check_data,
+    check_derivative_layers,
+    derivative_taps,
+    derivative_zero_fractions,
+    has_activation_derivative,
     iterate_batches,
     zero_fractions,
 )
@@ -135,6 +139,18 @@ class SparsityMonitor(_LayerMonitor):
                                          on, BatchNormalization on the batch's statistics
     ```
 
+    and with `derivative=True`, beside them, the derivative sparsity of `measure_sparsity(...,
+    derivative=True)`: the fraction of entries whose activation derivative is zero
+
+    ```
+    logs[f"derivative_zero_fraction/{name}"]        training=False
+    logs[f"derivative_zero_fraction_train/{name}"]  training=True (a fresh noise draw)
+    ```
+
+    for each monitored layer where it is defined (not for a softmax head, which is monitored by
+    default for its zero fraction; a layer in `layers` without one raises `ValueError` at the
+    start of training).
+
     (the fractions of `measure_sparsity`: zero entries over all entries of the sample, masked
     entries left out, every call of a shared layer counted). The
     values land in `fit(...).history` (one entry per measured epoch) and in any callback placed
@@ -144,7 +160,8 @@ class SparsityMonitor(_LayerMonitor):
 
     Measuring leaves the model and its training unchanged: the non-trainable state that a
     forward pass changes (BatchNormalization's moving statistics, the noise layers' seed states)
-    is restored afterwards. The cost is two eager forward passes over `data` per measurement.
+    is restored afterwards. The cost is two eager forward passes over `data` per measurement,
+    six with `derivative=True` (inputs and masks in each mode, plus a backward pass per layer).
     The layers' outputs are read from the model's graph, as in `measure_sparsity`: the model
     must be Functional or Sequential. The callback holds data and has no config: it is not
     serialisable (create it again with its data).
@@ -158,6 +175,7 @@ class SparsityMonitor(_LayerMonitor):
         every: positive int: measure every `every` epochs. Default 1.
         batch_size: the batch size for array data (default 32); not allowed with a dataset.
             In training mode, BatchNormalization uses each batch's statistics.
+        derivative: bool. Also log the derivative sparsity. Default False.
 
     Examples:
         >>> import keras
@@ -186,19 +204,41 @@ class SparsityMonitor(_LayerMonitor):
         layers: Sequence[keras.layers.Layer | str] | None = None,
         every: int = 1,
         batch_size: int | None = None,
+        derivative: bool = False,
     ):
+        if not isinstance(derivative, bool):
+            raise ValueError(f"`derivative` must be True or False. Received: derivative={derivative!r}")
         super().__init__(data, layers, every, batch_size)
+        self.derivative = derivative
+        self._derivative_taps = None
 
     def _is_default(self, layer: keras.layers.Layer) -> bool:
         return is_activation_layer(layer)
 
+    def _prepare(self, model: keras.Model) -> None:
+        super()._prepare(model)
+        self._derivative_taps = None
+        if not self.derivative:
+            return
+        owner = type(self).__name__
+        if self.layers is not None:
+            check_derivative_layers(self.monitored_layers, owner)
+        # By default: every monitored layer whose derivative is defined (not a softmax head).
+        layers = [layer for layer in self.monitored_layers if has_activation_derivative(layer)]
+        if layers:
+            self._derivative_taps = derivative_taps(model, layers, owner)
+
     def _measure(self) -> dict[str, float]:
-        inference = zero_fractions(self._taps, self.data, self.batch_size, training=False)
-        training = zero_fractions(self._taps, self.data, self.batch_size, training=True)
         values = {}
-        for name in inference:
-            values[f"zero_fraction/{name}"] = inference[name]
-            values[f"zero_fraction_train/{name}"] = training[name]
+        for suffix, training in (("", False), ("_train", True)):
+            for name, value in zero_fractions(self._taps, self.data, self.batch_size, training).items():
+                values[f"zero_fraction{suffix}/{name}"] = value
+            if self._derivative_taps is not None:
+                fractions = derivative_zero_fractions(
+                    self._derivative_taps, self.data, self.batch_size, training
+                )
+                for name, value in fractions.items():
+                    values[f"derivative_zero_fraction{suffix}/{name}"] = value
         return values
 
 

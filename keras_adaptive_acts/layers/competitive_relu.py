@@ -17,6 +17,7 @@ from keras_adaptive_acts.ops.competitive import (
     relu_identity_beta,
     statistics_dtype,
     unchecked_competitive_relu,
+    unchecked_input_derivative,
     unchecked_statistics,
 )
 from keras_adaptive_acts.registry import register, with_default_name
@@ -186,12 +187,42 @@ class CompetitiveReLU(keras.layers.Layer):
             >>> np.round(np.asarray(p), 4).tolist(), np.round(np.asarray(s), 4).tolist()
             ([[0.8095]], [[1.101]])
         """
+        z, alpha, beta, source = self._built_operands(inputs)
+        return unchecked_statistics(z, alpha, beta, source, **self._options())
+
+    def input_derivative(self, inputs: Any) -> Any:
+        """`d output[i] / d inputs[i]` for every entry: the diagonal of the layer's Jacobian.
+
+        The derivative the backward pass gives each entry through its own output (with the
+        current `alpha` and `beta`): `[s * x > 0] * (s + x * ds/dx)`, where `ds/dx` is the
+        entry's pull on its slice's scale (zero for the count, or when `p` is measured on a
+        second input). It is zero exactly where the entry lost the competition or was cut by the
+        ReLU: `measure_sparsity(..., derivative=True)` counts those zeros. The competition also
+        couples the entries of a slice, so the full gradient has off-diagonal terms; they are
+        one dense per-slice term and carry no per-entry sparsity. Builds the layer first if needed.
+
+        Args:
+            inputs: what the layer is called on: a tensor of rank >= 2, or a list `[z, source]`.
+
+        Returns:
+            A tensor of the shape of `z`, in the compute dtype.
+
+        Examples:
+            >>> import numpy as np
+            >>> layer = CompetitiveReLU(competition="count")  # s == 1: the derivative of ReLU
+            >>> np.asarray(layer.input_derivative(np.array([[-1.0, 0.0, 2.0]], "float32"))).tolist()
+            [[0.0, 0.0, 1.0]]
+        """
+        z, alpha, beta, source = self._built_operands(inputs)
+        return unchecked_input_derivative(z, alpha, beta, source, **self._options())
+
+    def _built_operands(self, inputs):
+        """`_operands(inputs)`, building the layer first on the inputs' shapes if it is not built."""
         if not self.built:
             tensors = inputs if isinstance(inputs, (list, tuple)) else [inputs]
             shapes = [tuple(ops.shape(tensor)) for tensor in tensors]
             self.build(shapes if isinstance(inputs, (list, tuple)) else shapes[0])
-        z, alpha, beta, source = self._operands(inputs)
-        return unchecked_statistics(z, alpha, beta, source, **self._options())
+        return self._operands(inputs)
 
     def _operands(self, inputs):
         """`(z, alpha, beta, source)` for the op: inputs in the compute dtype, weights in the statistics'.

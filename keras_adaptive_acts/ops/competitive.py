@@ -244,6 +244,31 @@ def unchecked_competitive_relu(x, alpha, beta, source=None, *, competition, scal
     return ops.reshape(out, ops.shape(x))
 
 
+def unchecked_input_derivative(x, alpha, beta, source=None, *, competition, scale_bound, eps, axes):
+    """`d y[i] / d x[i]` for every entry: the diagonal of the Jacobian of `unchecked_competitive_relu`.
+
+    With `y = relu(s * x)` and `s = K * tanh(alpha * p + beta)` per slice (K = scale_bound):
+
+    ```
+    dy[i]/dx[i] = [s * x[i] > 0] * (s + x[i] * (K - s**2 / K) * alpha * dp/dx[i])
+    ```
+
+    The second term is the entry's own pull on its slice's share `p`; it is absent where `p` is
+    measured on `source` or counts signs (no gradient). The formulas are those of the op's
+    backward pass (`_make_op`), with a one-hot upstream gradient at entry `i`: what pruning the
+    backward pass would drop is exactly where this is zero. In `x`'s dtype.
+    """
+    stats = statistics_dtype(x.dtype)
+    p, derivative_scales, s = _statistics(x, source, alpha, beta, competition, scale_bound, eps, axes, stats)
+    xs = ops.cast(x, stats)
+    winners = ops.cast(xs * s > 0, stats)
+    derivative = s
+    if competition != "count" and source is None:
+        own_pull = _share_derivative(xs, p, derivative_scales, competition)
+        derivative = s + xs * (scale_bound - s * s / scale_bound) * alpha * own_pull
+    return ops.cast(winners * derivative, x.dtype)
+
+
 def _trailing_slice_size(shape, axes):
     """The size of the reduced slice if `axes` are the trailing axes, all of static size."""
     ndim = len(shape)

@@ -255,3 +255,53 @@ def test_an_empty_slice_gives_zero_share_and_finite_zero_gradients(competition):
     assert output.shape == (2, 0)
     assert gradients[0].shape == (2, 0)
     np.testing.assert_array_equal([gradients[1], gradients[2]], [0.0, 0.0])
+
+
+def _numeric_diagonal(function, x, delta=1e-6):
+    """d function(x)[i] / d x[i] for every entry, by central differences in float64."""
+    diagonal = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = delta
+        diagonal[index] = (function(x + step)[index] - function(x - step)[index]) / (2 * delta)
+    return diagonal
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+@pytest.mark.parametrize(("alpha", "beta"), [(1.3, -0.2), (-1.1, 0.4), (0.0, -0.5)])
+def test_input_derivative_is_the_jacobian_diagonal_by_finite_differences(competition, alpha, beta):
+    """`CompetitiveReLU.input_derivative`: each output entry's derivative w.r.t. its own input entry.
+
+    Negative beta with alpha 0 makes s < 0: the negative entries win, and the derivative is zero
+    on the positive ones.
+    """
+    from keras_adaptive_acts import CompetitiveReLU
+
+    x, _ = _float64_case((3, 5), seed=4)
+    layer = CompetitiveReLU(competition=competition, dtype="float64")
+    layer.build(x.shape)
+    layer.alpha.assign(alpha)
+    layer.beta.assign(beta)
+    actual = ops.convert_to_numpy(layer.input_derivative(x))
+    expected = _numeric_diagonal(lambda v: reference(v, alpha, beta, competition=competition, axes=(1,)), x)
+    np.testing.assert_allclose(actual, expected, **float64_tolerance(1e-6, 1e-8))
+    winners = reference(x, alpha, beta, competition=competition, axes=(1,)) > 0
+    assert np.all(actual[~winners] == 0.0)  # exactly zero where the entry lost or was cut
+    assert np.all(actual[winners] != 0.0)
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_input_derivative_with_a_second_input_leaves_out_the_share(competition):
+    """With `p` measured on a second input, the entry's own output depends on it only through `s * x`."""
+    from keras_adaptive_acts import CompetitiveReLU
+
+    x, source = _float64_case((2, 6), seed=5)
+    layer = CompetitiveReLU(competition=competition, dtype="float64")
+    layer.build([x.shape, source.shape])
+    layer.alpha.assign(0.9)
+    layer.beta.assign(0.3)
+    actual = ops.convert_to_numpy(layer.input_derivative([x, source]))
+    expected = _numeric_diagonal(
+        lambda v: reference(v, 0.9, 0.3, source=source, competition=competition, axes=(1,)), x
+    )
+    np.testing.assert_allclose(actual, expected, **float64_tolerance(1e-6, 1e-8))
