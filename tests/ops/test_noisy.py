@@ -90,3 +90,23 @@ def test_input_learned_needs_p_also_at_inference():
             noisy_input(x, 0.5, xi, mode="input_learned")
     out = noisy_input(x, 0.5, None, mode="input_learned", p=np.ones((1,), "float32"))
     np.testing.assert_array_equal(ops.convert_to_numpy(out), [[1.0]])
+
+
+@pytest.mark.parametrize("base", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("half_normal", [False, True])
+def test_output_noise_at_inference_matches_the_float64_reference_over_the_whole_range(base, half_normal):
+    """Every float32 magnitude from 1e-30 to 1e30 and both signs, saturated and not.
+
+    The op evaluates the noise scale as tanh(p * delta / 2)**2 / 4 (faster under XLA), the
+    reference as the spec writes it, (sigmoid(p * delta) - 1/2)**2, in float64: the two must agree
+    to float32 rounding of the terms, whose size is that of `max(1, |x|)` (where alpha * h and
+    (1 - alpha) * x cancel, near |x| = 7.7 for tanh, the output is smaller than its terms).
+    """
+    magnitudes = np.concatenate([np.geomspace(1e-30, 1e30, 2000), np.linspace(0.0, 12.0, 1201)])
+    x = np.concatenate([magnitudes, -magnitudes]).astype("float32")
+    p = np.float32(0.7)
+    out = ops.convert_to_numpy(noisy_output(x, p, 0.5, None, base=base, half_normal=half_normal))
+    expected = output_noise(x.astype("float64"), 0.7, 0.5, None, base, 1.15, half_normal)
+    term_size = np.maximum(1.0, np.abs(x)).astype("float32")
+    spacing = np.spacing(term_size).astype("float64")  # one float32 ulp of the terms
+    assert np.all(np.abs(out - expected) <= 2 * spacing)
