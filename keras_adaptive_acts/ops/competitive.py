@@ -146,7 +146,12 @@ def _slice_shrink(z, axes):
     entry: cheaper. `p` depends on the factor only through `eps` (shrunk alongside), so no gradient
     flows through it.
     """
-    largest = ops.max(ops.abs(z), axis=axes, keepdims=True, initial=0.0)  # `initial`: empty slices
+    # max(|z|) as max(max(z), -min(z)): two reductions that read `z` itself, where XLA:CPU would
+    # first write |z| out in full and read it back (it does not fuse an elementwise producer into
+    # a reduction). `initial`: empty slices.
+    largest = ops.maximum(
+        ops.max(z, axis=axes, keepdims=True, initial=0.0), -ops.min(z, axis=axes, keepdims=True, initial=0.0)
+    )
     usable = ops.logical_and(largest > 1.0, ops.isfinite(largest))
     smallest_normal = float(np.finfo(backend.standardize_dtype(z.dtype)).tiny)
     shrink = ops.maximum(1.0 / ops.where(usable, largest, ops.ones_like(largest)), smallest_normal)

@@ -115,7 +115,8 @@ def noisy_output(
         # d * sigma == sign(1 - alpha) * (c / 4) * t * |t| with t = tanh(|p| * delta / 2): where
         # delta != 0, sign(x) == -sign(delta) == -sign(t) (tanh is odd), and where delta == 0 both
         # are 0. One sign per entry fewer than the spec's form, the same function.
-        t = ops.tanh((0.5 * ops.abs(p)) * delta)
+        p_magnitude = abs(p) if isinstance(p, (int, float)) else ops.abs(p)  # a number stays weakly typed
+        t = ops.tanh((0.5 * p_magnitude) * delta)
         signed_sigma = (math.copysign(0.25, 1.0 - alpha) * c) * (t * ops.abs(t))
         if xi is None:
             eps = HALF_NORMAL_MEAN
