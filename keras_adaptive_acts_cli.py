@@ -23,6 +23,7 @@ from collections.abc import Sequence
 __all__ = ["build_parser", "main"]
 
 PROG = "kaa"
+EXPORT_FORMATS = ("savedmodel", "onnx")  # `kaa export --format`; the first is the default
 
 _COMPARE_DESCRIPTION = """\
 Train the same small network with each activation and each seed, on one fixed
@@ -64,24 +65,33 @@ the final test accuracy of every seed on a scale that fits it)."""
 
 
 _EXPORT_DESCRIPTION = """\
-Export a .keras model as a SavedModel for TF Serving, and optionally verify it.
+Export a .keras model as a SavedModel for TF Serving (the default) or as an ONNX
+file (--format onnx), and optionally verify it.
 
 The SavedModel's 'serving_default' signature is the inference path: deterministic,
 with the noisy layers' expectation. --monte-carlo adds a 'monte_carlo' signature
 that keeps their noise on. --verify loads the SavedModel in a fresh Python process
 that does not import this package, and with saved_model_cli run; it compares the
 outputs with the Keras model's predict, checks that two calls agree and that the
-graph has no random, Python or non-core op, and prints the signature."""
+graph has no random, Python or non-core op, and prints the signature.
+
+The ONNX file is the same inference path, with the same input and output names.
+--verify runs it twice with ONNX Runtime in a fresh Python process without this
+package, Keras or TensorFlow, compares the outputs with the Keras model's predict,
+and checks that the runs agree and that the graph has no random or non-standard op.
+ONNX needs: pip install "keras-adaptive-acts[onnx]"."""
 
 _EXPORT_EPILOG = """\
 examples:
   kaa export model.keras serving/my_model/1
   kaa export model.keras serving/my_model/2 --monte-carlo --verify
   kaa export model.keras serving/my_model/2 --verify --sample batch.npz --overwrite
+  kaa export model.keras my_model.onnx --format onnx --verify
 
 The sample (--sample) is a .npy array for a model with one input, or a .npz with
 one array per input name. Without it, --verify uses 4 rows of standard normal
-values. Exit status: 0 on success, 1 if the verification fails, 2 for bad input."""
+values. Exit status: 0 on success, 1 if the verification fails (or the onnx extra
+is missing), 2 for bad input."""
 
 
 _TUNE_DESCRIPTION = """\
@@ -281,17 +291,31 @@ def build_parser() -> argparse.ArgumentParser:
     export = _subcommand(
         commands,
         "export",
-        "export a .keras model as a SavedModel for TF Serving, and verify it",
+        "export a .keras model as a SavedModel for TF Serving or as ONNX, and verify it",
         _EXPORT_DESCRIPTION,
         _EXPORT_EPILOG,
     )
     export.add_argument(
         "model", metavar="MODEL.keras", help="the model to export (loaded with safe_mode=True)"
     )
-    export.add_argument("path", metavar="DIR", help="the SavedModel directory to write, e.g. serving/name/1")
-    export.add_argument("--monte-carlo", action="store_true", help="also write the 'monte_carlo' signature")
-    export.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    export.add_argument("--verify", action="store_true", help="verify the SavedModel after writing it")
+    export.add_argument(
+        "path",
+        metavar="PATH",
+        help="the SavedModel directory to write, e.g. serving/name/1 (--format onnx: a file, e.g. x.onnx)",
+    )
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default=EXPORT_FORMATS[0],
+        help="savedmodel (default): a SavedModel for TF Serving; onnx: an ONNX file",
+    )
+    export.add_argument(
+        "--monte-carlo",
+        action="store_true",
+        help="also write the 'monte_carlo' signature (savedmodel only)",
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
+    export.add_argument("--verify", action="store_true", help="verify the export after writing it")
     export.add_argument("--sample", metavar="FILE", help="inputs for --verify: .npy or .npz (see below)")
     return parser
 

@@ -80,6 +80,13 @@ BENCHMARKS = {
     "noisy_speed": Benchmark(
         "noisy_speed.py", "speed", 2, "NoisyHardTanh and RReLU speed vs the naive pipeline", gpu=True
     ),
+    "cost_curves": Benchmark(
+        "cost_curves.py",
+        "speed",
+        2,
+        "speed ratios from 2^10 to 2^26 elements, and batch-1 inference latency",
+        figure=True,
+    ),
     "sparsity_experiment": Benchmark(
         "sparsity_experiment.py",
         "quality",

@@ -20,6 +20,7 @@ __all__ = [
     "graph_nodes",
     "is_functional",
     "lambda_output_shape",
+    "nodes_between",
     "upstream_operations",
 ]
 
@@ -95,6 +96,37 @@ def upstream_operations(tensors: Any) -> Iterator[Any]:
         yield operation
         node = operation._inbound_nodes[node_index]
         pending.extend(t for t in node.input_tensors if hasattr(t, "_keras_history"))
+
+
+def nodes_between(inputs: Any, outputs: Any) -> list[Any]:
+    """The nodes (calls of layers and of ops such as `x + 1`) that compute the symbolic `outputs` from
+    the symbolic `inputs`, nearest to the outputs first; each once.
+
+    The walk stops at `inputs` and at tensors with no recorded call, so a layer's `call` traced on
+    symbolic tensors gives the calls it made, and nothing of the graph before it. A node has the
+    public attributes `operation`, `input_tensors`, `output_tensors` and `arguments`.
+
+    Why private: Keras keeps the call that produced a `KerasTensor` only in `_keras_history` and an
+    operation's calls only in `_inbound_nodes` (as for `upstream_operations`). The public
+    alternative, `keras.Model(inputs, outputs)` on intermediate tensors, copies the nodes between
+    them onto new input layers: the copies are not connected to the graph the inputs came from,
+    which the layer taps need to read a sublayer's call inside a model's graph.
+    """
+    stop = {id(tensor) for tensor in keras.tree.flatten(inputs)}
+    pending = [tensor for tensor in keras.tree.flatten(outputs) if hasattr(tensor, "_keras_history")]
+    seen, found = set(), []
+    while pending:
+        tensor = pending.pop(0)
+        if id(tensor) in stop:
+            continue
+        operation, node_index, _ = tensor._keras_history
+        if operation is None or (id(operation), node_index) in seen:
+            continue
+        seen.add((id(operation), node_index))
+        node = operation._inbound_nodes[node_index]
+        found.append(node)
+        pending.extend(t for t in node.input_tensors if hasattr(t, "_keras_history"))
+    return found
 
 
 def call_context_training() -> Any:

@@ -4,6 +4,10 @@ An activation is counted where it is applied, once: an activation layer (`ReLU`,
 `LeakyReLU`, `PReLU`, `ELU`, `Softmax` and this package's registered activation layers, each one
 activation whatever it holds), or a function that a layer keeps as its `activation` (Dense, the
 convolutions, custom layers) or `recurrent_activation` (recurrent cells). `linear` is no activation.
+A layer held as an `activation` (`Dense(activation=SomeLayer())`) is counted as the layer it is, once
+however many layers hold it; a custom layer's own `activation` function that one of its sublayers
+holds too (a KerasHub `TransformerEncoder` passes its argument to its feed-forward `Dense`) is the
+sublayer's, counted there.
 
 A kind is a name: Keras' name of the function (`"relu"`, `"tanh"`, `"silu"` for swish), `"relu6"` for
 every capped ReLU, `"leaky_relu"` or `"thresholded_relu"` for a ReLU layer with a slope or a threshold,
@@ -96,8 +100,17 @@ def held_activations(layer: keras.layers.Layer, path: str) -> Iterator[tuple[str
             yield from _sublayer_activations(cell, cell_path, RECURRENT.format(attribute="activation layer"))
     else:
         reason = INSIDE.format(owner=type(layer).__name__)
+        passed_down = {  # the functions the sublayers hold: an owner's own is a setting it passed down
+            id(function)
+            for sublayer in all_layers(layer)[1:]
+            for function in (getattr(sublayer, attribute, None) for attribute in _FUNCTION_ATTRIBUTES)
+            if callable(function)
+        }
         for attribute in _FUNCTION_ATTRIBUTES:
-            kind = function_kind(getattr(layer, attribute, None))
+            function = getattr(layer, attribute, None)
+            if isinstance(function, keras.layers.Layer) or id(function) in passed_down:
+                continue  # a layer is counted as one of the sublayers (Keras tracks it as one)
+            kind = function_kind(function)
             if kind is not None:
                 yield path, kind, reason
         yield from _sublayer_activations(layer, path, reason)
@@ -117,6 +130,9 @@ def _sublayer_activations(
             yield f"{path}/{sublayer.name}", kind, reason
         elif not isinstance(sublayer, keras.layers.RNN):  # an RNN's functions are its cell's, listed too
             for attribute in _FUNCTION_ATTRIBUTES:
-                kind = function_kind(getattr(sublayer, attribute, None))
+                function = getattr(sublayer, attribute, None)
+                if isinstance(function, keras.layers.Layer):
+                    continue  # counted as the sublayer it is (Keras tracks it as one)
+                kind = function_kind(function)
                 if kind is not None:
                     yield f"{path}/{sublayer.name}", kind, reason

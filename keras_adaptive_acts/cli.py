@@ -9,6 +9,7 @@ kaa compare --activations relu,competitive_relu:competition=l1 --epochs 10 --see
 python -m keras_adaptive_acts.cli compare --dataset my_data.npz
 kaa tune --activations relu,competitive_relu,rrelu --trials 20
 kaa export model.keras serving/my_model/1 --monte-carlo --verify
+kaa export model.keras my_model.onnx --format onnx --verify
 ```
 """
 
@@ -228,6 +229,10 @@ def _load_sample(path: str | None, model) -> object:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    if args.format == "onnx" and args.monte_carlo:
+        raise UsageError(
+            "--monte-carlo is for --format savedmodel: an ONNX file holds the inference path only"
+        )
     import keras
 
     import keras_adaptive_acts  # noqa: F401 (registers the layers for loading)
@@ -238,23 +243,38 @@ def _run_export(args: argparse.Namespace) -> int:
     try:
         model = keras.saving.load_model(args.model, safe_mode=True)
         sample = _load_sample(args.sample, model) if args.verify else None
-        path = export.export_for_serving(
-            model, args.path, monte_carlo=args.monte_carlo, overwrite=args.overwrite
-        )
+        if args.format == "onnx":
+            path = export.export_onnx(model, args.path, overwrite=args.overwrite)
+        else:
+            path = export.export_for_serving(
+                model, args.path, monte_carlo=args.monte_carlo, overwrite=args.overwrite
+            )
     except FileExistsError:
         raise UsageError(f"{args.path!r} exists: pass --overwrite to replace it") from None
-    except (ValueError, RuntimeError) as err:
+    except ImportError as err:  # the onnx extra
+        raise MissingDependency(one_line(err)) from None
+    except (ValueError, RuntimeError, IsADirectoryError) as err:
         raise UsageError(one_line(err)) from None
-    signatures = [export.INFERENCE_SIGNATURE] + [export.MONTE_CARLO_SIGNATURE] * args.monte_carlo
-    print(f"SavedModel written to {path} (signatures: {', '.join(signatures)}).")
+    if args.format == "onnx":
+        print(f"ONNX model written to {path}.")
+        checks = [lambda: export.verify_onnx(path, sample, model)]
+    else:
+        signatures = [export.INFERENCE_SIGNATURE] + [export.MONTE_CARLO_SIGNATURE] * args.monte_carlo
+        print(f"SavedModel written to {path} (signatures: {', '.join(signatures)}).")
+        checks = [
+            lambda signature=signature: export.verify_serving(path, sample, model, signature=signature)
+            for signature in signatures
+        ]
     if not args.verify:
         return 0
     status = 0
-    for signature in signatures:
+    for check in checks:
         try:
-            report = export.verify_serving(path, sample, model, signature=signature)
+            report = check()
         except ValueError as err:
             raise UsageError(one_line(err)) from None
+        except ImportError as err:
+            raise MissingDependency(one_line(err)) from None
         except export.ServingVerificationError as failure:
             report, status = failure.report, 1
         print()

@@ -88,7 +88,11 @@ def measure_sparsity(
     `NoisyHardSigmoid`, and the Dense, EinsumDense and convolution layers with a non-linear
     `activation` (their output is an activation). Outputs of smooth activations (sigmoid,
     tanh, ...) are rarely exactly zero. Layers of nested Functional or Sequential models are
-    included; layers inside other wrappers (`TimeDistributed`, RNN cells) are not reachable.
+    included. This package's activation layers inside custom layers (a KerasHub
+    `TransformerEncoder` after `swap_activations`, a `SparsifiedMLP`'s `act`) are reached by
+    tracing their owner's call, and are included when their name is unique in the model; any
+    layer inside a custom layer can be passed in `layers` (by object, or by a unique name).
+    Layers inside `TimeDistributed`, `Bidirectional` and RNN cells are not reachable.
 
     The layers' outputs are read from the model's graph, so `model` must be a Functional or
     Sequential model (built: with a `keras.Input` or after a first call); a subclassed model

@@ -3,7 +3,8 @@ surgery share.
 
 Built on the public API where Keras has one; what it lacks (a recursive listing of layers, the
 call of a layer in one particular graph) comes from `keras_adaptive_acts._keras_internals`, the
-package's one module that touches private Keras.
+package's one module that touches private Keras. The layers that a custom layer calls inside its
+own `call` (not nodes of any graph) are reached through `keras_adaptive_acts.inner_calls`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import keras
 from keras import ops
 
 from keras_adaptive_acts import _keras_internals, registry
+from keras_adaptive_acts.inner_calls import inner_calls, inner_layers
 
 __all__ = [
     "OUTPUT_ACTIVATION_LAYERS",
@@ -30,6 +32,7 @@ __all__ = [
     "is_graph_model",
     "match_layers",
     "preserved_state",
+    "reachable_layers",
     "select_layers",
 ]
 
@@ -124,6 +127,23 @@ def graph_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return found
 
 
+def reachable_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers that `LayerTaps` can read: those of `graph_layers(model)`, each followed by the
+    layers it calls inside its own `call`, at any depth (see `inner_calls.inner_layers`), each once.
+
+    Inside wrappers (`TimeDistributed`, `Bidirectional`) and recurrent layers nothing is reachable.
+    """
+    found: list[keras.layers.Layer] = []
+    seen: set[int] = set()
+    for layer in graph_layers(model):
+        inside = [] if is_graph_model(layer) else inner_layers(layer)
+        for candidate in (layer, *inside):
+            if id(candidate) not in seen:
+                seen.add(id(candidate))
+                found.append(candidate)
+    return found
+
+
 def select_layers(
     model: keras.Model,
     layers: Sequence[keras.layers.Layer | str] | None,
@@ -135,14 +155,38 @@ def select_layers(
 ) -> list[keras.layers.Layer]:
     """The layers of `model` to watch: those passing `default`, or `layers` (objects or names).
 
+    By default: the layers of the graph that pass `default`, and, inside custom layers, this
+    package's activation layers that pass it, whose name no other reachable layer has and whose
+    owner's call can be traced (such as those `swap_activations` puts inside a KerasHub
+    `TransformerEncoder`). Each chosen layer follows the graph layer that holds it. `layers` may
+    name any reachable layer (see `reachable_layers`); a name is looked up among the graph's layers
+    first.
+
     Raises `ValueError` for a subclassed or unbuilt model, an empty selection, a name that does
     not match exactly one layer, a layer that is not in the model or not of the `accepts` types,
     and two chosen layers of one name (results are keyed by name).
     """
     check_graph_model(model, owner)
     candidates = graph_layers(model)
+    reachable = reachable_layers(model)
     if layers is None:
-        chosen = [layer for layer in candidates if default(layer)]
+        in_graph = {id(layer) for layer in candidates}
+        names = [layer.name for layer in reachable]
+        chosen, inside_chosen = [], set()
+        for layer in reachable:
+            if id(layer) in inside_chosen:
+                continue  # one activation, whatever it holds (MixedActivation's two, Dense(activation=layer))
+            # Inside a custom layer: this package's activations, under names that key the results
+            # unambiguously (the sublayers of custom layers often share names, such as "fc1").
+            registered = registry.is_registered_activation(layer)
+            is_chosen = default(layer) and (
+                id(layer) in in_graph
+                or (registered and names.count(layer.name) == 1 and _readable(model, layer, owner))
+            )
+            if is_chosen:
+                chosen.append(layer)
+            if is_chosen or registered:
+                inside_chosen.update(id(inner) for inner in all_layers(layer)[1:])
         if not chosen:
             raise ValueError(
                 f"{owner} found no {default_kind} in the model {model.name!r}. Pass `layers` (layers of the "
@@ -150,8 +194,8 @@ def select_layers(
             )
     else:
         check_layer_list(layers, accepts, kind)
-        hint = "layers inside subclassed layers, wrappers or RNN cells cannot be read"
-        chosen = match_layers(owner, model, candidates, layers, "layer", hint=hint)
+        hint = "layers inside wrappers (TimeDistributed, Bidirectional) or RNN cells cannot be read"
+        chosen = match_layers(owner, model, candidates, layers, "layer", hint=hint, reachable=reachable)
         for layer in chosen:
             if not isinstance(layer, accepts):
                 raise ValueError(
@@ -168,6 +212,15 @@ def select_layers(
     return chosen
 
 
+def _readable(model, layer, owner):
+    """Whether `LayerTaps` can read `layer` in `model` (the call of the custom layer holding it traces)."""
+    try:
+        _symbolic_calls(model, layer, "input", owner)
+    except ValueError:
+        return False
+    return True
+
+
 def match_layers(
     owner: str,
     model: keras.layers.Layer,
@@ -175,18 +228,23 @@ def match_layers(
     requested: Sequence[keras.layers.Layer | str],
     kind: str,
     hint: str = "",
+    reachable: Sequence[keras.layers.Layer] = (),
 ) -> list[keras.layers.Layer]:
-    """The `candidates` that `requested` names or holds, in its order, each once.
+    """The `candidates` (or `reachable` layers) that `requested` names or holds, in its order, each once.
 
-    A name must match exactly one candidate; a layer must be one of them (the same object).
+    A name must match exactly one candidate or, if none, exactly one of the `reachable` layers
+    (the layers inside custom layers, whose names often repeat); a layer must be one of them (the
+    same object).
     """
     chosen: list[keras.layers.Layer] = []
     for item in requested:
         if isinstance(item, str):
             matches = [layer for layer in candidates if layer.name == item]
+            if not matches:
+                matches = [layer for layer in reachable if layer.name == item]
             if len(matches) != 1:
                 problem = f"no {kind}" if not matches else f"{len(matches)} {kind}s"
-                # A name the model holds out of reach (inside a subclassed layer, a wrapper, a cell).
+                # A name the model holds out of reach (inside a wrapper or a cell).
                 hidden = not matches and hint and any(layer.name == item for layer in all_layers(model))
                 raise ValueError(
                     f"{owner}: the model {model.name!r} has {problem} named {item!r}"
@@ -194,7 +252,7 @@ def match_layers(
                     f"{[layer.name for layer in candidates]}. Received: layers={list(requested)!r}"
                 )
             layer = matches[0]
-        elif any(item is layer for layer in candidates):
+        elif any(item is layer for layer in (*candidates, *reachable)):
             layer = item
         else:
             raise ValueError(
@@ -244,6 +302,14 @@ class LayerTaps:
     twice) is read at every call. Each call holds the layer's output tensors and their masks
     (`which="output"`) or its input tensors (`which="input"`: `[z]`, or `[z, source]` for a
     two-input call), computed on `x` by one forward pass that shares the model's variables.
+
+    A layer inside a custom layer (one of `reachable_layers(model)`, such as an activation that
+    `swap_activations` put inside a KerasHub `TransformerEncoder`) is read at each call its owner
+    makes, found by tracing the owner's `call` on the tensors of its call in the graph (see
+    `keras_adaptive_acts.inner_calls`): its inputs are what it is applied to (the pre-activation
+    of an activation layer), its outputs carry the masks Keras attaches to them there. The traced
+    copy of the owner's computation runs beside the owner's own call, with the same variables: in
+    training mode it draws its own dropout and noise.
     """
 
     def __init__(self, model: keras.Model, layers: Sequence[keras.layers.Layer], which: str, owner: str):
@@ -291,6 +357,13 @@ class _OutputMask(keras.layers.Layer):
         return None
 
 
+def _tensors_of(inputs, outputs, which):
+    """One call's flat list: its outputs followed by one mask each, or its inputs."""
+    if which == "output":
+        return outputs + [_OutputMask()(tensor) for tensor in outputs]
+    return inputs
+
+
 def _call_layout(call, which):
     """(number of tensors, number of masks) of one call's flat list: outputs come with one mask each."""
     return (len(call) // 2, len(call) // 2) if which == "output" else (len(call), 0)
@@ -303,17 +376,24 @@ def _symbolic_calls(model, layer, which, owner):
     """
     calls = []
     for node in _keras_internals.graph_nodes(model, layer):
-        if which == "output":
-            outputs = list(node.output_tensors)
-            calls.append(outputs + [_OutputMask()(tensor) for tensor in outputs])
-        else:
-            calls.append(list(node.input_tensors))
-    for sub in model.layers:
-        if sub is layer or not is_graph_model(sub) or all(layer is not inner for inner in graph_layers(sub)):
+        calls.append(_tensors_of(list(node.input_tensors), list(node.output_tensors), which))
+    for owner_layer in model.layers:  # the custom layers that call `layer` inside their own call
+        if is_graph_model(owner_layer) or all(layer is not inner for inner in inner_layers(owner_layer)):
             continue
-        inner_calls = _symbolic_calls(sub, layer, which, owner)
+        for node in _keras_internals.graph_nodes(model, owner_layer):
+            arguments = (tuple(node.arguments.args), dict(node.arguments.kwargs))
+            for call in inner_calls(owner_layer, arguments, layer):
+                calls.append(_tensors_of(call.inputs, call.outputs, which))
+    for sub in model.layers:
+        if (
+            sub is layer
+            or not is_graph_model(sub)
+            or all(layer is not inner for inner in reachable_layers(sub))
+        ):
+            continue
+        nested_calls = _symbolic_calls(sub, layer, which, owner)
         sub_inputs = sub.inputs[0] if isinstance(sub, keras.Sequential) else sub.input
-        inner_model = keras.Model(sub_inputs, [tensor for call in inner_calls for tensor in call])
+        inner_model = keras.Model(sub_inputs, [tensor for call in nested_calls for tensor in call])
         # Without this, Keras warns at every call that the copy drops its input's mask: the user saw that
         # warning for their own nested model already, and the copy's outputs feed no masked layer.
         inner_model.supports_masking = True
@@ -322,7 +402,7 @@ def _symbolic_calls(model, layer, which, owner):
             outputs = inner_model(arguments.args[0] if arguments.args else arguments.kwargs["inputs"])
             outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
             start = 0
-            for call in inner_calls:
+            for call in nested_calls:
                 calls.append(outputs[start : start + len(call)])
                 start += len(call)
     if not calls:

@@ -7,9 +7,11 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 import keras
+from keras import ops
 
 from keras_adaptive_acts import registry
-from keras_adaptive_acts._keras_internals import lambda_output_shape
+from keras_adaptive_acts._keras_internals import graph_nodes, lambda_output_shape
+from keras_adaptive_acts.activation_arguments import activation_arguments, argument_kind, rebuild
 from keras_adaptive_acts.activation_census import function_kind, held_activations, layer_kind
 from keras_adaptive_acts.model_graph import OUTPUT_ACTIVATION_LAYERS, all_layers, is_functional
 
@@ -17,7 +19,12 @@ from keras_adaptive_acts.model_graph import OUTPUT_ACTIVATION_LAYERS, all_layers
 # rebuilding) is how `swap_activations` works, not API.
 __all__ = ["SwapReport", "swap_activations"]
 
-TARGETS = ("relu", "relu6", "tanh", "sigmoid")
+TARGETS = ("relu", "relu6", "tanh", "sigmoid", "gelu", "silu")
+
+# The kinds that the target "gelu" covers: Keras' GELU and the approximations of it that transformer
+# code applies as functions of its own (KerasHub's `gelu_approximate`, tanh-based; CLIP's
+# `quick_gelu`, x * sigmoid(1.702 x)). The report names each by its own kind.
+GELU_KINDS = ("gelu", "gelu_approximate", "quick_gelu")
 
 # What `swap_activations` takes as `replacement` (see its docstring).
 Replacement = type[keras.layers.Layer] | Callable[[str], keras.layers.Layer] | str | dict | keras.layers.Layer
@@ -29,9 +36,10 @@ class SwapReport:
 
     An activation is an activation layer (`ReLU`, `Activation`, `LeakyReLU`, `PReLU`, `ELU`, `Softmax`,
     this package's activation layers) or a function a layer holds as its `activation` or
-    `recurrent_activation`, at any depth (nested models, wrappers, recurrent cells); `linear` is none.
-    Its kind is Keras' name for it (`"relu"`, `"silu"` for swish, `"relu6"` for every capped ReLU,
-    `"competitive_relu"`, ...).
+    `recurrent_activation`, at any depth (nested models, wrappers, recurrent cells, the sublayers of
+    custom layers); `linear` is none. Its kind is Keras' name for it (`"relu"`, `"silu"` for swish,
+    `"relu6"` for every capped ReLU, `"competitive_relu"`, ...), or the name of a function of its own
+    (KerasHub's `"gelu_approximate"`).
 
     Attributes:
         replaced: one `(layer path, how, activation)` per replaced activation.
@@ -78,6 +86,11 @@ class SwapReport:
 
 CAPPED = "a capped ReLU, not a plain ReLU (add 'relu6' to `targets` to replace it too)"
 LEAKY = "a leaky or thresholded ReLU layer, not a plain ReLU"
+SET_BY_CODE = (
+    "set by the code of {owner} (or of a layer it holds), not by an argument of its config: a .keras "
+    "file rebuilds {owner} from its config, so a replacement would be lost on loading (give {owner} an "
+    "activation argument, as KerasHub's TransformerEncoder has one)"
+)
 # A decision that is no reason: the activation's kind is not among the targets.
 NOT_TARGETED = "not targeted"
 
@@ -98,12 +111,15 @@ class _Surgeon:
         # (new, old) wrappers whose own weights (not those of the layer they wrap) are to be copied.
         self.wrapper_copies: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []
         self.appended: dict[int, keras.layers.Layer] = {}  # id(new layer) -> activation layer after it
+        # id(layer) -> (args, kwargs) of its first call in the graph being rebuilt, symbolic tensors: what
+        # the custom layers' new activations are built on.
+        self.call_arguments: dict[int, tuple[tuple, dict]] = {}
 
     # -- the report
 
     def decide(self, kind: str, layer: keras.layers.Layer | None = None) -> str | None:
         """None to replace an activation of this kind, else why it stays (or NOT_TARGETED)."""
-        if kind in self.targets:
+        if _target_of(kind) in self.targets:
             return None
         if kind == "relu6" and "relu" in self.targets:
             return CAPPED
@@ -123,9 +139,16 @@ class _Surgeon:
         """The new layer for an activation of `replaced`, which computed it (in its dtype policy)."""
         self.report.seen[kind] += 1
         self.report.replaced.append((path, how, kind))
-        layer = self.make(kind)
+        return self.new_layer(kind, replaced)
+
+    def new_layer(self, kind: str, replaced: keras.layers.Layer) -> keras.layers.Layer:
+        """A new layer from the replacement, for an activation of this kind that `replaced` computes."""
+        target = _target_of(kind)
+        layer = self.make(target)
         if not isinstance(layer, keras.layers.Layer):
-            raise TypeError(f"The replacement must build a keras Layer. It returned {layer!r} for {kind!r}.")
+            raise TypeError(
+                f"The replacement must build a keras Layer. It returned {layer!r} for {target!r}."
+            )
         # The new layer computes where the old one did, in its precision: a layer made with the
         # global policy (the default) takes the replaced layer's; one made with another policy was
         # given it on purpose (e.g. float32 for an output under mixed precision) and keeps it.
@@ -167,9 +190,50 @@ class _Surgeon:
             return self.copy(layer), None
         if isinstance(layer, keras.layers.Lambda):
             return _copy_lambda(layer), None
-        for inner_path, kind, why in held_activations(layer, path):
-            self.keep(inner_path, kind, why if kind in self.targets else NOT_TARGETED)
-        return self.copy(layer), None
+        if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional, keras.layers.Wrapper)):
+            for inner_path, kind, why in held_activations(layer, path):
+                self.keep(inner_path, kind, why if self.decide(kind) is None else NOT_TARGETED)
+            return self.copy(layer), None
+        return self.clone_custom(layer, path), None
+
+    def clone_custom(self, layer: keras.layers.Layer, path: str) -> keras.layers.Layer:
+        """A copy of a custom layer, rebuilt through the activation arguments of its config where they
+        set targeted activations (see `activation_arguments`); the rest of its activations reported."""
+        current, replaced, reasons = layer, [], {}
+        targeted = {kind for _, kind, _ in held_activations(layer, path) if self.decide(kind) is None}
+        for key in activation_arguments(layer.get_config()) if targeted else []:
+            kind = argument_kind(current.get_config()[key])
+            if kind is None or self.decide(kind) is not None:
+                continue
+            activation = self.new_layer(kind, layer)
+            name = layer_kind(activation) or type(activation).__name__
+            result = rebuild(current, path, key, activation, targeted, self.call_arguments.get(id(layer)))
+            if isinstance(result, str):
+                reasons[kind] = f"{type(layer).__name__}'s `{key}` argument cannot take {name}: {result}"
+                continue
+            # The weights of the layer it was rebuilt from, now: the original's, or those of the rebuild
+            # for an argument before this one (the earlier new activation's among them).
+            for target, source in zip(result.own_weights, current.weights, strict=True):
+                target.assign(ops.convert_to_numpy(source))
+            current = result.layer
+            how = f"{type(layer).__name__} rebuilt with {key}={name}"
+            replaced += [(inner_path, how, inner_kind) for inner_path, inner_kind in result.replaced]
+        left = list(held_activations(layer, path))
+        for inner_path, how, kind in replaced:
+            # The same path in the original layer, or else one of its kind (Keras names some sublayers anew).
+            same = [entry for entry in left if entry[:2] == (inner_path, kind)] or [
+                entry for entry in left if entry[1] == kind
+            ]
+            left.remove(same[0])
+            self.report.seen[kind] += 1
+            self.report.replaced.append((inner_path, how, kind))
+        owner = type(layer).__name__
+        for inner_path, kind, _ in left:
+            if self.decide(kind) is not None:
+                self.keep(inner_path, kind, NOT_TARGETED)
+            else:
+                self.keep(inner_path, kind, reasons.get(kind) or SET_BY_CODE.format(owner=owner))
+        return self.copy(layer) if current is layer else current
 
     def clone_wrapper(
         self, wrapper, path: str
@@ -184,12 +248,28 @@ class _Surgeon:
         return clone, after
 
     def copy(self, layer: keras.layers.Layer) -> keras.layers.Layer:
-        clone = type(layer).from_config(layer.get_config())
+        try:
+            clone = type(layer).from_config(layer.get_config())
+        except Exception as error:  # whatever the layer's constructor raises on its own config
+            raise ValueError(
+                f"swap_activations copies each layer from its config, and the layer {layer.name!r} "
+                f"({type(layer).__name__}) does not come back from its own config: {error}"
+            ) from error
         if layer.weights:
             self.copies.append((clone, layer))
         return clone
 
+    def remember_calls(self, model: keras.Model) -> None:
+        """Keeps the arguments of each layer's first call in `model`'s graph (see `call_arguments`)."""
+        for layer in model.layers:
+            nodes = graph_nodes(model, layer)
+            if nodes:
+                arguments = nodes[0].arguments
+                self.call_arguments[id(layer)] = (tuple(arguments.args), dict(arguments.kwargs))
+
     def swap(self, model: keras.Model, prefix: str = "") -> keras.Model:
+        if isinstance(model, keras.Sequential) or is_functional(model):
+            self.remember_calls(model)
         if isinstance(model, keras.Sequential):
             layers = [
                 new for layer in model.layers for new in self.clone_layer(layer, prefix) if new is not None
@@ -235,6 +315,11 @@ class _Surgeon:
         for new, old in self.wrapper_copies:
             for target, source in zip(_own_weights(new), _own_weights(old), strict=True):
                 target.assign(source.numpy())
+
+
+def _target_of(kind: str) -> str:
+    """The target that covers activations of this kind (`"gelu"` for every GELU)."""
+    return "gelu" if kind in GELU_KINDS else kind
 
 
 def _unquantized(policy: keras.DTypePolicy) -> keras.DTypePolicy:
@@ -297,8 +382,22 @@ def swap_activations(
     models are rebuilt the same way; a shared layer stays shared. Every other layer is rebuilt from its
     config and keeps its weights. Capped ReLUs (`ReLU(max_value=...)`, `"relu6"`) are not plain ReLUs:
     they are replaced only when `"relu6"` is among the targets, and otherwise listed in the report as
-    left alone, as are leaky or thresholded `ReLU` layers and the targeted activations that no graph
-    shows: those inside recurrent cells (also within `Bidirectional`) and inside custom layers.
+    left alone, as are leaky or thresholded `ReLU` layers and the targeted activations inside
+    recurrent cells (also within `Bidirectional`).
+
+    Inside a custom layer (a KerasHub `TransformerEncoder`, a layer of your own), an activation that
+    the layer takes as an argument of its config (`activation`, `intermediate_activation`: any
+    argument named after an activation) is replaced by rebuilding the layer from its config with that
+    argument set to the new layer, which the layer's own code then puts where it put the old
+    activation (a `Dense(activation=...)` or an activation layer it holds). That is what a `.keras`
+    file records, so the new model saves and loads with the new activations; the layer's weights are
+    kept. Before it is used, the rebuilt layer is checked: only targeted activations went, only the
+    new kind came, its config and build give it back (activations and weight shapes) as loading
+    will, and its weights line up with the original's. An activation set by the layer's code (a
+    `Dense(..., activation="gelu")` written in its `build`, as in KerasHub's ViT) has no argument, and
+    a change to it would be lost on loading: it is left alone, with the reason, as is one whose
+    rebuild fails a check. `keras_adaptive_acts.measurement.measure_sparsity` and `SparsityMonitor`
+    find the new activations inside custom layers by default.
 
     Each new layer takes the dtype policy of the layer whose activation it replaces (the `Dense` whose
     activation is split off, the replaced `ReLU`), so a mixed-precision model stays mixed whatever the
@@ -315,8 +414,9 @@ def swap_activations(
             dict, a layer used as a template (rebuilt from its config, without its weights), or a
             factory called with the replaced activation's name (one of the `targets`) that returns a new
             layer.
-        targets: which activations to replace, among `"relu"`, `"relu6"` (every capped ReLU), `"tanh"`
-            and `"sigmoid"`.
+        targets: which activations to replace, among `"relu"`, `"relu6"` (every capped ReLU), `"tanh"`,
+            `"sigmoid"`, `"gelu"` (also the approximations transformer code applies: KerasHub's
+            `gelu_approximate`, CLIP's `quick_gelu`) and `"silu"` (swish).
         safe_mode: as in `keras.saving.load_model`: whether to refuse a model with a `Lambda` layer
             that runs a Python lambda, which Keras copies and loads only with `safe_mode=False`. Pass
             False for a model you trust: the new model's Lambda layers call the same functions.
@@ -329,9 +429,9 @@ def swap_activations(
         TypeError: for a `model` that is not a Sequential or Functional model (or holds a subclassed
             one), a `replacement` that is not one of the forms above (or builds no layer), or a
             `safe_mode` that is not True or False.
-        ValueError: for unknown `targets`, an unknown activation name, a model that is not built, or
-            one with a Python lambda in a `Lambda` layer while `safe_mode` is True. The model is left
-            as it was.
+        ValueError: for unknown `targets`, an unknown activation name, a model that is not built, one
+            with a Python lambda in a `Lambda` layer while `safe_mode` is True, or one with a layer
+            that its own config does not rebuild. The model is left as it was.
 
     Examples:
 

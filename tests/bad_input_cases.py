@@ -92,6 +92,7 @@ NEEDS = {
     "tensorflow": "needs the TensorFlow backend",
     "other backend": "checks the error of a backend other than TensorFlow",
     "keras_tuner": "needs the `tuner` extra (KerasTuner)",
+    "onnx": "needs the TensorFlow backend and the `onnx` extra (tf2onnx, onnx, onnxruntime)",
 }
 
 
@@ -350,6 +351,17 @@ def exported() -> Any:
 def exported_source() -> keras.Model:
     """The exported model: `Input((3,), name="x") -> Dense(2, name="y")`."""
     return _export()[1]
+
+
+@functools.cache
+def _export_onnx() -> Any:
+    return kaa.export.export_onnx(exported_source(), f"{_temporary('export-onnx').name}/model.onnx")
+
+
+@helper
+def exported_onnx() -> Any:
+    """The path of an ONNX file of `exported_source()`, written once by `export_onnx`."""
+    return _export_onnx()
 
 
 NAMESPACE: dict[str, Any] = {"np": np, "keras": keras, "kaa": kaa, "nan": math.nan, "inf": math.inf}
@@ -2109,14 +2121,14 @@ add(
 add(
     api,
     "unknown choice",
-    'kaa.surgery.swap_activations(relu_model(), CompetitiveReLU, targets=("gelu",))',
-    error("`targets` must name some of ('relu', 'relu6', 'tanh', 'sigmoid')"),
+    'kaa.surgery.swap_activations(relu_model(), CompetitiveReLU, targets=("softmax",))',
+    error("`targets` must name some of ('relu', 'relu6', 'tanh', 'sigmoid', 'gelu', 'silu')"),
 )
 add(
     api,
     "out of range",
     "kaa.surgery.swap_activations(relu_model(), CompetitiveReLU, targets=())",
-    error("`targets` must name some of ('relu', 'relu6', 'tanh', 'sigmoid')"),
+    error("`targets` must name some of ('relu', 'relu6', 'tanh', 'sigmoid', 'gelu', 'silu')"),
 )
 add(
     api,
@@ -2571,6 +2583,127 @@ add(
     **options,
 )
 
+api = "export.export_onnx"
+options = {"needs": "onnx"}
+add(
+    api,
+    "wrong type",
+    'kaa.export.export_onnx("model", scratch_dir() + "/model.onnx")',
+    error("`model` must be a keras.Model"),
+    **options,
+)
+add(
+    api,
+    "wrong type",
+    "kaa.export.export_onnx(relu_model(), 3)",
+    error("`path` must be a str or a path (the ONNX file to write). Received: path=3"),
+    **options,
+)
+add(
+    api,
+    "wrong type",
+    'kaa.export.export_onnx(relu_model(), scratch_dir() + "/model.onnx", overwrite="yes")',
+    error("`overwrite` must be True or False"),
+    **options,
+)
+add(
+    api,
+    "unsupported model",
+    'kaa.export.export_onnx(subclassed_model(), scratch_dir() + "/model.onnx")',
+    error("export_onnx needs a Sequential or Functional model"),
+    **options,
+)
+add(
+    api,
+    "unsupported model",
+    'kaa.export.export_onnx(keras.Sequential([keras.layers.Dense(2)]), scratch_dir() + "/model.onnx")',
+    error("is not built: give it a keras.Input (or call it on a batch) before exporting"),
+    **options,
+)
+add(
+    api,
+    "misuse",
+    "kaa.export.export_onnx(relu_model(), exported_onnx())",
+    error("exists: pass overwrite=True to replace it", FileExistsError),
+    **options,
+)
+add(
+    api,
+    "misuse",
+    "kaa.export.export_onnx(relu_model(), scratch_dir(), overwrite=True)",
+    error("is a directory: give the path of the ONNX file to write", IsADirectoryError),
+    **options,
+)
+add(
+    api,
+    "wrong backend",
+    'kaa.export.export_onnx(relu_model(), scratch_dir() + "/model.onnx")',
+    error("ONNX export needs the TensorFlow backend", RuntimeError),
+    needs="other backend",
+)
+
+api = "export.verify_onnx"
+add(
+    api,
+    "misuse",
+    'kaa.export.verify_onnx(scratch_dir() + "/missing.onnx", np.ones((1, 3)), exported_source())',
+    error("No ONNX model at", FileNotFoundError),
+    **options,
+)
+add(
+    api,
+    "misuse",
+    'kaa.export.verify_onnx(exported() / "saved_model.pb", np.ones((1, 3)), exported_source())',
+    error("is not an ONNX model: it has no graph with outputs"),
+    **options,
+)
+add(
+    api,
+    "wrong input shape",
+    "kaa.export.verify_onnx(exported_onnx(), np.ones((1, 4)), exported_source())",
+    error(
+        "The sample for input 'x' has shape (1, 4); the ONNX model expects (None, 3) with at least one row"
+    ),
+    **options,
+)
+add(
+    api,
+    "wrong input dtype",
+    'kaa.export.verify_onnx(exported_onnx(), np.array([["a", "b", "c"]]), exported_source())',
+    error("The sample for input 'x' has dtype <U1; the ONNX model takes float32"),
+    **options,
+)
+add(
+    api,
+    "mismatched shapes",
+    'kaa.export.verify_onnx(exported_onnx(), {"z": np.ones((1, 3))}, exported_source())',
+    error("The sample's inputs ['z'] are not the ONNX model's ['x']"),
+    **options,
+)
+add(
+    api,
+    "empty batch",
+    "kaa.export.verify_onnx(exported_onnx(), np.ones((0, 3)), exported_source())",
+    error(
+        "The sample for input 'x' has shape (0, 3); the ONNX model expects (None, 3) with at least one row"
+    ),
+    **options,
+)
+add(
+    api,
+    "conflicting arguments",
+    "kaa.export.verify_onnx(exported_onnx(), np.ones((1, 3)), exported_source(), expected=np.ones((1, 2)))",
+    error("Give exactly one reference: `model` (its predict is compared) or `expected` outputs"),
+    **options,
+)
+add(
+    api,
+    "misuse",
+    "kaa.export.verify_onnx(exported_onnx(), np.ones((1, 3)))",
+    error("Give exactly one reference: `model` (its predict is compared) or `expected` outputs"),
+    **options,
+)
+
 # ----------------------------------------------------------------------------------------------
 # The page's sections, and the order of their APIs
 
@@ -2634,5 +2767,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "tuning.fix_activation",
         "export.export_for_serving",
         "export.verify_serving",
+        "export.export_onnx",
+        "export.verify_onnx",
     ),
 }

@@ -42,6 +42,7 @@ LAYER_LEVEL = (
     "test_regularizers.py",
     "test_sparsity_callbacks.py",
     "test_surgery.py",
+    "test_surgery_sublayers.py",
 )
 
 

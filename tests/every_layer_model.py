@@ -55,3 +55,49 @@ def functional_model(**kwargs) -> keras.Model:
 def sample(rows: int = 5, scale: float = 1.0, seed: int = 0) -> np.ndarray:
     """Standard normal inputs of shape (rows, STEPS, FEATURES), float32."""
     return (scale * np.random.default_rng(seed).standard_normal((rows, STEPS, FEATURES))).astype("float32")
+
+
+def conversion_cases() -> dict[str, keras.Sequential]:
+    """Every layer of the package alone between two Dense layers, by the name a converter table uses.
+
+    The rows of the serving guide's conversion tables (LiteRT, ONNX): the recurrent layers also
+    unrolled, as converters treat the two forms apart. Input "sequence", output "scores".
+    """
+
+    def name_of(layer):
+        if isinstance(layer, keras.layers.RNN):
+            return f"{type(layer.cell).__name__} (RNN, unroll={layer.unroll})"
+        return type(layer).__name__
+
+    layers = [layer for layer in every_layer() if not isinstance(layer, keras.layers.Dense)]
+    layers += [
+        keras.layers.RNN(kaa.NoisyLSTMCell(8), unroll=True),
+        keras.layers.RNN(kaa.NoisyGRUCell(8), unroll=True),
+    ]
+    return {
+        name_of(layer): keras.Sequential(
+            [
+                keras.Input((STEPS, FEATURES), name="sequence"),
+                keras.layers.Dense(8),
+                layer,
+                keras.layers.Dense(3, name="scores"),
+            ]
+        )
+        for layer in layers
+    }
+
+
+def subclassed_model() -> keras.Model:
+    """A built subclassed model (one Dense, input (batch, 3)): what the exporters must refuse."""
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Subclassed()
+    model(np.zeros((1, 3), "float32"))
+    return model

@@ -36,6 +36,12 @@ def _missing(needs: str) -> str | None:
         return f"{cases.NEEDS[needs]}; the backend is {backend}"
     if needs == "other backend" and backend == "tensorflow":
         return cases.NEEDS[needs]
+    if needs == "onnx":
+        if backend != "tensorflow":
+            return f"{cases.NEEDS[needs]}; the backend is {backend}"
+        for module in ("tf2onnx", "onnx", "onnxruntime"):
+            if importlib.util.find_spec(module) is None:
+                return f"{cases.NEEDS[needs]}: {module} is not installed"
     if needs == "keras_tuner":
         try:
             importlib.import_module("keras_adaptive_acts.tuning")
@@ -94,6 +100,7 @@ def test_every_public_api_has_documented_cases():
     public += ["surgery.swap_activations", "narrow.NarrowReLULearner"]
     public += ["tuning.choose_activation", "tuning.fix_activation"]
     public += ["export.export_for_serving", "export.verify_serving"]
+    public += ["export.export_onnx", "export.verify_onnx"]
     assert sorted(set(public) - documented) == []
 
 

@@ -53,6 +53,47 @@ def test_narrow_relu_benchmark_quick_run_writes_consistent_results(tmp_path):
     assert report.startswith("## Narrow ReLU learner") and "| d=20, k=2 |" in report
 
 
+@pytest.mark.slow
+def test_cost_curves_benchmark_quick_run_writes_consistent_results(tmp_path):
+    command = [sys.executable, "benchmarks/cost_curves.py", "--quick", "--repeats", "3", "--warmup", "1"]
+    command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    command += ["--plot", str(tmp_path / "r.png")]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    raw = json.loads((tmp_path / "r.json").read_text())
+    assert raw["quick"] is True and [s["log2"] for s in raw["sizes"]] == [10, 12, 14]
+    nah = "NoisyHardTanh(half_normal=True) (NAH)"
+    for size in raw["sizes"]:
+        assert math.prod(size["shape"]) == size["elements"] == 2 ** size["log2"]
+        assert size["shape"][0] == 1 and size["shape"][-1] == 64 and size["repeats"] == 3
+        train, infer = size["training"], size["inference"]
+        assert set(train["median_ms"]) == {"ReLU", "CompetitiveReLU(energy)"}
+        assert set(infer["median_ms"]) == {"clip(x, -1, 1)", nah}
+        assert all(len(times) == 3 for times in [*train["times_ms"].values(), *infer["times_ms"].values()])
+        # a ratio is the candidate's median over its own baseline's, from the same group
+        assert size["ratios"]["CompetitiveReLU(energy)"] == pytest.approx(
+            train["median_ms"]["CompetitiveReLU(energy)"] / train["median_ms"]["ReLU"]
+        )
+        assert size["ratios"][nah] == pytest.approx(
+            infer["median_ms"][nah] / infer["median_ms"]["clip(x, -1, 1)"]
+        )
+    latency = raw["latency"]
+    assert set(latency["cnn"]["median_ms"]) == {"ReLU", "CompetitiveReLU(energy)", nah}
+    assert set(latency["activation"]["median_ms"]) == {
+        "ReLU",
+        "CompetitiveReLU(energy)",
+        "clip(x, -1, 1)",
+        nah,
+    }
+    assert latency["repeats"] == 12 and latency["activation_shape"] == [1, 32, 32, 64]
+    report = (tmp_path / "r.md").read_text()
+    assert report.startswith("## Cost curves") and report.strip() in result.stdout
+    assert "| 2^12 | (1, 8, 8, 64) |" in report and "repetitions: 3 (2^10 to 2^14)" in report
+    assert "](assets/cost-curves.png)" not in report  # the docs' figure only for the default path
+    assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
+
+
 def _summary_rows(report):
     """The rows of the first Markdown table whose header starts with `| configuration | test accuracy %`,
     as {first cell: [cells]}."""

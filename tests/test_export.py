@@ -13,7 +13,15 @@ import pytest
 if keras.backend.backend() != "tensorflow":
     pytest.skip("SavedModel export for TF Serving needs the TensorFlow backend", allow_module_level=True)
 import tensorflow as tf
-from every_layer_model import FEATURES, STEPS, every_layer, functional_model, sample
+from every_layer_model import (
+    FEATURES,
+    STEPS,
+    conversion_cases,
+    every_layer,
+    functional_model,
+    sample,
+    subclassed_model,
+)
 
 import keras_adaptive_acts as kaa
 from keras_adaptive_acts.export import (
@@ -370,38 +378,20 @@ def run_litert(flatbuffer, x):
 
 @pytest.mark.slow
 def test_which_layers_convert_to_litert_is_what_the_guide_says(tmp_path):
-    def name_of(layer):
-        if isinstance(layer, keras.layers.RNN):
-            return f"{type(layer.cell).__name__} (RNN, unroll={layer.unroll})"
-        return type(layer).__name__
-
-    layers = [layer for layer in every_layer() if not isinstance(layer, keras.layers.Dense)]
-    layers += [
-        keras.layers.RNN(kaa.NoisyLSTMCell(8), unroll=True),
-        keras.layers.RNN(kaa.NoisyGRUCell(8), unroll=True),
-    ]
     measured = {}
     x = sample()
-    for index, layer in enumerate(layers):
-        model = keras.Sequential(
-            [
-                keras.Input((STEPS, FEATURES), name="sequence"),
-                keras.layers.Dense(8),
-                layer,
-                keras.layers.Dense(3, name="scores"),
-            ]
-        )
+    for index, (name, model) in enumerate(conversion_cases().items()):
         path = export_for_serving(model, tmp_path / str(index))
         try:
             flatbuffer = convert_to_litert(path)
         except RuntimeError as error:
             assert "unroll=True" in str(error) and "Lowering tensor list ops is failed" in str(error)
-            measured[name_of(layer)] = "fails"
+            measured[name] = "fails"
             continue
         np.testing.assert_allclose(
             run_litert(flatbuffer, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5
         )
-        measured[name_of(layer)] = "converts"
+        measured[name] = "converts"
     assert measured == litert_table()
 
 
@@ -431,16 +421,7 @@ def test_unbuilt_and_subclassed_models_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"is not built: give it a keras\.Input"):
         export_for_serving(unbuilt, tmp_path / "a")
 
-    class Subclassed(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(2)
-
-        def call(self, x):
-            return self.dense(x)
-
-    model = Subclassed()
-    model(np.zeros((1, 3), "float32"))
+    model = subclassed_model()
     with pytest.raises(ValueError, match=r"Subclassed is subclassed: wrap it as keras.Model\(inputs"):
         export_for_serving(model, tmp_path / "b")
     with pytest.raises(ValueError, match=r"`model` must be a keras\.Model"):

@@ -111,6 +111,36 @@ def test_upstream_operations_walks_a_graph_under_construction():
     )
 
 
+def test_nodes_between_finds_the_calls_a_layer_makes_inside_its_call():
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.up = keras.layers.Dense(5, name="up")
+            self.act = keras.layers.ReLU(name="act")
+
+        def call(self, inputs):
+            return self.act(self.up(inputs)) + 1.0
+
+    upstream = keras.Input((3,))
+    inputs = keras.layers.Dense(3, name="before")(upstream)  # a call before the traced one
+    block = Block()
+    outputs = block.call(inputs)  # traced on symbolic tensors: the sublayers record their calls
+    nodes = _keras_internals.nodes_between(inputs, outputs)
+    message = (
+        "Keras changed a symbolic tensor's private history or an operation's recorded calls (see "
+        "_keras_internals.nodes_between): the calls made inside a traced layer call can no longer be "
+        "found from its outputs."
+    )
+    names = [node.operation.name for node in nodes]
+    assert "before" not in names and "input_layer" not in names, message + f" (the walk went past: {names})"
+    by_name = {node.operation.name: node for node in nodes}
+    assert {"up", "act"} <= set(by_name) and len(nodes) == 3, message + f" (found {names})"  # and `+ 1.0`
+    assert by_name["act"].input_tensors[0] is by_name["up"].output_tensors[0], message
+    assert by_name["up"].input_tensors[0] is inputs, message
+    assert by_name["act"].arguments.args[0] is by_name["up"].output_tensors[0], message
+    assert _keras_internals.nodes_between(inputs, inputs) == [], message
+
+
 def test_lambda_output_shape_reads_the_argument_a_lambda_layer_was_made_with():
     def first_two(input_shape):
         return (*input_shape[:-1], 2)

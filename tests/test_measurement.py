@@ -274,18 +274,25 @@ def test_time_steps_hidden_by_a_masking_layer_are_not_counted():
     assert np.isnan(measure_sparsity(model, np.zeros_like(x))["relu"])
 
 
-def test_a_layer_inside_a_subclassed_layer_is_named_as_out_of_reach():
+def test_a_layer_inside_a_subclassed_layer_is_read_and_one_inside_a_wrapper_named_as_out_of_reach():
     class Block(keras.layers.Layer):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.inner = keras.layers.ReLU(name="inner_relu")
 
         def call(self, inputs):
-            return self.inner(inputs)
+            return self.inner(inputs - 0.5)
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, Block(name="block")(inputs))
+    x = centred(64, 4)
+    # Read by tracing the block's call (tests/test_surgery_sublayers.py has more).
+    assert measure_sparsity(model, x, layers=["inner_relu"]) == {
+        "inner_relu": pytest.approx(np.count_nonzero(x - 0.5 <= 0) / x.size)
+    }
+    sequences = keras.Input((3, 4))
+    wrapped = keras.layers.TimeDistributed(keras.layers.ReLU(name="wrapped_relu"))(sequences)
     with pytest.raises(
-        ValueError, match=r"no layer named 'inner_relu' it can read \(layers inside subclassed"
+        ValueError, match=r"no layer named 'wrapped_relu' it can read \(layers inside wrappers"
     ):
-        measure_sparsity(model, centred(4, 4), layers=["inner_relu"])
+        measure_sparsity(keras.Model(sequences, wrapped), x[:, None, :], layers=["wrapped_relu"])

@@ -26,24 +26,29 @@ PACKAGE = "keras_adaptive_acts"
 
 
 class PackageImportRefusal:
-    """A `sys.meta_path` finder that fails every import of `keras_adaptive_acts` or its modules."""
+    """A `sys.meta_path` finder that fails every import of `packages` (default: this package)."""
+
+    def __init__(self, packages=(PACKAGE,)):
+        self.packages = tuple(packages)
 
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == PACKAGE:
-            raise ImportError(f"{PACKAGE} must not be imported by the serving check (import of {name!r})")
+        package = name.split(".")[0]
+        if package in self.packages:
+            raise ImportError(f"{package} must not be imported by the serving check (import of {name!r})")
         return None  # every other import is left to the usual finders
 
 
-def refuse_package_imports():
-    """Makes every later import of the package fail, by any name.
+def refuse_package_imports(packages=(PACKAGE,)):
+    """Makes every later import of `packages` (by default this package) fail, by any name.
 
     Run as a script, this file's folder (inside the package) is the first entry of `sys.path`,
     where its sibling modules would be importable as top-level modules, out of the finder's
-    sight: the folder is removed from the path first.
+    sight: the folder is removed from the path first. (`onnx_check.py`, its sibling, uses this
+    function too, with Keras and TensorFlow added to the refused packages.)
     """
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != here]
-    sys.meta_path.insert(0, PackageImportRefusal())
+    sys.meta_path.insert(0, PackageImportRefusal(packages))
 
 
 def main(argv):

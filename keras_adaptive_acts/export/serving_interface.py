@@ -1,7 +1,8 @@
 """What a served model looks like from outside: its signatures, named inputs and named outputs.
 
 Shared by the export (which writes the signatures), the verification (which calls the Keras model
-the same way to get a reference) and the LiteRT conversion (which reads a signature back).
+the same way to get a reference), the LiteRT conversion (which reads a signature back) and the ONNX
+export (whose model takes the inputs and gives the outputs by the same names).
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ INFERENCE_SIGNATURE = "serving_default"
 MONTE_CARLO_SIGNATURE = "monte_carlo"
 
 
-def require_tensorflow() -> Any:
-    """The `tensorflow` module; a `RuntimeError` on another backend (a SavedModel is TensorFlow's)."""
+def require_tensorflow(what: str = "SavedModel export for TF Serving") -> Any:
+    """The `tensorflow` module; a `RuntimeError` naming `what` on another backend.
+
+    A SavedModel is TensorFlow's, and the ONNX export converts a TensorFlow graph (tf2onnx).
+    """
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(
-            "SavedModel export for TF Serving needs the TensorFlow backend (KERAS_BACKEND=tensorflow). "
+            f"{what} needs the TensorFlow backend (KERAS_BACKEND=tensorflow). "
             f"Current backend: {keras.backend.backend()!r}"
         )
     import tensorflow as tf
@@ -41,10 +45,11 @@ def require_tensorflow() -> Any:
     return tf
 
 
-def check_model(model: Any) -> None:
+def check_model(model: Any, exporter: str = "export_for_serving") -> None:
     """Raises `ValueError` unless `model` is a built Sequential or Functional model.
 
-    Only those have `keras.Input` tensors, whose names become the signature's input names.
+    Only those have `keras.Input` tensors, whose names become the signature's input names (and
+    the ONNX model's). `exporter` is the function the messages name.
     """
     if not isinstance(model, keras.Model):
         raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
@@ -55,7 +60,7 @@ def check_model(model: Any) -> None:
         )
     if not is_graph_model(model):
         raise ValueError(
-            "export_for_serving needs a Sequential or Functional model, whose keras.Input names the "
+            f"{exporter} needs a Sequential or Functional model, whose keras.Input names the "
             f"signature's inputs. {type(model).__name__} is subclassed: wrap it as "
             "keras.Model(inputs, subclassed_model(inputs)) with named keras.Input tensors."
         )

@@ -4,6 +4,7 @@ Three loaders see the SavedModel: `saved_model_cli show`, a fresh Python process
 `serving_check.py` (where `keras_adaptive_acts` cannot be imported), and `saved_model_cli run`.
 Their outputs are compared with a reference (the Keras model's `predict`, or given outputs) and
 the graph's ops are checked (no Python op, only core TensorFlow, no random op for inference).
+The sample's check, the reference, the tolerances and the comparison serve `verify_onnx` as well.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,17 @@ from keras_adaptive_acts.export.serving_interface import (
 )
 from keras_adaptive_acts.layers.noise import inference_noise
 
-__all__ = ["ServingReport", "ServingVerificationError", "verify_serving"]
+__all__ = [
+    "ServingReport",
+    "ServingVerificationError",
+    "default_tolerance",
+    "differing_outputs",
+    "max_abs_errors",
+    "reference_outputs",
+    "run_process",
+    "sample_inputs",
+    "verify_serving",
+]
 
 PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 # RngReadAndSkip: how a noise stream advances on TensorFlow (a draw follows it).
@@ -45,9 +56,12 @@ SERVING_CHECK = Path(__file__).with_name("serving_check.py")
 
 
 class ServingVerificationError(AssertionError):
-    """A SavedModel failed `verify_serving`; `report` holds every check's result."""
+    """An export failed `verify_serving` or `verify_onnx`; `report` holds every check's result.
 
-    def __init__(self, report: ServingReport):
+    `report` is a `ServingReport` for a SavedModel, an `ONNXReport` for an ONNX file.
+    """
+
+    def __init__(self, report: Any):
         super().__init__(str(report))
         self.report = report
 
@@ -101,38 +115,60 @@ class ServingReport:
         return "\n".join(lines)
 
 
-def _sample_inputs(signature_def: Any, sample: Any, tf: Any) -> dict[str, np.ndarray]:
-    """The sample as `{input name: array}`, checked against the signature's shapes and dtypes."""
-    specs = signature_def.inputs
+def sample_inputs(
+    specs: Mapping[str, tuple[tuple[int | None, ...], Any]], sample: Any, source: str = "signature"
+) -> dict[str, np.ndarray]:
+    """The sample as `{input name: array}`, checked against the inputs the `source` takes.
+
+    `specs` maps each input name to its shape (`None` for a free dimension) and NumPy dtype.
+    """
     if isinstance(sample, Mapping):
         arrays = {str(name): np.asarray(value) for name, value in sample.items()}
     elif len(specs) == 1:
         arrays = {next(iter(specs)): np.asarray(sample)}
     else:
-        raise ValueError(f"The signature has several inputs {sorted(specs)}: give the sample as a dict.")
+        raise ValueError(f"The {source} has several inputs {sorted(specs)}: give the sample as a dict.")
     if set(arrays) != set(specs):
-        raise ValueError(f"The sample's inputs {sorted(arrays)} are not the signature's {sorted(specs)}.")
+        raise ValueError(f"The sample's inputs {sorted(arrays)} are not the {source}'s {sorted(specs)}.")
     checked = {}
-    for name, info in specs.items():
-        dtype = tf.as_dtype(info.dtype).as_numpy_dtype
-        shape = [dim.size for dim in info.tensor_shape.dim]
+    for name, (shape, dtype) in specs.items():
         value = arrays[name]
-        fits = value.ndim == len(shape) and all(s in (-1, v) for s, v in zip(shape, value.shape, strict=True))
+        fits = value.ndim == len(shape) and all(
+            s in (None, v) for s, v in zip(shape, value.shape, strict=True)
+        )
         if not fits or value.shape[0] == 0:
-            expected = "(" + ", ".join("None" if s == -1 else str(s) for s in shape) + ")"
+            expected = "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
             raise ValueError(
-                f"The sample for input {name!r} has shape {value.shape}; the signature expects {expected} "
+                f"The sample for input {name!r} has shape {value.shape}; the {source} expects {expected} "
                 "with at least one row."
             )
         if not np.can_cast(value.dtype, dtype, casting="same_kind"):
             raise ValueError(
-                f"The sample for input {name!r} has dtype {value.dtype}; the signature takes {dtype}."
+                f"The sample for input {name!r} has dtype {value.dtype}; the {source} takes {dtype}."
             )
         checked[name] = value.astype(dtype)
     return checked
 
 
-def _reference(model: Any, expected: Any, inputs: dict[str, np.ndarray], names: list[str]) -> dict:
+def _signature_specs(signature_def: Any, tf: Any) -> dict[str, tuple[tuple[int | None, ...], Any]]:
+    """`{input name: (shape, NumPy dtype)}` of a SignatureDef, `None` for a free dimension."""
+    return {
+        name: (
+            tuple(None if dim.size == -1 else dim.size for dim in info.tensor_shape.dim),
+            tf.as_dtype(info.dtype).as_numpy_dtype,
+        )
+        for name, info in signature_def.inputs.items()
+    }
+
+
+def reference_outputs(
+    model: Any, expected: Any, inputs: dict[str, np.ndarray], names: list[str], source: str = "signature"
+) -> dict[str, np.ndarray]:
+    """The outputs an export must give for `inputs`, by output name, in float64.
+
+    From `model` (a Keras model or a `.keras` path), called as the exports trace it, or from
+    `expected` (an array for a single output, else a dict by name); exactly one of the two.
+    """
     if (model is None) == (expected is None):
         raise ValueError(
             "Give exactly one reference: `model` (its predict is compared) or `expected` outputs."
@@ -141,30 +177,31 @@ def _reference(model: Any, expected: Any, inputs: dict[str, np.ndarray], names: 
         if isinstance(model, str | os.PathLike):
             model = keras.saving.load_model(model)
         check_model(model)
-        # The inference signature serves the expectation even for layers built with
-        # noise_at_inference=True, whose predict() draws noise: the reference is computed in the
-        # same mode. A direct call, because predict() reuses a graph traced outside the mode.
+        # The inference signature (and the ONNX model) serve the expectation even for layers built
+        # with noise_at_inference=True, whose predict() draws noise: the reference is computed in
+        # the same mode. A direct call, because predict() reuses a graph traced outside the mode.
         with inference_noise(False):
             outputs = model(call_structure(model, inputs), training=False)
         outputs = [keras.ops.convert_to_numpy(output) for output in keras.tree.flatten(outputs)]
         expected = dict(zip(output_names(model), outputs, strict=True))
     if not isinstance(expected, Mapping):
         if len(names) != 1:
-            raise ValueError(f"The signature has several outputs {names}: give `expected` as a dict.")
+            raise ValueError(f"The {source} has several outputs {names}: give `expected` as a dict.")
         expected = {names[0]: expected}
     if set(expected) != set(names):
-        raise ValueError(f"The reference outputs {sorted(expected)} are not the signature's {sorted(names)}.")
+        raise ValueError(f"The reference outputs {sorted(expected)} are not the {source}'s {sorted(names)}.")
     return {name: np.asarray(value, dtype="float64") for name, value in expected.items()}
 
 
-def _default_tolerance(signature_def: Any, tf: Any) -> dict[str, float]:
-    dtypes = [tf.as_dtype(info.dtype) for info in signature_def.outputs.values()]
-    if any(dtype in (tf.bfloat16, tf.float16) for dtype in dtypes):
+def default_tolerance(output_dtypes: Iterable[str]) -> dict[str, float]:
+    """`{"rtol", "atol"}` for outputs of these dtypes (by name): looser if one is 16-bit."""
+    if any(dtype in ("bfloat16", "float16") for dtype in output_dtypes):
         return {"rtol": 1e-2, "atol": 1e-2}
     return {"rtol": 1e-5, "atol": 1e-6}
 
 
-def _run(command: list[str], what: str, timeout: float) -> str:
+def run_process(command: list[str], what: str, timeout: float) -> str:
+    """Runs `command` (TensorFlow's log lines off); its stdout, or a `RuntimeError` naming `what`."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     if result.returncode != 0:
@@ -189,10 +226,22 @@ def _load_npy(path: Path) -> np.ndarray:
     return value
 
 
-def _max_errors(got: dict, expected: dict) -> dict[str, float]:
+def max_abs_errors(got: dict, expected: dict) -> dict[str, float]:
+    """`{output name: max |got - expected|}`."""
     return {
         name: float(np.max(np.abs(np.asarray(got[name], "float64") - expected[name]))) for name in expected
     }
+
+
+def differing_outputs(got: dict, expected: dict, tolerance: dict[str, float]) -> list[str]:
+    """The names of the outputs where `|got - expected| <= atol + rtol * |expected|` fails somewhere."""
+    return [
+        name
+        for name, value in got.items()
+        if not np.allclose(
+            np.asarray(value, "float64"), expected[name], rtol=tolerance["rtol"], atol=tolerance["atol"]
+        )
+    ]
 
 
 def verify_serving(
@@ -248,12 +297,12 @@ def verify_serving(
     tf = require_tensorflow()
     path = Path(path)
     signature_def = read_signature(path, signature)
-    inputs = _sample_inputs(signature_def, sample, tf)
+    inputs = sample_inputs(_signature_specs(signature_def, tf), sample)
     signature_outputs = sorted(signature_def.outputs)
     reference = None
     if signature == INFERENCE_SIGNATURE:
-        reference = _reference(model, expected, inputs, signature_outputs)
-    defaults = _default_tolerance(signature_def, tf)
+        reference = reference_outputs(model, expected, inputs, signature_outputs)
+    defaults = default_tolerance(tf.as_dtype(info.dtype).name for info in signature_def.outputs.values())
     tolerance = {
         "rtol": defaults["rtol"] if rtol is None else rtol,
         "atol": defaults["atol"] if atol is None else atol,
@@ -261,14 +310,14 @@ def verify_serving(
 
     with tempfile.TemporaryDirectory(prefix="kaa-verify-") as work:
         work_dir = Path(work)
-        signature_text = _run(
+        signature_text = run_process(
             _saved_model_cli("show", "--dir", str(path), "--tag_set", "serve", "--signature_def", signature),
             "saved_model_cli show",
             timeout,
         )
         np.savez(work_dir / "inputs.npz", **inputs)
         fresh = json.loads(
-            _run(
+            run_process(
                 [
                     sys.executable,
                     str(SERVING_CHECK),
@@ -289,7 +338,7 @@ def verify_serving(
         for name, value in inputs.items():
             np.save(work_dir / f"input_{name}.npy", value)
         cli_inputs = ";".join(f"{name}={work_dir / f'input_{name}.npy'}" for name in inputs)
-        _run(
+        run_process(
             _saved_model_cli(
                 "run",
                 "--dir",
@@ -315,8 +364,8 @@ def verify_serving(
         signature=signature,
         signature_text=signature_text,
         tolerance=tolerance,
-        max_abs_error=_max_errors(first, reference) if reference else {},
-        saved_model_cli_max_abs_error=_max_errors(cli, reference) if reference else {},
+        max_abs_error=max_abs_errors(first, reference) if reference else {},
+        saved_model_cli_max_abs_error=max_abs_errors(cli, reference) if reference else {},
         deterministic=all(np.array_equal(first[name], second[name]) for name in signature_outputs),
         ops=ops,
         random_ops=[op for op in ops if "Random" in op or op in RANDOM_OPS],
@@ -340,14 +389,12 @@ def _problems(
     package_imported: bool,
 ) -> list[str]:
     problems = []
-    rtol, atol = report.tolerance["rtol"], report.tolerance["atol"]
     if reference is not None:
         for loader, outputs in (("the fresh process", first), ("saved_model_cli run", cli)):
-            for name, value in outputs.items():
-                if not np.allclose(np.asarray(value, "float64"), reference[name], rtol=rtol, atol=atol):
-                    problems.append(
-                        f"output {name!r} from {loader} differs from the reference beyond the tolerance"
-                    )
+            for name in differing_outputs(outputs, reference, report.tolerance):
+                problems.append(
+                    f"output {name!r} from {loader} differs from the reference beyond the tolerance"
+                )
     inference = signature == INFERENCE_SIGNATURE
     if inference and not report.deterministic:
         problems.append("two calls with the same input gave different outputs")

@@ -1,0 +1,227 @@
+"""`export_onnx`: a Keras model written as an ONNX file, at the noisy layers' expectation.
+
+Built on Keras' own `model.export(path, format="onnx")`, which on the TensorFlow backend traces the
+model with `tf.function` and converts the graph with tf2onnx. Around it:
+
+- The trace runs inside `inference_noise(False)`, as the SavedModel's inference signature does: every
+  noisy layer and cell is exported at its expectation, with no random op, and no layer attribute
+  is written.
+- The inputs are named after the model's `keras.Input` tensors, with a free batch size, and the
+  outputs after the model's output names (tf2onnx names them after TensorFlow's graph, e.g.
+  `"Identity:0"`): an ONNX Runtime client asks for `"logits"` as a TF Serving client does.
+- The file is written beside its target, passed through the ONNX checker, and moved into place: a
+  failed export leaves nothing behind, and an existing file is replaced only by a complete one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from keras_adaptive_acts.export.serving_interface import (
+    call_structure,
+    check_model,
+    input_specs,
+    output_names,
+    require_tensorflow,
+)
+from keras_adaptive_acts.layers.noise import inference_noise
+
+__all__ = ["export_onnx", "require_onnx"]
+
+INSTALL_HINT = 'pip install "keras-adaptive-acts[onnx]"'
+
+
+def require_onnx(*modules: str) -> Any:
+    """The `onnx` module, once `modules` (and `onnx`) import; an `ImportError` saying what to install."""
+    try:
+        onnx = importlib.import_module("onnx")
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError as error:
+        needed = ", ".join(dict.fromkeys(("onnx", *modules)))
+        raise ImportError(f"ONNX export and verification need {needed}: {INSTALL_HINT} ({error})") from error
+    return onnx
+
+
+def export_onnx(model: keras.Model, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Writes a model's inference path, `model(x, training=False)`, as a deterministic ONNX file.
+
+    Every noisy layer and noisy recurrent cell takes its inference form (the expectation), even one
+    built with `noise_at_inference=True`, and the graph has no random op: the model is traced
+    inside `inference_noise(False)`, as the SavedModel's `serving_default` signature is. The
+    conversion is Keras' `model.export(path, format="onnx")` (tf2onnx, on the TensorFlow backend).
+
+    The ONNX model takes the model's inputs by the names of its `keras.Input` tensors, with a free
+    batch size, and gives its outputs by the model's output names (`output_names` of a Functional
+    model, the last layer's name for a Sequential one). The file is written to a temporary sibling,
+    checked by the ONNX checker (`onnx.checker.check_model(full_check=True)`) and renamed into
+    place: a failed export leaves nothing behind, and an existing file is replaced in one step,
+    only by a complete one. Needs the `onnx` extra (tf2onnx and onnx).
+
+    Args:
+        model: a built Sequential or Functional model.
+        path: the ONNX file to write, e.g. `"my_model.onnx"`. Missing parent directories are created.
+        overwrite: replace an existing file at `path`. Without it an existing path is an error.
+
+    Returns:
+        The path written, as a `pathlib.Path`.
+
+    Raises:
+        ValueError: for a model that is not a built Sequential or Functional model, or a `path` that
+            is not a string or path.
+        FileExistsError: if `path` exists and `overwrite` is False.
+        IsADirectoryError: if `path` is a directory.
+        RuntimeError: if the conversion fails or the ONNX checker rejects its result (the message
+            ends with the converter's or the checker's error), or on a backend other than TensorFlow.
+        ImportError: without tf2onnx or onnx.
+
+    Examples:
+        >>> import keras, tempfile
+        >>> from keras_adaptive_acts import NoisyHardTanh
+        >>> inputs = keras.Input((4,), name="x")
+        >>> model = keras.Model(inputs, NoisyHardTanh(name="y")(keras.layers.Dense(3)(inputs)))
+        >>> export_onnx(model, tempfile.mkdtemp() + "/model.onnx").name
+        'model.onnx'
+    """
+    tf = require_tensorflow("ONNX export")
+    check_model(model, exporter="export_onnx")
+    if not isinstance(path, str | os.PathLike):
+        raise ValueError(f"`path` must be a str or a path (the ONNX file to write). Received: path={path!r}")
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"`overwrite` must be True or False. Received: overwrite={overwrite!r}")
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(
+            f"{str(target)!r} is a directory: give the path of the ONNX file to write, "
+            f"e.g. {str(target / 'model.onnx')!r}."
+        )
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{str(target)!r} exists: pass overwrite=True to replace it.")
+    onnx = require_onnx("tf2onnx")
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(handle)
+    staging = Path(staging_name)
+    try:
+        converter_errors = _convert(model, staging, tf)
+        proto = onnx.load(str(staging))
+        _name_outputs(proto, output_names(model), onnx)
+        _check(proto, onnx, converter_errors)
+        onnx.save(proto, str(staging))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o666 & ~umask)  # as a plain open() would: mkstemp's 0600 would hide it from a server
+        os.replace(staging, target)  # atomic: a reader sees the old file or the new one, never a part
+    finally:
+        staging.unlink(missing_ok=True)
+    return target
+
+
+class _ConverterErrors(logging.Handler):
+    """Collects the errors tf2onnx logs.
+
+    tf2onnx logs a node it cannot convert and goes on, leaving the TensorFlow op in the graph: the
+    ONNX checker then rejects the model, and these errors say why.
+    """
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # "Failed to convert node 'name' (fct=<bound method ...>)", then the node: the first part.
+        text = record.getMessage().splitlines()[0].split(" (fct=")[0]
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f": {record.exc_info[1]}"
+        self.errors.append(" ".join(text.split()))
+
+
+def _convert(model: keras.Model, path: Path, tf: Any) -> list[str]:
+    """Keras' ONNX export of `model` to `path`, traced in the expectation mode; the errors tf2onnx logged."""
+    # An explicit signature: the inputs get the keras.Input names and a free batch size, as in the
+    # SavedModel, and Keras does not ask for a model that has been called once (its default does).
+    signature = [call_structure(model, input_specs(model, tf))]
+    collector = _ConverterErrors()
+    logger = logging.getLogger("tf2onnx")
+    logger.addHandler(collector)
+    try:
+        with warnings.catch_warnings():
+            # Keras' numpy-2 patch of tf2onnx tests `hasattr(np, "object")`, which warns on every export.
+            warnings.filterwarnings("ignore", message=r"In the future `np\.object`", category=FutureWarning)
+            with inference_noise(False):
+                model.export(str(path), format="onnx", verbose=False, input_signature=signature)
+    except OSError:
+        raise  # the disk, not the converter: left as it is
+    except Exception as error:
+        import tf2onnx
+
+        detail = " ".join(str(error).split()) or type(error).__name__
+        raise RuntimeError(f"ONNX conversion (tf2onnx {tf2onnx.__version__}) failed: {detail}") from error
+    finally:
+        logger.removeHandler(collector)
+    return collector.errors
+
+
+def _name_outputs(proto: Any, names: list[str], onnx: Any) -> None:
+    """Gives the graph's outputs the model's output names, in order, through `Identity` nodes.
+
+    An `Identity` node per renamed output leaves every tensor of the graph as tf2onnx named it, so
+    no reference to it (in a loop's body, say) needs to change. Dict outputs already have their names.
+    """
+    graph = proto.graph
+    if len(graph.output) != len(names):
+        raise RuntimeError(f"The ONNX model has {len(graph.output)} outputs; the Keras model has {names}.")
+    taken = {name for node in graph.node for name in node.output}
+    taken |= {value.name for value in graph.input} | {tensor.name for tensor in graph.initializer}
+    for output, name in zip(graph.output, names, strict=True):
+        if output.name == name:
+            continue
+        if name in taken:
+            raise RuntimeError(
+                f"Cannot name the ONNX output {output.name!r} {name!r}: a tensor has that name."
+            )
+        graph.node.append(onnx.helper.make_node("Identity", [output.name], [name], name=f"{name}/output"))
+        output.name = name
+
+
+def _check(proto: Any, onnx: Any, converter_errors: list[str]) -> None:
+    """The ONNX checker, with strict type and shape inference: what ONNX Runtime would refuse to load."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as error:  # ValidationError, or InferenceError from the shape inference
+        detail = " ".join(str(error).split())
+        if converter_errors:
+            # tf2onnx names ONNX's element types by number ("dtype 10"): their names are added.
+            errors = "; ".join(
+                re.sub(r"dtype (\d+)", lambda m: f"dtype {m[1]} ({_type_name(onnx, int(m[1]))})", text)
+                for text in dict.fromkeys(converter_errors)
+            )
+            import tf2onnx
+
+            raise RuntimeError(
+                f"ONNX conversion (tf2onnx {tf2onnx.__version__}) failed: {errors}; the ONNX checker "
+                f"rejects the result: {detail}"
+            ) from error
+        hint = (
+            " (bfloat16: tf2onnx mixes float16 and bfloat16 tensors; export a float32 or mixed_float16 model)"
+            if "bfloat16" in detail
+            else ""
+        )
+        raise RuntimeError(f"The ONNX checker rejects the converted model{hint}: {detail}") from error
+
+
+def _type_name(onnx: Any, number: int) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(number)
+    except ValueError:
+        return "unknown type"
