@@ -93,6 +93,13 @@ BENCHMARKS = {
         7,
         "activation sparsity on digits: ReLU vs regularizers, Peng et al.",
     ),
+    "narrow_scale": Benchmark(
+        "narrow_scale.py",
+        "quality",
+        30,
+        "narrow ReLU learner at scale: success, time and memory for d <= 100, k <= 8",
+        figure=True,
+    ),
     "narrow_relu": Benchmark(
         "narrow_relu.py", "quality", 36, "narrow ReLU networks: moment init vs random init", figure=True
     ),

@@ -54,6 +54,29 @@ def test_narrow_relu_benchmark_quick_run_writes_consistent_results(tmp_path):
 
 
 @pytest.mark.slow
+def test_narrow_scale_benchmark_quick_run_writes_consistent_results(tmp_path):
+    command = [sys.executable, "benchmarks/narrow_scale.py", "--quick", "--plot", str(tmp_path / "r.png")]
+    command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    raw = json.loads((tmp_path / "r.json").read_text())
+    assert [(entry["d"], entry["k"]) for entry in raw["grid"]] == [(20, 2), (20, 4)]
+    for entry in raw["grid"] + raw["n_sweep"]:
+        assert [run["seed"] for run in entry["runs"]] == [0, 1]
+        assert all(run["samples"] == entry["samples"] >= 20_000 for run in entry["runs"])
+        assert entry["peak_rss_mib"] > 100  # TensorFlow alone holds more than that
+        summary = entry["summary"]
+        assert summary["successes"] == sum(run["final_error"] < 1e-3 for run in entry["runs"])
+        assert summary["max_seconds"] == max(run["seconds"] for run in entry["runs"])
+    goal = raw["goal"]
+    assert goal["fits"] == 4 and goal["verdict"] == ("PASS" if goal["successes"] == 4 else "MISS")
+    report = (tmp_path / "r.md").read_text()
+    assert report.startswith("## Narrow ReLU learner at scale") and "| 20 | 4 | 25,600 | " in report
+    assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
 def test_cost_curves_benchmark_quick_run_writes_consistent_results(tmp_path):
     command = [sys.executable, "benchmarks/cost_curves.py", "--quick", "--repeats", "3", "--warmup", "1"]
     command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
