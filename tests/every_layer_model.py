@@ -101,3 +101,9 @@ def subclassed_model() -> keras.Model:
     model = Subclassed()
     model(np.zeros((1, 3), "float32"))
     return model
+
+
+def small_model() -> keras.Model:
+    """A small Functional model with named input ("features") and output ("logits"): an export's unit."""
+    inputs = keras.Input((4,), name="features")
+    return keras.Model(inputs, keras.layers.Dense(2, name="logits")(kaa.CompetitiveReLU()(inputs)))

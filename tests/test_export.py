@@ -20,6 +20,7 @@ from every_layer_model import (
     every_layer,
     functional_model,
     sample,
+    small_model,
     subclassed_model,
 )
 
@@ -409,11 +410,6 @@ def test_the_monte_carlo_signature_does_not_convert_to_litert(tmp_path):
 
 # ----------------------------------------------------------------------------------------------
 # Bad input
-
-
-def small_model():
-    inputs = keras.Input((4,), name="features")
-    return keras.Model(inputs, keras.layers.Dense(2, name="logits")(kaa.CompetitiveReLU()(inputs)))
 
 
 def test_unbuilt_and_subclassed_models_are_refused(tmp_path):

@@ -12,6 +12,7 @@ from typing import ClassVar
 import keras
 import numpy as np
 import pytest
+from every_layer_model import subclassed_model
 
 from keras_adaptive_acts import NoisyLSTMCell, _keras_internals
 
@@ -47,17 +48,7 @@ def test_the_recursive_layer_walk_reaches_cells_their_units_and_bidirectional_co
 def test_is_functional_tells_graph_models_from_sequential_and_subclassed():
     inputs = keras.Input((3,))
     functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-
-    class Subclassed(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(2)
-
-        def call(self, x):
-            return self.dense(x)
-
-    subclassed = Subclassed()
-    subclassed(np.zeros((1, 3), "float32"))
+    subclassed = subclassed_model()
     message = (
         "Keras changed its private Functional class (see _keras_internals.is_functional): "
         "keras.Model(inputs, outputs) no longer "

@@ -11,7 +11,15 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from every_layer_model import FEATURES, STEPS, conversion_cases, functional_model, sample, subclassed_model
+from every_layer_model import (
+    FEATURES,
+    STEPS,
+    conversion_cases,
+    functional_model,
+    sample,
+    small_model,
+    subclassed_model,
+)
 from noisy_reference import h, output_noise
 
 import keras_adaptive_acts as kaa
@@ -40,11 +48,6 @@ def run_onnx(path, feeds):
 
 def run_env():
     return {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def small_model():
-    inputs = keras.Input((4,), name="features")
-    return keras.Model(inputs, keras.layers.Dense(2, name="logits")(kaa.CompetitiveReLU()(inputs)))
 
 
 # ----------------------------------------------------------------------------------------------
