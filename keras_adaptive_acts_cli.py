@@ -9,15 +9,23 @@ the package (`keras_adaptive_acts.cli`, the commands' bodies), after the environ
 - `KERAS_BACKEND` defaults to `tensorflow` (the backend the commands are written for);
 - `TF_CPP_MIN_LOG_LEVEL` defaults to 2, so TensorFlow prints no info lines; `kaa --verbose COMMAND`
   leaves it alone. A value the user set is never overridden.
+
+TensorFlow 2.21 writes some lines while its native libraries load, before it reads
+`TF_CPP_MIN_LOG_LEVEL` (on Intel CPUs: "oneDNN custom operations are on", twice, each after absl's
+"All log messages before absl::InitializeLog()" line). `kaa` therefore applies the same level to what
+the first import writes on stderr (`import_quietly`).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib.util
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Sequence
 
 __all__ = ["build_parser", "main"]
@@ -332,6 +340,72 @@ def quiet_start_up(verbose: bool) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# A native log line as absl and TensorFlow write it: severity letter, date, time, thread, file:line].
+_NATIVE_LOG_LINE = re.compile(r"^(?P<severity>[IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]\s]+:\d+\] ")
+_ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_LEVEL_OF_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}  # TensorFlow's TF_CPP_MIN_LOG_LEVEL numbering
+
+
+def native_lines_to_keep(text: str, minimum_level: int) -> str:
+    """`text` without the native log lines below `minimum_level` (TF_CPP_MIN_LOG_LEVEL's meaning).
+
+    absl's preamble line is itself a notice, not a warning about the user's run: it goes whenever info
+    lines are hidden. Every other line (Python warnings, errors, anything not in the native format) stays,
+    in order.
+    """
+    kept = []
+    for line in text.splitlines(keepends=True):
+        match = _NATIVE_LOG_LINE.match(line)
+        if match and _LEVEL_OF_SEVERITY[match["severity"]] < minimum_level:
+            continue
+        if line.rstrip("\n") == _ABSL_PREAMBLE and minimum_level >= 1:
+            continue
+        kept.append(line)
+    return "".join(kept)
+
+
+def _minimum_log_level() -> int:
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:  # TensorFlow reads a malformed value as 0: show everything
+        return 0
+
+
+@contextlib.contextmanager
+def import_quietly():
+    """Applies `TF_CPP_MIN_LOG_LEVEL` to what is written on file descriptor 2 inside the block.
+
+    The native libraries write straight to the descriptor, not through `sys.stderr`, so the descriptor
+    is pointed at a temporary file and the lines to keep are written back afterwards. If the block
+    raises, everything is written back unfiltered: a failed import needs every line to be diagnosed.
+    """
+    minimum_level = _minimum_log_level()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2 (e.g. a closed stderr): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            if not failed:
+                text = native_lines_to_keep(text, minimum_level)
+            if text:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the `kaa` command with `argv` (default: `sys.argv[1:]`) and returns its exit status.
 
@@ -351,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     quiet_start_up(verbose=args.backend_logs)
     try:
-        from keras_adaptive_acts.cli import COMMANDS  # the first import of Keras and TensorFlow
+        with import_quietly():
+            from keras_adaptive_acts.cli import COMMANDS  # the first import of Keras and TensorFlow
 
         return COMMANDS[args.command](args)
     except UsageError as err:  # bad activations or dataset, found before any training

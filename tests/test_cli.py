@@ -232,6 +232,46 @@ def test_start_up_is_quiet_unless_verbose_and_never_overrides_the_user(monkeypat
     assert build_parser().parse_args(["compare", "--verbose", "1"]).backend_logs is False
 
 
+# Lines as TensorFlow 2.21 writes them on an Intel CPU while its libraries load (copied from a run).
+_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+_INFO = "I0000 00:00:1796434087.992786    8633 port.cc:153] oneDNN custom operations are on.\n"
+_WARNING = "W0000 00:00:1796434088.100000    8633 cuda_dnn.cc:12] a native warning\n"
+_ERROR = "E1204 10:11:12.345678    8633 loader.cc:7] a native error\n"
+_PYTHON = "/x/y.py:3: UserWarning: a Python warning\n"
+
+
+@pytest.mark.parametrize(
+    ("minimum_level", "expected"),
+    [
+        (0, _PREAMBLE + _INFO + _WARNING + _ERROR + _PYTHON),
+        (1, _WARNING + _ERROR + _PYTHON),
+        (2, _ERROR + _PYTHON),
+        (3, _PYTHON),
+    ],
+)
+def test_native_start_up_lines_follow_the_log_level(minimum_level, expected):
+    from keras_adaptive_acts_cli import native_lines_to_keep
+
+    text = _PREAMBLE + _INFO + _WARNING + _ERROR + _PYTHON
+    assert native_lines_to_keep(text, minimum_level) == expected
+
+
+def test_what_an_import_writes_on_the_descriptor_is_filtered_and_kept_in_order(capfd, monkeypatch):
+    from keras_adaptive_acts_cli import import_quietly
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    with import_quietly():
+        os.write(2, (_PREAMBLE + _INFO).encode())  # what native code writes, past sys.stderr
+        print("from Python", file=sys.stderr)
+        os.write(2, _ERROR.encode())
+    assert capfd.readouterr().err == "from Python\n" + _ERROR
+    # A failing block keeps every line: they are what explains the failure.
+    with pytest.raises(ImportError), import_quietly():
+        os.write(2, (_PREAMBLE + _INFO).encode())
+        raise ImportError("a missing shared library")
+    assert capfd.readouterr().err == _PREAMBLE + _INFO
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["keras_adaptive_acts_cli", "keras_adaptive_acts.cli"])
 def test_a_command_in_a_fresh_process_prints_one_error_line_and_nothing_of_tensorflow(module):
