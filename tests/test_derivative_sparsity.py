@@ -125,6 +125,9 @@ def _derivative_at_zero_is_zero(name):
 def test_a_fused_activation_counts_as_if_it_had_its_own_layer(make_fused):
     """The pre-activation recomputed from the input and weights, against the same network with the
     activation in an `Activation` layer, whose input the graph carries."""
+    # Seeded: with unseeded weights the share of saturated hard-sigmoid entries in the small Conv3D
+    # fell below the range asserted below on one run in a few.
+    keras.utils.set_random_seed(4)
     fused = make_fused()
     shape = {
         "Dense": (6,),
@@ -133,7 +136,7 @@ def test_a_fused_activation_counts_as_if_it_had_its_own_layer(make_fused):
         "Conv2D": (8, 8, 2),
         "Conv3D": (4, 4, 4, 2),
     }[type(fused).__name__]
-    x = _data((8, *shape), seed=4)
+    x = _data((8, *shape), seed=4, scale=4.0)  # wide enough that every case has zeros and non-zeros
     inputs = keras.Input(shape)
     fused_model = keras.Model(inputs, fused(inputs))
     config = fused.get_config() | {"activation": None, "name": "linear"}
