@@ -1,0 +1,202 @@
+"""CompetitiveReLU's op in this tree against the same op at an earlier git revision, in one run.
+
+A change meant to make the op faster is judged by timing both forms side by side: the module
+`keras_adaptive_acts/ops/competitive.py` is read from `git show REVISION:...`, loaded beside the
+current one, and both are timed (forward and backward as in a training step: output and the
+gradients of the input, `alpha` and `beta`), interleaved with Keras' ReLU as the baseline, under XLA
+(`tf.function(jit_compile=True)` on TensorFlow, `jax.jit` on JAX). Before timing, the two forms'
+outputs and gradients are compared: a speed-up that changes the results is reported as such.
+
+Usage:
+    python benchmarks/op_against_revision.py --revision REV [--backend tensorflow|jax]
+        [--competitions energy,l1,count] [--repeats N] [--shape 64,32,32,64] [--markdown PATH]
+
+Not part of run_all: it measures one change, and its table goes into the verdict that describes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import importlib.util
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+
+OP_MODULE = "keras_adaptive_acts/ops/competitive.py"
+SCALE_BOUND, EPS = 2.0, 1e-6  # CompetitiveReLU's defaults
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--revision", required=True, help="the git revision to compare with, e.g. HEAD~1")
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    parser.add_argument("--competitions", default="energy,l1,count")
+    parser.add_argument("--repeats", type=int, default=31, help="interleaved rounds (default 31)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--shape", default="64,32,32,64", help="the input's shape (default 64,32,32,64)")
+    parser.add_argument("--markdown", help="also write the table to this file")
+    arguments = parser.parse_args(argv)
+    arguments.shape = tuple(int(size) for size in arguments.shape.split(","))
+    arguments.competitions = arguments.competitions.split(",")
+    return arguments
+
+
+def load_op_module_at(revision, root):
+    """The op module as it was at `revision`, imported under a name of its own."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:{OP_MODULE}"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    # The file stays until the process ends: autograph reads a function's source when it traces it.
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as file:
+        file.write(source)
+    atexit.register(os.unlink, file.name)
+    # A name inside the package, so that the module's relative imports (if any) resolve.
+    spec = importlib.util.spec_from_file_location(
+        "keras_adaptive_acts.ops._competitive_at_revision", file.name
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def step_runners(backend, functions, x, upstream, alpha, beta):
+    """name -> (zero-argument timed callable, callable returning (output, gradients) as NumPy)."""
+    import numpy as np
+
+    runners = {}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def make(function):
+            @tf.function(jit_compile=True)
+            def step(x, upstream, alpha, beta):
+                with tf.GradientTape() as tape:
+                    tape.watch([x, alpha, beta])
+                    y = function(x, alpha, beta)
+                return y, tape.gradient(y, [x, alpha, beta], output_gradients=upstream)
+
+            # Fetching one entry of the input's gradient waits for the whole step.
+            timed = lambda: step(x, upstream, alpha, beta)[1][0][0, 0, 0, 0].numpy()  # noqa: E731
+            return timed, lambda: tf.nest.map_structure(np.asarray, step(x, upstream, alpha, beta))
+
+    else:
+        import jax
+
+        def make(function):
+            @jax.jit
+            def step(x, upstream, alpha, beta):
+                y, pullback = jax.vjp(function, x, alpha, beta)
+                return y, pullback(upstream)
+
+            timed = lambda: jax.block_until_ready(step(x, upstream, alpha, beta))  # noqa: E731
+            return timed, lambda: jax.tree_util.tree_map(np.asarray, step(x, upstream, alpha, beta))
+
+    for name, function in functions.items():
+        runners[name] = make(function)
+    return runners
+
+
+def largest_difference(first, second):
+    """The largest difference between two (output, gradients) results, relative to each array's scale."""
+    import numpy as np
+
+    def leaves(result):
+        output, gradients = result
+        return [output, *gradients]
+
+    worst = 0.0
+    for a, b in zip(leaves(first), leaves(second), strict=True):
+        scale = max(float(np.max(np.abs(a))), 1e-30)
+        worst = max(worst, float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale)
+    return worst
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    os.environ["KERAS_BACKEND"] = arguments.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: F401  (fixes the backend before activation_speed, which sets its own default)
+    import numpy as np
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    from activation_speed import median_ms, time_interleaved
+
+    import keras_adaptive_acts.ops.competitive as current
+
+    earlier = load_op_module_at(arguments.revision, os.path.dirname(here))
+    rng = np.random.default_rng(0)
+    x_host = rng.standard_normal(arguments.shape, dtype=np.float32)
+    upstream_host = rng.standard_normal(arguments.shape, dtype=np.float32)
+    if arguments.backend == "tensorflow":
+        import tensorflow as tf
+
+        convert, relu = tf.constant, tf.nn.relu
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        convert, relu = jnp.asarray, jax.nn.relu
+    x, upstream = convert(x_host), convert(upstream_host)
+    alpha, beta = convert(np.float32(0.3)), convert(np.float32(0.55))
+    axes = tuple(range(1, len(arguments.shape)))
+
+    functions = {"ReLU": lambda x, alpha, beta: relu(x)}
+    for competition in arguments.competitions:
+        for label, module in ((arguments.revision, earlier), ("this tree", current)):
+
+            def function(x, alpha, beta, module=module, competition=competition):
+                return module.unchecked_competitive_relu(
+                    x, alpha, beta, competition=competition, scale_bound=SCALE_BOUND, eps=EPS, axes=axes
+                )
+
+            functions[f"{competition} at {label}"] = function
+    runners = step_runners(arguments.backend, functions, x, upstream, alpha, beta)
+    differences = {
+        competition: largest_difference(
+            runners[f"{competition} at {arguments.revision}"][1](),
+            runners[f"{competition} at this tree"][1](),
+        )
+        for competition in arguments.competitions
+    }
+    times = time_interleaved(
+        {name: timed for name, (timed, _) in runners.items()}, arguments.repeats, arguments.warmup
+    )
+    medians = {name: median_ms(seconds) for name, seconds in times.items()}
+
+    command = shlex.join(["python", "benchmarks/op_against_revision.py", *(argv or sys.argv[1:])])
+    load = os.getloadavg()
+    lines = [
+        f"`{command}`: {arguments.backend} backend, input {arguments.shape} float32, median of "
+        f"{arguments.repeats} interleaved rounds; {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.2f} at the end.",
+        "",
+        f"| competition | ms at {arguments.revision} | ms in this tree | this tree / {arguments.revision} "
+        "| / ReLU before | / ReLU after | largest relative difference |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    relu_ms = medians["ReLU"]
+    for competition in arguments.competitions:
+        before, after = (
+            medians[f"{competition} at {arguments.revision}"],
+            medians[f"{competition} at this tree"],
+        )
+        lines.append(
+            f"| {competition} | {before:.2f} | {after:.2f} | {after / before:.3f} | {before / relu_ms:.2f} "
+            f"| {after / relu_ms:.2f} | {differences[competition]:.1e} |"
+        )
+    lines.append(f"\nReLU: {relu_ms:.2f} ms.")
+    table = "\n".join(lines)
+    print(table)
+    if arguments.markdown:
+        with open(arguments.markdown, "w") as file:
+            file.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
