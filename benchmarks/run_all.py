@@ -24,6 +24,14 @@ GPUs: by default (`--device auto`) every benchmark runs on the CPU, with GPUs hi
 machine, whose CPU is not the one the CPU sections were measured on); `--device cpu` never looks for
 a GPU. The GPU path has been tested only with a fake GPU list: no GPU was lent while it was written.
 
+The lent GPU machine has JAX but no TensorFlow, so the GPU sections are not measured by this script:
+`benchmarks/device_speed.py` (JAX backend) runs there in one call of the device tool (the steps are in
+docs/benchmarks.md, "How these figures are made"), and `--from-json` writes the sections of its results
+file into the page afterwards, here: `activation_speed-gpu`, `noisy_speed-gpu` and `device_speed-gpu`,
+each with a first line stating the date, the device and the command measured. It runs nothing, and
+refuses a results file measured on anything but a GPU (never labels CPU figures as GPU) and, unless
+`--output` is given, one from a `--quick` run.
+
 `--quick` runs every script's smoke mode, whose figures mean nothing: the page is then never written
 unless `--output` is given explicitly; by default a fresh copy of `docs/benchmarks.md` with the quick
 sections spliced in goes to `<results-dir>/benchmarks.md`.
@@ -35,6 +43,7 @@ Usage:
     python benchmarks/run_all.py --list                                # names, kinds, durations
     python benchmarks/run_all.py --only activation_speed noisy_speed   # the speed benchmarks
     python benchmarks/run_all.py                                       # everything (about 80 minutes)
+    python benchmarks/run_all.py --from-json DIR/device_speed.json    # the device run's GPU sections
 """
 
 from __future__ import annotations
@@ -116,6 +125,12 @@ BENCHMARKS = {
 }
 
 MARKER = "<!-- run_all: {} {} -->"
+
+# The GPU figures of the lent device machine (no TensorFlow there): benchmarks/device_speed.py's results
+# file names the sections it fills; these are the only ones `--from-json` may write.
+DEVICE_BENCHMARK = "device_speed"
+DEVICE_SECTIONS = ("activation_speed-gpu", "noisy_speed-gpu", "device_speed-gpu")
+GPU_PLATFORMS = ("gpu", "cuda", "rocm")  # what jax.Device.platform says for a GPU
 
 # Printed by a fresh process: the GPUs TensorFlow and JAX see.
 GPU_PROBE = """
@@ -289,6 +304,69 @@ def provenance(record, run_command, quick, gpus, when):
 
 
 # ---------------------------------------------------------------------------------------------
+# GPU sections from the device machine's results
+# ---------------------------------------------------------------------------------------------
+
+
+def device_provenance(results, run_command, when):
+    """The first line of a GPU section written from a device_speed results file."""
+    started = datetime.datetime.strptime(results["started_utc"], "%Y-%m-%dT%H:%M:%SZ")
+    smoke = " **Smoke run (`--quick`): these figures mean nothing.**" if results.get("quick") else ""
+    return (
+        f"*Written by `{run_command}` on {when:%Y-%m-%d at %H:%M} UTC, from the results of "
+        f"`{results['command']}`, run on {started:%Y-%m-%d at %H:%M} UTC on the GPU ({results['device']}) "
+        f"of the lent device machine; the benchmark took {duration_text(results['seconds'])}.*{smoke}"
+    )
+
+
+def read_device_results(path):
+    """The results file of a device_speed run, or a SpliceError saying why it cannot fill GPU sections."""
+    try:
+        results = json.loads(pathlib.Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SpliceError(f"cannot read {path}: {error}") from None
+    if results.get("benchmark") != DEVICE_BENCHMARK:
+        raise SpliceError(f"{path} is not the results file of {DEVICE_BENCHMARK}.py")
+    if results.get("platform") not in GPU_PLATFORMS:
+        raise SpliceError(
+            f"{path} was measured on {results.get('platform')!r} ({results.get('device')}), not on a GPU: "
+            "its figures do not go into the GPU sections"
+        )
+    unknown = [f"{name}-gpu" for name in results["sections"] if f"{name}-gpu" not in DEVICE_SECTIONS]
+    if unknown:
+        raise SpliceError(f"{path} names sections that are not GPU sections of the page: {unknown}")
+    return results
+
+
+def write_device_results(json_path, output, run_command):
+    """Splices the GPU sections of a device_speed results file into `output`; the exit status."""
+    try:
+        results = read_device_results(json_path)
+        if results.get("quick") and output == DOC.resolve():
+            raise SpliceError(
+                f"{json_path} is a --quick run, whose figures mean nothing: pass --output to preview it"
+            )
+        text = output.read_text()
+        sections = {f"{name}-gpu": body for name, body in results["sections"].items()}
+        check_markers(text, sections)
+    except (OSError, SpliceError) as error:
+        print(f"run_all: {error}", file=sys.stderr)
+        return 2
+    first_line = device_provenance(results, run_command, datetime.datetime.now(datetime.timezone.utc))
+    for section, body in sections.items():
+        text = splice(text, section, first_line + "\n\n" + section_body(body))
+    output.write_text(text)
+    print(f"run_all: {', '.join(sections)} written to {display_path(output)} from {display_path(json_path)}")
+    if results.get("failures"):
+        print(
+            f"run_all: that run has {len(results['failures'])} failures (its FAIL rows are in the sections): "
+            + "; ".join(results["failures"]),
+            file=sys.stderr,
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
 
@@ -306,6 +384,13 @@ def parse_args(argv, benchmarks):
         "--skip", nargs="+", choices=names, default=[], metavar="NAME", help="leave these out"
     )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--from-json",
+        type=pathlib.Path,
+        metavar="PATH",
+        help="run nothing: write the GPU sections of a device_speed.py results file (measured on the "
+        "lent GPU machine) into the page",
+    )
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "gpu"),
@@ -345,6 +430,11 @@ def main(argv=None, benchmarks=BENCHMARKS, gpu_detector=detect_gpus):
     if args.list:
         list_benchmarks(benchmarks)
         return 0
+    if args.from_json:
+        output = (args.output or DOC).resolve()
+        return write_device_results(
+            args.from_json, output, shlex.join(["python", "benchmarks/run_all.py", *argv])
+        )
     if not args.selected:
         print("run_all: nothing selected", file=sys.stderr)
         return 2

@@ -415,7 +415,10 @@ def check_page(
     try:
         for domain in ("Page", "Runtime", "Network"):
             browser.send(f"{domain}.enable", session=session)
-        metrics = {"width": browser.width, "height": VIEWPORT_HEIGHT, "deviceScaleFactor": 1, "mobile": False}
+        # `mobile`: the overlay scrollbars of phones (and macOS). The command-line switch for them
+        # (--enable-features=OverlayScrollbar) has no effect in recent Chromium (156 draws classic
+        # ones with it); device emulation still gives them. The width stays that of a desktop.
+        metrics = {"width": browser.width, "height": VIEWPORT_HEIGHT, "deviceScaleFactor": 1, "mobile": True}
         browser.send("Emulation.setDeviceMetricsOverride", metrics, session=session)
         navigation = browser.send("Page.navigate", {"url": base_url + page.lstrip("/")}, session=session)
         if navigation.get("errorText"):

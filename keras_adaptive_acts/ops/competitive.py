@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from keras import backend, ops
 
+from keras_adaptive_acts.ops.competitive_paths import sums_over_slices, uses_flat_slices
 from keras_adaptive_acts.validation import check_choice, check_number
 
 __all__ = ["competition_share", "competitive_relu", "competitive_scale"]
@@ -172,27 +173,32 @@ def _share_and_derivative_scales(z, competition, eps, axes):
     finite sums need no guard (the shrunk form is the same function, to rounding).
     """
     if competition == "count":
-        positives = ops.sum(ops.cast(z > 0, z.dtype), axis=axes, keepdims=True)
+        positives = sums_over_slices(ops.cast(z > 0, z.dtype), axes)
         return ops.divide_no_nan(positives, _slice_size(z, axes)), None  # no gradient
     p, denominator = _shrunk_share(z, None, competition, eps, axes)
     # The numerator is at most the denominator (relu(z)**2 <= z**2, relu(z) <= |z|): one check.
     finite = ops.isfinite(denominator)
+    unshrunk = ops.ones_like(denominator)
 
     def as_they_are():
-        # Only passes its inputs through, the third a stand-in for the shrink factor (replaced
-        # below): XLA turns a conditional whose branches hold only cheap instructions (reductions
-        # count as cheap) into a select that runs both, but never one with such an empty branch.
-        return p, denominator, denominator
+        # Only passes values through: XLA turns a conditional whose branches hold only cheap
+        # instructions (reductions count as cheap) into a select that runs both branches, but never
+        # one with such an empty branch. Three distinct values: tf2onnx cannot convert a branch that
+        # returns one tensor twice.
+        return p, denominator, unshrunk
 
     def shrunk_where_needed():
         # Slices whose sums were finite keep them, so that one bad sample changes no other
         # sample's result, not even by rounding.
         shrink = _slice_shrink(z, axes)
         shrunk_p, shrunk_denominator = _shrunk_share(z, shrink, competition, eps, axes)
-        return ops.where(finite, p, shrunk_p), ops.where(finite, denominator, shrunk_denominator), shrink
+        return (
+            ops.where(finite, p, shrunk_p),
+            ops.where(finite, denominator, shrunk_denominator),
+            ops.where(finite, unshrunk, shrink),
+        )
 
     p, denominator, shrink = ops.cond(ops.all(finite), as_they_are, shrunk_where_needed)
-    shrink = ops.where(finite, ops.ones_like(shrink), shrink)
     # dp/dz is an expression in `z * shrink` times shrink / denominator (`_share_derivative`).
     return p, (shrink, shrink / denominator)
 
@@ -211,8 +217,8 @@ def _shrunk_share(z, shrink, competition, eps, axes):
         numerator, total = ops.square(ops.relu(shrunk)), ops.square(shrunk)
     else:
         numerator, total = ops.relu(shrunk), ops.abs(shrunk)
-    denominator = ops.sum(total, axis=axes, keepdims=True) + shrunk_eps
-    return ops.sum(numerator, axis=axes, keepdims=True) / denominator, denominator
+    denominator = sums_over_slices(total, axes) + shrunk_eps
+    return sums_over_slices(numerator, axes) / denominator, denominator
 
 
 def _share_derivative(z, p, derivative_scales, competition):
@@ -272,10 +278,9 @@ def unchecked_competitive_relu(x, alpha, beta, source=None, *, competition, scal
     stats = statistics_dtype(x.dtype)
     tensors = (x,) if source is None else (x, source)
     slice_size = _trailing_slice_size(x.shape, axes)
-    # TensorFlow's XLA compiles single-axis reductions of a (rows, slice_size) view far better than
-    # multi-axis ones (about 1.6x faster per step on CPU); JAX's XLA does the opposite (see
-    # docs/benchmarks.md). The reshapes copy nothing.
-    if slice_size is None or backend.backend() != "tensorflow":
+    # Whether to reduce over a (rows, slice size) view is chosen per backend in competitive_paths.
+    # The reshapes copy nothing.
+    if slice_size is None or not uses_flat_slices():
         op = _make_op(competition, scale_bound, eps, axes, stats, source is not None)
         return op(*tensors, alpha, beta)
     flat = [ops.reshape(t, (-1, slice_size)) for t in tensors]
@@ -335,7 +340,7 @@ def _make_op(competition, scale_bound, eps, axes, stats, separate_source):
             xs = ops.cast(x, stats)
             g_winners = g * ops.cast(xs * s > 0, stats)  # gradient w.r.t. s*x where relu passes
             # d s / d(alpha * p + beta) = K * (1 - tanh**2) = K - s**2 / K
-            d_pre = ops.sum(g_winners * xs, axis=axes, keepdims=True) * (scale_bound - s * s / scale_bound)
+            d_pre = sums_over_slices(g_winners * xs, axes) * (scale_bound - s * s / scale_bound)
             d_alpha = ops.sum(d_pre * p)
             d_beta = ops.sum(d_pre)
             dx = g_winners * s

@@ -1,0 +1,1294 @@
+"""Every layer of the package checked and timed on JAX's default device, and the small CNN's training step.
+
+The benchmark for the lent GPU machine, which has JAX but no TensorFlow (and no network): Keras runs
+on its JAX backend, and nothing here imports TensorFlow, not even through Keras. On a machine without
+a GPU it runs on the CPU, and says so: its figures are then marked CPU, never GPU. In one run:
+
+1. Every public layer (the layers of `keras_adaptive_acts.__all__`), built at a benchmark shape
+   ((64, 32, 32, 64) float32 for the activations), is checked on the device against a float64 NumPy
+   reference computed on the CPU (`device_references.py`, written from the papers' formulas): its
+   forward output and its gradient with respect to the input, as relative errors against stated
+   float32 tolerances. Noisy layers are checked on their inference path, and on their training path
+   with the noise switched off by their own arguments (`c=0`; `lower == upper` for RReLU). Layers
+   built on matrix products (SparsifiedMLP, the recurrent cells) are checked on a small input with
+   float32 matrix products (on a GPU, JAX's default precision for them may be TF32), their gradient
+   by finite differences.
+2. Each layer's jitted forward (`training=True`) + backward (gradients with respect to the input and
+   the weights, for a fixed upstream gradient) is timed against Keras' `ReLU` on the same input, in
+   the same run: medians of interleaved repetitions, each of several back-to-back calls ended by
+   `jax.block_until_ready`, warm-up calls excluded, inputs rotating among sets larger together than
+   the GPU's L2 cache; a jitted call doing almost nothing gives the dispatch floor, which the
+   report sets beside ReLU's time. The MLP block and the recurrent cells are also timed against their Keras
+   counterparts (Dense/ReLU/Dense with LayerNormalization, `LSTMCell`, `GRUCell`), the baselines
+   they are judged against. Target: at most 1.3x the baseline.
+3. The small CNN of `activation_speed.py` (three Conv2D blocks of 32/64/128 filters, each conv ->
+   activation -> max-pool, then global average pooling and Dense(10); batch 128 of 32x32x3) is
+   trained step by step with ReLU, CompetitiveReLU and CompetitiveReLU(axis=(1, 2)): the step `fit`
+   compiles on JAX (`stateless_call`, the loss, `optimizer.stateless_apply`, under `jax.jit`), timed
+   without Keras' per-batch Python around it. Target: at most 1.05x ReLU.
+
+The exit status is 1 if a correctness check failed (or a layer could not be built or timed, or
+TensorFlow was imported); the JSON and Markdown files are written in any case. Speed targets missed
+are verdicts in the report, not failures.
+
+On the device machine (see "How these figures are made" in docs/benchmarks.md for the one call):
+
+    python3 benchmarks/device_speed.py --json $OUT/device_speed.json --markdown $OUT/device_speed.md
+
+Usage:
+    python benchmarks/device_speed.py [--quick] [--repeats N] [--warmup N] [--calls N]
+        [--json PATH] [--markdown PATH]
+
+`--quick` shrinks every shape for a smoke run (about a minute on a 2-core CPU, most of it compiling);
+its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import platform
+import shlex
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+# Keras reads its backend once, when first imported: JAX, whatever the environment says. The lent
+# GPU machine has no TensorFlow, and this benchmark must not need it.
+os.environ["KERAS_BACKEND"] = "jax"
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+# The package comes from this working tree (the device machine does not install it); the references
+# sit beside this file.
+for folder in (ROOT, HERE):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+import device_references as references  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_adaptive_acts as kaa  # noqa: E402
+from keras_adaptive_acts.regularizers import HoyerSquare  # noqa: E402
+
+FULL = {
+    "image": (64, 32, 32, 64),  # the activations, as in activation_speed.py
+    "sequence": (64, 1024, 64),  # ZerothBias: (batch, length, d_model), as many entries as "image"
+    "mlp": (64, 256, 64),  # SparsifiedMLP and its Keras counterpart
+    "recurrent": (64, 128, 64),  # the recurrent cells in keras.layers.RNN: (batch, steps, features)
+    "hidden_units": 256,
+    "recurrent_units": 64,
+    "cnn_batch": 128,
+    "cnn_image": 32,
+    # Four (input, upstream) pairs of 16 MB each: 128 MB, more than an H200's 50 MB L2 cache.
+    "input_sets": 4,
+}
+QUICK = {
+    "image": (2, 4, 4, 8),
+    "sequence": (2, 16, 8),
+    "mlp": (2, 8, 8),
+    "recurrent": (2, 5, 4),
+    "hidden_units": 16,
+    "recurrent_units": 4,
+    "cnn_batch": 4,
+    "cnn_image": 8,
+    "input_sets": 2,
+}
+# The layers built on matrix products are checked on these (finite differences entry by entry).
+SMALL_CHECK = {"mlp": (2, 6, 8), "recurrent": (3, 5, 4), "hidden_units": 16, "recurrent_units": 6}
+DEFAULT_TIMING = {
+    "full": {"repeats": 30, "warmup": 3, "calls": 10},
+    "quick": {"repeats": 3, "warmup": 1, "calls": 2},
+}
+TARGETS = {"layer": 1.3, "cnn": 1.05}
+# A strength that makes the penalty's input gradient about as large as the upstream one (at batch 64),
+# so that the check sees it.
+HOYER_STRENGTH = 64.0
+# The page's sections this report fills (`run_all.py --from-json` writes them as "<name>-gpu").
+SECTION_NAMES = ("activation_speed", "noisy_speed", "device_speed")
+
+
+# ---------------------------------------------------------------------------------------------
+# References: what each layer must compute, in float64 on the CPU
+# ---------------------------------------------------------------------------------------------
+
+
+def value(variable) -> np.ndarray:
+    """A Keras variable's value as a float64 NumPy array (the reference reads the layer's weights)."""
+    return np.asarray(keras.ops.convert_to_numpy(variable), dtype="float64")
+
+
+@dataclasses.dataclass
+class Elementwise:
+    """A reference for an elementwise function: its gradient is upstream times f' by central differences."""
+
+    function: Callable
+    method: str = "elementwise central differences"
+
+    def evaluate(self, x, upstream):
+        derivative, mask = references.elementwise_derivative(self.function, x)
+        return self.function(x), upstream * derivative, mask
+
+
+@dataclasses.dataclass
+class Analytic:
+    """A reference with a hand-written vector-Jacobian product (checked by `references.self_check`)."""
+
+    function: Callable
+    vjp: Callable
+    method: str = "hand-written (checked by differences)"
+
+    def evaluate(self, x, upstream):
+        return self.function(x), self.vjp(x, upstream), None
+
+
+@dataclasses.dataclass
+class FiniteDifference:
+    """A reference whose gradient is central differences of sum(upstream * f(x)), entry by entry."""
+
+    function: Callable
+    method: str = "central differences per entry"
+
+    def evaluate(self, x, upstream):
+        gradient, mask = references.finite_difference_gradient(
+            lambda v: float(np.sum(upstream * self.function(v))), x
+        )
+        return self.function(x), gradient, mask
+
+
+def unit_function(unit) -> Callable:
+    """The deterministic function of a NoisyHardTanh / NoisyHardSigmoid layer (or a cell's unit), as
+    the paper defines it, with the layer's own settings and weights."""
+    p = value(unit.p) if unit.uses_p else None
+    return references.noisy_unit(
+        unit.base, unit.noise, unit.alpha, unit.half_normal, unit.clip_output, p, float(value(unit.c))
+    )
+
+
+def snake_reference(layer):
+    frequency = float(value(layer.frequency))
+    return Elementwise(lambda x: references.snake(x, frequency))
+
+
+def tlu_reference(layer):
+    tau, alpha = value(layer.tau), value(layer.alpha)
+    return Elementwise(lambda x: references.tlu(x, tau, alpha))
+
+
+def mixed_activation_reference(layer):
+    """(1 - t) * relu + t * j_squared_relu: the blend of the row's two named activations."""
+    t = float(value(layer.t))
+    return Elementwise(lambda x: (1 - t) * references.relu(x) + t * references.j_squared_relu(x))
+
+
+def competitive_reference(layer):
+    def arguments(x):
+        axes = tuple(range(1, x.ndim)) if layer.axis is None else tuple(a % x.ndim for a in layer.axis)
+        alpha, beta = float(value(layer.alpha)), float(value(layer.beta))
+        return alpha, beta, layer.competition, layer.scale_bound, layer.eps, axes
+
+    return Analytic(
+        lambda x: references.competitive_relu(x, *arguments(x)),
+        lambda x, g: references.competitive_relu_vjp(x, g, *arguments(x)),
+    )
+
+
+def layer_normalization_reference(layer):
+    gamma, epsilon = value(layer.gamma), layer.epsilon
+    return Analytic(
+        lambda x: references.layer_normalization(x, gamma, epsilon),
+        lambda x, g: references.layer_normalization_vjp(x, g, gamma, epsilon),
+    )
+
+
+def activity_sparsity_reference(layer):
+    strength = layer.regularizer.strength
+    return Analytic(lambda x: x, lambda x, g: g + strength * references.hoyer_square_gradient(x))
+
+
+def zeroth_bias_reference(layer):
+    bias = value(layer.b0)
+    return Analytic(lambda x: x + bias[: x.shape[1]], lambda x, g: g)
+
+
+def sparsified_mlp_reference(block):
+    weights = (
+        value(block.norm.gamma),
+        block.norm.epsilon,
+        value(block.zeroth_bias.b0),
+        value(block.fc1.kernel),
+        value(block.fc1.bias),
+        references.j_squared_relu,
+        value(block.fc2.kernel),
+        value(block.fc2.bias),
+    )
+    return FiniteDifference(lambda x: references.sparsified_mlp(x, *weights))
+
+
+def lstm_reference(rnn):
+    cell = rnn.cell
+    units = [unit_function(unit) for unit in cell.noisy_units]
+    weights = value(cell.kernel), value(cell.recurrent_kernel), value(cell.bias)
+    return FiniteDifference(lambda x: references.lstm_sequence(x, *weights, units))
+
+
+def gru_reference(rnn):
+    cell = rnn.cell
+    units = [unit_function(unit) for unit in cell.noisy_units]
+    weights = value(cell.kernel), value(cell.recurrent_kernel), value(cell.bias)
+    return FiniteDifference(lambda x: references.gru_sequence(x, *weights, units))
+
+
+# ---------------------------------------------------------------------------------------------
+# The rows: every public layer, and the baselines they are judged against
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One row of the tables: a layer as timed, how to check it, and what it is compared with."""
+
+    name: str
+    make: Callable[[dict], keras.layers.Layer]  # sizes -> a new, unbuilt layer
+    shape: str  # "image", "sequence", "mlp" or "recurrent" (a key of FULL / QUICK)
+    covers: str | None = None  # the public class this row measures; None for a baseline
+    reference: Callable | None = None  # layer -> Elementwise / Analytic / FiniteDifference
+    baseline: str | None = "ReLU"  # the row whose time is this one's target
+    # Noisy layers: the same layer with its noise off by its own arguments, checked with training=True.
+    make_quiet: Callable[[dict], keras.layers.Layer] | None = None
+    small_check: bool = False  # matrix products: checked at SMALL_CHECK with float32 matrix products
+    prepare: Callable | None = None  # (layer, rng): sets weights whose initial values are trivial
+
+
+def relu_baseline(shape):
+    return Case(
+        relu_name(shape),
+        lambda sizes: keras.layers.ReLU(),
+        shape,
+        reference=lambda layer: Elementwise(references.relu),
+        baseline=None,
+    )
+
+
+def relu_name(shape):
+    return "ReLU" if shape == "image" else f"ReLU ({shape} input)"
+
+
+def randomize(rng, *variables, low=-0.1, high=0.1):
+    for variable in variables:
+        variable.assign(rng.uniform(low, high, size=variable.shape).astype("float32"))
+
+
+def prepare_sparsified_mlp(block, rng):
+    randomize(rng, block.norm.gamma, low=1.0, high=2.0)
+    randomize(rng, block.zeroth_bias.b0, block.fc1.bias, block.fc2.bias)
+
+
+def keras_mlp_block(sizes):
+    """The MLP block of a transformer from Keras layers alone: SparsifiedMLP's counterpart."""
+    shape = sizes["mlp"]
+    inputs = keras.Input(shape[1:], batch_size=shape[0])
+    hidden = keras.layers.LayerNormalization(epsilon=1e-6)(inputs)
+    hidden = keras.layers.Dense(sizes["hidden_units"])(hidden)
+    hidden = keras.layers.Dense(shape[-1])(keras.layers.ReLU()(hidden))
+    return keras.Model(inputs, keras.layers.Add()([inputs, hidden]), name="keras_mlp_block")
+
+
+def rnn(cell):
+    return keras.layers.RNN(cell, return_sequences=True)
+
+
+def noisy_activation_reference(layer):
+    return Elementwise(unit_function(layer))
+
+
+def noisy_case(name, layer_class, make, make_quiet):
+    return Case(name, make, "image", layer_class, noisy_activation_reference, make_quiet=make_quiet)
+
+
+def noisy_hard_tanh_cases():
+    """NoisyHardTanh in each of the paper's noise modes, as noisy_speed.py times them."""
+    modes = {
+        "NAN": {},
+        "NAH": {"half_normal": True},
+        "NANI": {"noise": "input"},
+        "NANIS": {"noise": "input_saturated"},
+        "NANIL": {"noise": "input_learned"},
+    }
+    cases = []
+    for label, arguments in modes.items():
+        shown = ", ".join(f"{key}={value!r}" for key, value in arguments.items())
+        cases.append(
+            noisy_case(
+                f"NoisyHardTanh({shown}) ({label})" if shown else f"NoisyHardTanh() ({label})",
+                "NoisyHardTanh",
+                lambda sizes, a=arguments: kaa.NoisyHardTanh(seed=1, **a),
+                lambda sizes, a=arguments: kaa.NoisyHardTanh(seed=1, c=0.0, **a),
+            )
+        )
+    return cases
+
+
+def cases() -> list[Case]:
+    """Every row, baselines first (the order of the tables)."""
+    initializer = keras.initializers
+    competitive = {
+        "alpha_initializer": initializer.Constant(1.5),
+        "beta_initializer": initializer.Constant(0.2),
+    }
+    rows = [relu_baseline(shape) for shape in ("image", "sequence", "mlp", "recurrent")]
+    rows += [
+        Case(
+            "Keras MLP block (LayerNormalization, Dense, ReLU, Dense, residual)",
+            keras_mlp_block,
+            "mlp",
+            baseline=None,
+        ),
+        Case(
+            "keras.layers.LSTMCell in RNN",
+            lambda sizes: rnn(keras.layers.LSTMCell(sizes["recurrent_units"])),
+            "recurrent",
+            baseline=None,
+        ),
+        Case(
+            "keras.layers.GRUCell in RNN",
+            lambda sizes: rnn(keras.layers.GRUCell(sizes["recurrent_units"])),
+            "recurrent",
+            baseline=None,
+        ),
+    ]
+    # alpha = 1.5, beta = 0.2: s = 2 tanh(1.5 p + 0.2) is far from ReLU's identity (alpha = 0), so the
+    # gradient through the share p is checked too, and far from 0 (no cancellation in s).
+    for label, arguments in (
+        ("CompetitiveReLU(energy)", {}),
+        ("CompetitiveReLU(l1)", {"competition": "l1"}),
+        ("CompetitiveReLU(count)", {"competition": "count"}),
+        ("CompetitiveReLU(energy, axis=(1, 2))", {"axis": (1, 2)}),
+    ):
+        rows.append(
+            Case(
+                label,
+                lambda sizes, a=arguments: kaa.CompetitiveReLU(**competitive, **a),
+                "image",
+                "CompetitiveReLU",
+                competitive_reference,
+            )
+        )
+    rows += [
+        Case(
+            "JSquaredReLU()",
+            lambda sizes: kaa.JSquaredReLU(),
+            "image",
+            "JSquaredReLU",
+            lambda layer: Elementwise(references.j_squared_relu),
+        ),
+        Case(
+            "LiSHT()",
+            lambda sizes: kaa.LiSHT(),
+            "image",
+            "LiSHT",
+            lambda layer: Elementwise(references.lisht),
+        ),
+        Case(
+            "Snake()",
+            lambda sizes: kaa.Snake(),
+            "image",
+            "Snake",
+            snake_reference,
+        ),
+        Case(
+            "TLU(affine=True)",
+            lambda sizes: kaa.TLU(
+                affine=True,
+                tau_initializer=initializer.RandomUniform(-0.5, 0.0, seed=2),
+                alpha_initializer=initializer.RandomUniform(0.0, 0.3, seed=3),
+            ),
+            "image",
+            "TLU",
+            tlu_reference,
+        ),
+        Case(
+            'MixedActivation("relu", "j_squared_relu", t=0.5)',
+            lambda sizes: kaa.MixedActivation("relu", "j_squared_relu", t=0.5),
+            "image",
+            "MixedActivation",
+            mixed_activation_reference,
+        ),
+        Case(
+            f"ActivitySparsity(HoyerSquare({HOYER_STRENGTH:g}))",
+            lambda sizes: kaa.ActivitySparsity(HoyerSquare(HOYER_STRENGTH)),
+            "image",
+            "ActivitySparsity",
+            activity_sparsity_reference,
+        ),
+        Case(
+            "RestrictedLayerNormalization()",
+            lambda sizes: kaa.RestrictedLayerNormalization(
+                gamma_initializer=initializer.RandomUniform(1.0, 2.0, seed=4)
+            ),
+            "image",
+            "RestrictedLayerNormalization",
+            layer_normalization_reference,
+        ),
+        Case(
+            "ZerothBias(max_len=length)",
+            lambda sizes: kaa.ZerothBias(max_len=sizes["sequence"][1]),
+            "sequence",
+            "ZerothBias",
+            zeroth_bias_reference,
+            baseline=relu_name("sequence"),
+            prepare=lambda layer, rng: randomize(rng, layer.b0),
+        ),
+    ]
+    rows += noisy_hard_tanh_cases()
+    rows += [
+        noisy_case(
+            "NoisyHardSigmoid() (NAH)",
+            "NoisyHardSigmoid",
+            lambda sizes: kaa.NoisyHardSigmoid(seed=5),
+            lambda sizes: kaa.NoisyHardSigmoid(seed=5, c=0.0),
+        ),
+        Case(
+            "RReLU()",
+            lambda sizes: kaa.RReLU(seed=6),
+            "image",
+            "RReLU",
+            lambda layer: Elementwise(lambda x: references.rrelu(x, (layer.lower + layer.upper) / 2)),
+            make_quiet=lambda sizes: kaa.RReLU(lower=0.2, upper=0.2, seed=6),
+        ),
+        Case(
+            "SparsifiedMLP(hidden_units, max_len=length)",
+            lambda sizes: kaa.SparsifiedMLP(hidden_units=sizes["hidden_units"], max_len=sizes["mlp"][1]),
+            "mlp",
+            "SparsifiedMLP",
+            sparsified_mlp_reference,
+            baseline="Keras MLP block (LayerNormalization, Dense, ReLU, Dense, residual)",
+            small_check=True,
+            prepare=prepare_sparsified_mlp,
+        ),
+        Case(
+            "NoisyLSTMCell(units) in RNN",
+            lambda sizes: rnn(kaa.NoisyLSTMCell(sizes["recurrent_units"], seed=7)),
+            "recurrent",
+            "NoisyLSTMCell",
+            lstm_reference,
+            baseline="keras.layers.LSTMCell in RNN",
+            make_quiet=lambda sizes: rnn(
+                kaa.NoisyLSTMCell(sizes["recurrent_units"], seed=7, gate_c=0.0, activation_c=0.0)
+            ),
+            small_check=True,
+        ),
+        Case(
+            "NoisyGRUCell(units) in RNN",
+            lambda sizes: rnn(kaa.NoisyGRUCell(sizes["recurrent_units"], seed=8)),
+            "recurrent",
+            "NoisyGRUCell",
+            gru_reference,
+            baseline="keras.layers.GRUCell in RNN",
+            make_quiet=lambda sizes: rnn(
+                kaa.NoisyGRUCell(sizes["recurrent_units"], seed=8, gate_c=0.0, activation_c=0.0)
+            ),
+            small_check=True,
+        ),
+    ]
+    return rows
+
+
+def public_layer_classes() -> list[str]:
+    """The names of the layer classes in `keras_adaptive_acts.__all__`: every one needs a row."""
+    return sorted(
+        name
+        for name in kaa.__all__
+        if isinstance(getattr(kaa, name), type) and issubclass(getattr(kaa, name), keras.layers.Layer)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Building, stepping and checking on the device
+# ---------------------------------------------------------------------------------------------
+
+
+def build_model(layer, shape, rng, prepare=None) -> keras.Model:
+    """`layer` alone in a Sequential model of fixed input shape (which passes `training` to it)."""
+    model = keras.Sequential([keras.Input(shape[1:], batch_size=shape[0]), layer])
+    if prepare is not None:
+        prepare(layer, rng)
+    return model
+
+
+def model_state(model):
+    return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
+
+
+def gradient_step(model, training: bool):
+    """A jitted forward + backward: (output, input gradient, weight gradients, new non-trainable state).
+
+    The objective is `sum(output * upstream)` plus the losses the layer adds (ActivitySparsity's
+    penalty), so the input gradient is the vector-Jacobian product with `upstream`. Returning the
+    output and every gradient makes XLA compute and write them all.
+    """
+
+    def objective(trainable, non_trainable, x, upstream):
+        y, non_trainable, losses = model.stateless_call(
+            trainable, non_trainable, x, training=training, return_losses=True
+        )
+        return jnp.sum(y * upstream) + sum(losses), (y, non_trainable)
+
+    differentiate = jax.grad(objective, argnums=(0, 2), has_aux=True)
+
+    @jax.jit
+    def step(trainable, non_trainable, x, upstream):
+        (weight_gradients, input_gradient), (y, non_trainable) = differentiate(
+            trainable, non_trainable, x, upstream
+        )
+        return y, input_gradient, weight_gradients, non_trainable
+
+    return step
+
+
+class Inputs:
+    """Standard normal float32 arrays by shape and role ("input" or "upstream"), `count` of each on the
+    device (rotated while timing); the first of each also as a NumPy array, for the references."""
+
+    def __init__(self, count, seed=0):
+        self.count = count
+        self.rng = np.random.default_rng(seed)
+        self.host_arrays, self.device_arrays = {}, {}
+
+    def _make(self, key):
+        if key not in self.host_arrays:
+            arrays = [self.rng.standard_normal(key[1], dtype=np.float32) for _ in range(self.count)]
+            self.host_arrays[key] = arrays[0]
+            self.device_arrays[key] = [jnp.asarray(array) for array in arrays]
+        return key
+
+    def host(self, shape, role="input"):
+        return self.host_arrays[self._make((role, tuple(shape)))]
+
+    def device(self, shape, role="input"):
+        return self.device_arrays[self._make((role, tuple(shape)))]
+
+
+def check_path(label, model, layer, case, step, x, upstream, small) -> dict:
+    """Runs `step` on (x, upstream) and compares output and input gradient with the case's reference."""
+    trainable, non_trainable = model_state(model)
+    y, input_gradient, _, _ = jax.block_until_ready(
+        step(trainable, non_trainable, jnp.asarray(x), jnp.asarray(upstream))
+    )
+    reference = case.reference(layer)
+    x64, upstream64 = x.astype("float64"), upstream.astype("float64")
+    forward, gradient, mask = reference.evaluate(x64, upstream64)
+    suffix = ", matrix products" if small else ""
+    return {
+        "path": label,
+        "input_shape": list(x.shape),
+        "gradient_reference": reference.method,
+        "forward": references.comparison(np.asarray(y), forward, references.TOLERANCES["forward" + suffix]),
+        "gradient": references.comparison(
+            np.asarray(input_gradient), gradient, references.TOLERANCES["gradient" + suffix], mask
+        ),
+    }
+
+
+def output_shape(model, shape):
+    return tuple(model.compute_output_shape(tuple(shape)))
+
+
+def check_case(case, sizes, timed, rng, inputs) -> list[dict]:
+    """Every check of one row: the timed layer's own path(s), and the noise-free training path.
+
+    `timed` is (model, layer, step) of the timed training path. Layers on matrix products are built
+    again at SMALL_CHECK and checked with float32 matrix products (on a GPU, JAX's default for float32
+    may be TF32, whose error the check would otherwise measure instead of the layer's).
+    """
+    if case.reference is None:
+        return []
+    if case.small_check:
+        small_sizes = {**sizes, **SMALL_CHECK}
+        with jax.default_matmul_precision("float32"):
+            return checks_of(case, small_sizes, None, rng, inputs, small=True)
+    return checks_of(case, sizes, timed, rng, inputs, small=False)
+
+
+def checks_of(case, sizes, timed, rng, inputs, small) -> list[dict]:
+    shape = sizes[case.shape]
+    if timed is None:
+        layer = case.make(sizes)
+        model = build_model(layer, shape, rng, case.prepare)
+        step = gradient_step(model, training=True)
+    else:
+        model, layer, step = timed
+    x = inputs.host(shape)
+    upstream = inputs.host(output_shape(model, shape), "upstream")
+    if case.make_quiet is None:  # deterministic: the timed training path itself
+        return [check_path("training", model, layer, case, step, x, upstream, small)]
+    inference_step = gradient_step(model, training=False)
+    results = [check_path("inference", model, layer, case, inference_step, x, upstream, small)]
+    quiet = case.make_quiet(sizes)
+    quiet_model = build_model(quiet, shape, rng, case.prepare)
+    how = "lower = upper" if isinstance(quiet, kaa.RReLU) else "c = 0"
+    quiet_step = gradient_step(quiet_model, training=True)
+    results.append(
+        check_path(f"training, noise off ({how})", quiet_model, quiet, case, quiet_step, x, upstream, small)
+    )
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------------------------
+
+
+def layer_runner(step, model, inputs, shape) -> Callable[[int], object]:
+    """A callable `run(index)` that dispatches the step on the index-th input set (not waiting for it)."""
+    trainable, non_trainable = model_state(model)
+    xs = inputs.device(shape)
+    upstreams = inputs.device(output_shape(model, shape), "upstream")
+
+    def run(index):
+        which = index % len(xs)
+        return step(trainable, non_trainable, xs[which], upstreams[which])
+
+    return run
+
+
+DISPATCH_FLOOR = "dispatch floor"
+
+
+def dispatch_floor_runner(inputs, shape) -> Callable[[int], object]:
+    """A jitted call on the same input sets that does almost nothing: the time per call of dispatching
+    alone. A row close to it measures the host, not the device."""
+    xs, upstreams = inputs.device(shape), inputs.device(shape, "upstream")
+    almost_nothing = jax.jit(lambda x, upstream: x[0] + upstream[0])
+
+    def run(index):
+        return almost_nothing(xs[index % len(xs)], upstreams[index % len(xs)])
+
+    return run
+
+
+def warm_up(runs: dict, warmup: int, errors: dict) -> dict:
+    """Calls every run `warmup` times (compiling it); a run that fails is recorded in `errors` and dropped."""
+    ready = {}
+    for name, run in runs.items():
+        try:
+            for index in range(warmup):
+                jax.block_until_ready(run(index))
+        except Exception as error:  # one layer that fails must not cost the others' figures
+            errors[name] = describe(error)
+            continue
+        ready[name] = run
+    return ready
+
+
+def time_interleaved(runs: dict, repeats: int, calls: int) -> dict:
+    """name -> seconds per call, one value per repetition. Each repetition dispatches `calls` calls of
+    each run back to back and waits for all of them (`jax.block_until_ready`), the runs taking turns so
+    that drift of the machine affects every candidate alike. Back-to-back calls keep the device busy
+    while Python dispatches the next, so launch latency is not counted once per call."""
+    seconds = {name: [] for name in runs}
+    for repeat in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            outputs = [run(repeat * calls + index) for index in range(calls)]
+            jax.block_until_ready(outputs)
+            seconds[name].append((time.perf_counter() - start) / calls)
+    return seconds
+
+
+def milliseconds(seconds):
+    return [1000.0 * value for value in seconds]
+
+
+def describe(error: BaseException) -> str:
+    traceback.print_exception(error, file=sys.stderr)
+    return f"{type(error).__name__}: {error}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Every layer: check, then time
+# ---------------------------------------------------------------------------------------------
+
+
+def progress(message):
+    """A line on stderr as the run goes: what a run stopped by its time limit leaves in the log."""
+    print(f"device_speed: {message}", file=sys.stderr, flush=True)
+
+
+def build_and_check(case, sizes, rng, inputs, record):
+    """Builds the row's layer, checks it (into `record`) and returns its timing run; None if it cannot run."""
+    begin = time.perf_counter()
+    shape = sizes[case.shape]
+    try:
+        layer = case.make(sizes)
+        model = build_model(layer, shape, rng, case.prepare)
+        step = gradient_step(model, training=True)
+        run = layer_runner(step, model, inputs, shape)
+    except Exception as error:
+        record["error"] = describe(error)
+        return None
+    try:
+        record["checks"] = check_case(case, sizes, (model, layer, step), rng, inputs)
+    except Exception as error:  # the row is still timed: its speed is worth having
+        record["check_error"] = describe(error)
+    if not record["checks"]:
+        verdict = "not checked (a baseline)" if case.reference is None else "CHECK FAILED"
+    else:
+        verdict = "checked" if all(map(check_passed, record["checks"])) else "CHECK FAILED"
+    progress(f"{case.name}: built, {verdict} ({time.perf_counter() - begin:.1f} s)")
+    return run
+
+
+def measure_layers(rows, sizes, timing, inputs) -> tuple[dict, dict | None]:
+    """name -> record (checks, times, ratios, verdict, error) for every row; and the dispatch floor."""
+    rng = np.random.default_rng(1)
+    records, runs = {}, {}
+    for case in rows:
+        records[case.name] = {
+            "covers": case.covers,
+            "input_shape": list(sizes[case.shape]),
+            "baseline": case.baseline,
+            "relu": relu_name(case.shape),  # the ReLU row timed on the same input shape
+            "checks": [],
+        }
+        run = build_and_check(case, sizes, rng, inputs, records[case.name])
+        if run is not None:
+            runs[case.name] = run
+    runs[DISPATCH_FLOOR] = dispatch_floor_runner(inputs, sizes["image"])
+    errors = {}
+    runs = warm_up(runs, timing["warmup"], errors)
+    progress(f"timing {len(runs)} rows: {timing['repeats']} repetitions of {timing['calls']} calls")
+    seconds = time_interleaved(runs, timing["repeats"], timing["calls"])
+    floor = seconds.pop(DISPATCH_FLOOR, None)
+    errors.pop(DISPATCH_FLOOR, None)  # a reference line only: without it the rows still stand
+    for name, error in errors.items():
+        records[name]["error"] = error
+    for name, times in seconds.items():
+        records[name]["times_ms"] = milliseconds(times)
+        records[name]["median_ms"] = statistics.median(records[name]["times_ms"])
+    for record in records.values():
+        add_ratios(record, records)
+    dispatch = (
+        {"median_ms": statistics.median(milliseconds(floor)), "times_ms": milliseconds(floor)}
+        if floor
+        else None
+    )
+    return records, dispatch
+
+
+def add_ratios(record, records):
+    """The ratio to ReLU on the same input, and to the row's own baseline with its verdict."""
+    median = record.get("median_ms")
+    relu_median = records[record["relu"]].get("median_ms")
+    if median is not None and relu_median:
+        record["ratio_to_relu"] = median / relu_median
+    baseline = record["baseline"]
+    baseline_median = records[baseline].get("median_ms") if baseline else None
+    if median is not None and baseline_median:
+        record["ratio"] = median / baseline_median
+        record["target"] = TARGETS["layer"]
+        record["verdict"] = "PASS" if record["ratio"] <= TARGETS["layer"] else "MISS"
+
+
+# ---------------------------------------------------------------------------------------------
+# The small CNN's training step
+# ---------------------------------------------------------------------------------------------
+
+
+def build_cnn(activation, image) -> keras.Sequential:
+    """Three conv blocks (32, 64, 128 filters), each conv -> activation -> max-pool, then GAP -> Dense(10).
+
+    Seeded initializers give every activation's model the same initial weights (not
+    `keras.utils.set_random_seed`, which imports TensorFlow to seed it too where it is installed).
+    """
+    layers = [keras.Input((image, image, 3))]
+    for seed, filters in enumerate((32, 64, 128)):
+        convolution = keras.layers.Conv2D(
+            filters, 3, padding="same", kernel_initializer=keras.initializers.GlorotUniform(seed=seed)
+        )
+        layers += [convolution, activation(), keras.layers.MaxPooling2D()]
+    layers += [
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, kernel_initializer=keras.initializers.GlorotUniform(seed=3)),
+    ]
+    return keras.Sequential(layers)
+
+
+def cnn_candidates():
+    return {
+        "ReLU": keras.layers.ReLU,
+        "CompetitiveReLU(energy)": kaa.CompetitiveReLU,
+        "CompetitiveReLU(energy, axis=(1, 2))": lambda: kaa.CompetitiveReLU(axis=(1, 2)),
+    }
+
+
+def cnn_runner(model, images, labels) -> tuple[Callable[[int], object], Callable[[], float]]:
+    """`run(index)`: one training step of `model` (SGD with momentum, as activation_speed.py), carrying
+    the weights and the optimizer's state from step to step; and a function giving the last loss.
+
+    The step is what `fit` compiles on JAX: `stateless_call`, the loss and its gradient,
+    `optimizer.stateless_apply`, in one `jax.jit`, the state donated (as `fit` does) so that XLA
+    updates the weights in place.
+    """
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def loss(trainable, non_trainable, images, labels):
+        logits, non_trainable = model.stateless_call(trainable, non_trainable, images, training=True)
+        return loss_function(labels, logits), non_trainable
+
+    value_and_gradient = jax.value_and_grad(loss, has_aux=True)
+
+    def step(state, images, labels):
+        trainable, non_trainable, optimizer_state = state
+        (loss_value, non_trainable), gradients = value_and_gradient(trainable, non_trainable, images, labels)
+        trainable, optimizer_state = optimizer.stateless_apply(optimizer_state, gradients, trainable)
+        return loss_value, (trainable, non_trainable, optimizer_state)
+
+    compiled = jax.jit(step, donate_argnums=0)
+    trainable, non_trainable = model_state(model)
+    # Copies: the donated buffers must not be the model's own variables.
+    state = [
+        jax.tree_util.tree_map(jnp.array, (trainable, non_trainable, [v.value for v in optimizer.variables]))
+    ]
+    last_loss = [None]
+
+    def run(index):
+        last_loss[0], state[0] = compiled(state[0], images, labels)
+        return last_loss[0]
+
+    return run, lambda: float(last_loss[0])
+
+
+def measure_cnn(sizes, timing) -> dict:
+    batch, image = sizes["cnn_batch"], sizes["cnn_image"]
+    rng = np.random.default_rng(2)
+    images = jnp.asarray(rng.standard_normal((batch, image, image, 3), dtype=np.float32))
+    labels = jnp.asarray(rng.integers(0, 10, size=(batch,)))
+    runs, losses, errors = {}, {}, {}
+    for name, activation in cnn_candidates().items():
+        try:
+            runs[name], losses[name] = cnn_runner(build_cnn(activation, image), images, labels)
+        except Exception as error:
+            errors[name] = describe(error)
+    runs = warm_up(runs, timing["warmup"], errors)
+    progress(f"timing the CNN step of {len(runs)} models")
+    seconds = time_interleaved(runs, timing["repeats"], timing["calls"])
+    medians = {name: statistics.median(milliseconds(times)) for name, times in seconds.items()}
+    result = {
+        "batch": batch,
+        "image": image,
+        "times_ms": {name: milliseconds(times) for name, times in seconds.items()},
+        "median_ms": medians,
+        "last_loss": {name: losses[name]() for name in seconds},
+        "errors": errors,
+        "ratios": {},
+        "verdicts": {},
+    }
+    for name, median in medians.items():
+        if name != "ReLU" and medians.get("ReLU"):
+            result["ratios"][name] = median / medians["ReLU"]
+            result["verdicts"][name] = "PASS" if result["ratios"][name] <= TARGETS["cnn"] else "MISS"
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts
+# ---------------------------------------------------------------------------------------------
+
+
+def failures_of(results) -> list[str]:
+    """Everything that makes the exit status 1: failed checks, rows without figures, a missing row."""
+    failures = [
+        f"reference self-check: {check['reference']} (error {check['relative_error']:.2e})"
+        for check in results["reference_self_check"]
+        if not check["passed"]
+    ]
+    covered = {record["covers"] for record in results["layers"].values()}
+    failures += [
+        f"no row for the public layer {name}" for name in results["public_layers"] if name not in covered
+    ]
+    for name, record in results["layers"].items():
+        for key in ("error", "check_error"):
+            if key in record:
+                failures.append(f"{name}: {record[key]}")
+        for check in record["checks"]:
+            for part in ("forward", "gradient"):
+                if not check[part]["passed"]:
+                    error = check[part]["relative_error"]
+                    failures.append(
+                        f"{name}, {check['path']}: {part} error {error:.2e} > {check[part]['tolerance']:g}"
+                    )
+        if record["covers"] is not None and not record["checks"] and "check_error" not in record:
+            failures.append(f"{name}: no correctness check ran")
+    cnn = results["cnn"]
+    failures += [f"CNN {name}: {error}" for name, error in cnn["errors"].items()]
+    failures += [
+        f"CNN {name}: the loss is {loss}" for name, loss in cnn["last_loss"].items() if not np.isfinite(loss)
+    ]
+    if results["tensorflow_imported"]:
+        failures.append("TensorFlow was imported: the device machine has none")
+    return failures
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+SECTION_OF_CLASS = {  # the page section of a layer's speed rows; every other layer's go to "device_speed"
+    "CompetitiveReLU": "activation_speed",
+    "NoisyHardTanh": "noisy_speed",
+    "NoisyHardSigmoid": "noisy_speed",
+    "RReLU": "noisy_speed",
+}
+
+
+def platform_label(results) -> str:
+    """ "GPU" only for figures a GPU measured; the CPU's are marked as such."""
+    return "GPU" if results["platform"] in ("gpu", "cuda", "rocm") else results["platform"].upper()
+
+
+def header_lines(results) -> list[str]:
+    versions, timing = results["versions"], results["timing"]
+    first = (
+        f"Measured on the {platform_label(results)} ({results['device']}) by JAX {versions['jax']} "
+        f"(jaxlib {versions['jaxlib']}), Keras {versions['keras']}, NumPy {versions['numpy']}, "
+        f"Python {versions['python']}, keras-adaptive-acts {versions['keras_adaptive_acts']}; float32, "
+        "matrix products at JAX's default precision."
+    )
+    if platform_label(results) != "GPU":
+        first += " **Not GPU figures: JAX saw no GPU.**"
+    if results["quick"]:
+        first += " **Smoke run (`--quick`): these figures mean nothing.**"
+    return [
+        first,
+        "",
+        f"Command: `{results['command']}` (took {results['seconds']:.0f} s)",
+        "",
+        f"Times: median of {timing['repeats']} interleaved repetitions, each {timing['calls']} back-to-back "
+        f"calls ended by `jax.block_until_ready` (time per call), after {timing['warmup']} warm-up calls; "
+        f"inputs rotate among {timing['input_sets']} sets. Forward (`training=True`) + backward: "
+        "gradients with respect to the input and the weights, for a fixed upstream gradient.",
+        *dispatch_lines(results),
+    ]
+
+
+def dispatch_lines(results) -> list[str]:
+    """The dispatch floor beside ReLU's time, and a warning where the two are close."""
+    floor, relu = results.get("dispatch_floor"), results["layers"]["ReLU"].get("median_ms")
+    if not floor or relu is None:
+        return []
+    line = (
+        f"Dispatch floor: {floor['median_ms']:.3f} ms per call (a jitted call on the same inputs doing "
+        f"almost nothing), against {relu:.3f} ms for ReLU."
+    )
+    if relu < 2 * floor["median_ms"]:
+        line += " **ReLU is within 2x of it: the fastest rows time the host as much as the device.**"
+    return ["", line]
+
+
+def ratio_text(ratio):
+    return "" if ratio is None else f"{ratio:.2f}"
+
+
+def check_passed(check) -> bool:
+    return check["forward"]["passed"] and check["gradient"]["passed"]
+
+
+def checked_names(results) -> list[str]:
+    return [name for name, r in results["layers"].items() if r["checks"] or r.get("check_error")]
+
+
+def speed_table(results, names) -> list[str]:
+    lines = [
+        "| layer | input | median ms | / ReLU (same input) | judged against | ratio | target | verdict |",
+        "|---|---|---:|---:|---|---:|---:|---|",
+    ]
+    for name in names:
+        record = results["layers"][name]
+        median = record.get("median_ms")
+        shown_median = "failed" if median is None else f"{median:.3f}"
+        judged = "(baseline)" if record["baseline"] is None else record["baseline"]
+        target = "" if record["baseline"] is None else f"<= {TARGETS['layer']:g}"
+        lines.append(
+            f"| {name} | {tuple(record['input_shape'])} | {shown_median} | "
+            f"{ratio_text(record.get('ratio_to_relu'))} | {judged} | {ratio_text(record.get('ratio'))} | "
+            f"{target} | {record.get('verdict', '')} |"
+        )
+    return lines
+
+
+def correctness_table(results, names) -> list[str]:
+    lines = [
+        "| layer | path checked | input | forward error | gradient error | left out (kinks) | "
+        "tolerance (forward / gradient) | gradient reference | result |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for name in names:
+        record = results["layers"][name]
+        if record.get("check_error"):
+            lines.append(f"| {name} | | | | | | | | **error**: {record['check_error']} |")
+        for check in record["checks"]:
+            forward, gradient = check["forward"], check["gradient"]
+            lines.append(
+                f"| {name} | {check['path']} | {tuple(check['input_shape'])} | "
+                f"{forward['relative_error']:.1e} | {gradient['relative_error']:.1e} | "
+                f"{gradient['left_out_at_kinks']} of {gradient['entries']} | "
+                f"{forward['tolerance']:g} / {gradient['tolerance']:g} | {check['gradient_reference']} | "
+                f"{'pass' if check_passed(check) else '**FAIL**'} |"
+            )
+    return lines
+
+
+def correctness_lines(results) -> list[str]:
+    self_check = results["reference_self_check"]
+    worst = max(check["relative_error"] for check in self_check)
+    return [
+        f"### Correctness against float64 NumPy references ({platform_label(results)} result, CPU reference)",
+        "",
+        "Relative errors `||device - reference|| / ||reference||` of the output and of the input "
+        "gradient. Noisy layers: their inference path, and their training path with the noise off by "
+        "their own arguments. Layers on matrix products: a small input, float32 matrix products. "
+        "Entries within one finite-difference step of a kink are left out. The hand-written reference "
+        f"gradients agree with finite differences to {worst:.0e} or better ({len(self_check)} checks).",
+        "",
+        *correctness_table(results, checked_names(results)),
+    ]
+
+
+def cnn_lines(results) -> list[str]:
+    cnn = results["cnn"]
+    lines = [
+        f"### Training step of the small CNN (batch {cnn['batch']}, {cnn['image']}x{cnn['image']}x3, "
+        f"{platform_label(results)})",
+        "",
+        "Conv(32/64/128) -> activation -> max-pool, three blocks, then global average pooling and "
+        "Dense(10); SGD with momentum; the step `fit` compiles on JAX (`stateless_call`, loss, "
+        "`optimizer.stateless_apply` under `jax.jit`), steps chained, models interleaved.",
+        "",
+        "| activation | median ms/step | / ReLU | target | verdict |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name in cnn_candidates():
+        median = cnn["median_ms"].get(name)
+        shown = "failed" if median is None else f"{median:.3f}"
+        ratio = cnn["ratios"].get(name, 1.0 if name == "ReLU" and median is not None else None)
+        target = "" if name == "ReLU" else f"<= {TARGETS['cnn']:g}"
+        lines.append(
+            f"| {name} | {shown} | {ratio_text(ratio)} | {target} | {cnn['verdicts'].get(name, '')} |"
+        )
+    return lines
+
+
+def rows_of_section(results, section) -> list[str]:
+    """The speed rows a page section shows: its layers, and the baselines they are judged against."""
+    layers = results["layers"]
+    chosen = [
+        name
+        for name, record in layers.items()
+        if record["covers"] and SECTION_OF_CLASS.get(record["covers"], "device_speed") == section
+    ]
+    needed = {layers[name]["baseline"] for name in chosen} | {layers[name]["relu"] for name in chosen}
+    return [name for name, record in layers.items() if record["covers"] is None and name in needed] + chosen
+
+
+def check_summary(results, names) -> list[str]:
+    """One line on the correctness of the layers `names` (their checks are in the device_speed section)."""
+    layers = results["layers"]
+    failed = [
+        name
+        for name in names
+        if not layers[name]["checks"] or not all(map(check_passed, layers[name]["checks"]))
+    ]
+    if failed:
+        return [f"**Correctness: failed or not checked for {', '.join(failed)}** (see every layer's checks)."]
+    return [
+        "Correctness: every layer here matched its float64 NumPy reference, output and input gradient, "
+        "within float32 tolerances (every layer's checks are in the section on every layer)."
+    ]
+
+
+def targets_lines(results, names) -> list[str]:
+    judged = [(name, results["layers"][name]) for name in names if results["layers"][name].get("verdict")]
+    missed = [f"{name} ({record['ratio']:.2f}x)" for name, record in judged if record["verdict"] == "MISS"]
+    target = f"Target (at most {TARGETS['layer']:g}x the baseline)"
+    if not judged:
+        return []
+    if not missed:
+        return ["", f"{target}: met by all {len(judged)} rows."]
+    return ["", f"{target}: **missed** by {', '.join(missed)}."]
+
+
+def section_markdown(results, section) -> str:
+    """The body of one page section (`SECTION_NAMES`): its speed rows, the CNN step with CompetitiveReLU,
+    every layer's checks in the "device_speed" section and a line on them in the others."""
+    names = rows_of_section(results, section)
+    layer_names = [name for name in names if results["layers"][name]["covers"]]
+    lines = [*header_lines(results), ""]
+    if section == "device_speed":
+        lines += [*correctness_lines(results), ""]
+    else:
+        lines += [*check_summary(results, layer_names), ""]
+    lines += [f"### Forward + backward against ReLU ({platform_label(results)})", ""]
+    lines += [*speed_table(results, names), *targets_lines(results, names)]
+    if section == "activation_speed":
+        lines += ["", *cnn_lines(results)]
+    return "\n".join(lines).strip() + "\n"
+
+
+def markdown_report(results) -> str:
+    """The whole report: every check, every row, the CNN step, the failures."""
+    label = platform_label(results)
+    names = list(results["layers"])
+    lines = [
+        f"## Every layer and the CNN step ({label}, JAX backend)",
+        "",
+        *header_lines(results),
+        "",
+        *correctness_lines(results),
+        "",
+        f"### Forward + backward against ReLU ({label})",
+        "",
+        *speed_table(results, names),
+        *targets_lines(results, names),
+        "",
+        *cnn_lines(results),
+    ]
+    if results["failures"]:
+        lines += ["", f"**{len(results['failures'])} failures:**", ""]
+        lines += [f"- {failure}" for failure in results["failures"]]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny shapes and few repetitions: a smoke run")
+    parser.add_argument("--repeats", type=int, help="timed repetitions (default 30, quick 3)")
+    parser.add_argument(
+        "--warmup", type=int, help="untimed calls of each candidate first (default 3, quick 1)"
+    )
+    parser.add_argument("--calls", type=int, help="back-to-back calls per repetition (default 10, quick 2)")
+    parser.add_argument("--json", metavar="PATH", help="write every raw number here")
+    parser.add_argument("--markdown", metavar="PATH", help="write the report as Markdown here")
+    args = parser.parse_args(argv)
+    defaults = DEFAULT_TIMING["quick" if args.quick else "full"]
+    for name, default in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1")
+    return args
+
+
+def environment(args, sizes, started) -> dict:
+    import jaxlib
+
+    device = jax.devices()[0]
+    return {
+        "benchmark": "device_speed",
+        "command": shlex.join(["python", *sys.argv]),
+        "quick": args.quick,
+        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "platform": device.platform,
+        "device": device.device_kind,
+        "device_count": jax.device_count(),
+        "versions": {
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "keras_adaptive_acts": kaa.__version__,
+        },
+        "keras_backend": keras.backend.backend(),
+        "matmul_precision": str(jax.config.jax_default_matmul_precision),
+        "sizes": {key: list(value) if isinstance(value, tuple) else value for key, value in sizes.items()},
+        "small_check_sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in SMALL_CHECK.items()},
+        "timing": {
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "calls": args.calls,
+            "input_sets": sizes["input_sets"],
+        },
+        "tolerances": references.TOLERANCES,
+        "targets": TARGETS,
+    }
+
+
+def write_outputs(report, results, args):
+    print(report)
+    if args.markdown:
+        pathlib.Path(args.markdown).write_text(report)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def summary_line(results) -> str:
+    """The one JSON line printed last: what a reader of the device tool's output tail needs."""
+    return json.dumps(
+        {
+            "benchmark": "device_speed",
+            "platform": platform_label(results),
+            "device": results["device"],
+            "quick": results["quick"],
+            "checks_passed": not results["failures"],
+            "failures": len(results["failures"]),
+            "ratios": {name: round(r["ratio"], 3) for name, r in results["layers"].items() if "ratio" in r},
+            "cnn_ratios": {name: round(ratio, 3) for name, ratio in results["cnn"]["ratios"].items()},
+            "seconds": round(results["seconds"], 1),
+        }
+    )
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if keras.backend.backend() != "jax":
+        raise SystemExit(f"device_speed: Keras runs on {keras.backend.backend()!r}, not JAX")
+    begin = time.perf_counter()
+    sizes = QUICK if args.quick else FULL
+    results = environment(args, sizes, datetime.datetime.now(datetime.timezone.utc))
+    timing = {"repeats": args.repeats, "warmup": args.warmup, "calls": args.calls}
+    print(
+        f"device_speed: {results['device']} ({results['platform']}), JAX {jax.__version__}", file=sys.stderr
+    )
+    results["reference_self_check"] = references.self_check()
+    results["public_layers"] = public_layer_classes()
+    phases = {}
+    phase_start = time.perf_counter()
+    results["layers"], results["dispatch_floor"] = measure_layers(
+        cases(), sizes, timing, Inputs(sizes["input_sets"])
+    )
+    phases["layers"] = time.perf_counter() - phase_start
+    phase_start = time.perf_counter()
+    results["cnn"] = measure_cnn(sizes, timing)
+    phases["cnn"] = time.perf_counter() - phase_start
+    results["phase_seconds"] = phases
+    results["tensorflow_imported"] = "tensorflow" in sys.modules
+    results["seconds"] = time.perf_counter() - begin
+    results["failures"] = failures_of(results)
+    results["sections"] = {name: section_markdown(results, name) for name in SECTION_NAMES}
+    write_outputs(markdown_report(results), results, args)
+    for failure in results["failures"]:
+        print(f"device_speed: FAILED: {failure}", file=sys.stderr)
+    print(summary_line(results))
+    return 1 if results["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""benchmarks/device_speed.py, the benchmark for the lent GPU machine (JAX, no TensorFlow): its float64
+references and comparisons, its quick run on the CPU with TensorFlow blocked, and `run_all.py --from-json`,
+which writes its GPU sections into docs/benchmarks.md."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_adaptive_acts as kaa
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = "benchmarks/device_speed.py"
+
+
+def _load(name):
+    """A module of benchmarks/ by file (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+references = _load("device_references")  # NumPy only: no Keras, JAX or TensorFlow
+run_all = _load("run_all")
+
+
+def _public_layers():
+    return sorted(
+        name
+        for name in kaa.__all__
+        if isinstance(getattr(kaa, name), type) and issubclass(getattr(kaa, name), keras.layers.Layer)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparisons and references (NumPy, fast)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_comparison_passes_float32_rounding_and_fails_a_wrong_or_nan_result():
+    reference = np.random.default_rng(0).standard_normal(1000)
+    rounded = reference.astype("float32")
+    assert references.comparison(rounded, reference, references.TOLERANCES["forward"])["passed"]
+    wrong = reference.copy()
+    wrong[17] *= 1.5  # one entry off by half of itself
+    result = references.comparison(wrong, reference, references.TOLERANCES["forward"])
+    assert not result["passed"] and result["relative_error"] > 1e-3
+    broken = rounded.copy()
+    broken[3] = np.nan
+    assert not references.comparison(broken, reference, 1.0)["passed"]  # NaN never passes
+    broken[3] = np.inf
+    assert not references.comparison(broken, reference, 1.0)["passed"]
+    with pytest.raises(ValueError, match="shapes differ"):
+        references.relative_error(reference[:10], reference)
+
+
+def test_a_kink_within_one_step_is_left_out_and_counted():
+    x = np.array([-1.0, -1e-7, 3e-7, 0.5, 2.0])  # two entries within one step (1e-6) of ReLU's kink
+    derivative, mask = references.elementwise_derivative(references.relu, x)
+    assert mask.tolist() == [True, False, False, True, True]
+    np.testing.assert_allclose(derivative[mask], [0.0, 1.0, 1.0], atol=1e-9)
+    upstream = np.ones_like(x)
+    result = references.comparison((x > 0).astype("float64"), upstream * derivative, 1e-5, mask)
+    assert result["passed"] and result["left_out_at_kinks"] == 2 and result["entries"] == 5
+
+
+def test_the_hand_written_reference_gradients_agree_with_finite_differences():
+    results = references.self_check()
+    assert len(results) == 8 and all(result["passed"] for result in results), results
+
+
+def test_a_wrong_hand_written_gradient_fails_its_finite_difference_check():
+    x = np.random.default_rng(1).standard_normal((2, 3, 4))
+    upstream = np.random.default_rng(2).standard_normal(x.shape)
+    arguments = (1.5, 0.2, "energy", 2.0, 1e-6, (1, 2))
+
+    def forward(v):
+        return references.competitive_relu(v, *arguments)
+
+    def without_the_share(v, g):
+        """g * s * [s v > 0]: the gradient of a custom gradient that forgot the path through p."""
+        p = np.sum(np.maximum(v, 0) ** 2, axis=(1, 2), keepdims=True) / (
+            np.sum(v**2, (1, 2), keepdims=True) + 1e-6
+        )
+        s = 2.0 * np.tanh(1.5 * p + 0.2)
+        return g * s * (s * v > 0)
+
+    right = references.check_vjp(
+        "right", forward, lambda v, g: references.competitive_relu_vjp(v, g, *arguments), x, upstream
+    )
+    wrong = references.check_vjp("without the share", forward, without_the_share, x, upstream)
+    assert right["passed"]
+    assert not wrong["passed"] and wrong["relative_error"] > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# The quick run, on the CPU, with TensorFlow blocked (slow: a subprocess of about a minute)
+# ---------------------------------------------------------------------------------------------
+
+# Runs the script in this process with every import of TensorFlow refused and recorded; the
+# attempts are printed at exit. The device machine has no TensorFlow: neither may the script.
+BLOCKED_RUN = """
+import atexit, json, runpy, sys
+
+attempts = []
+
+class BlockTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            attempts.append(name)
+            raise ImportError("TensorFlow is blocked: the device machine has none")
+        return None
+
+sys.meta_path.insert(0, BlockTensorFlow())
+atexit.register(lambda: print("TENSORFLOW_IMPORTS " + json.dumps(attempts), file=sys.stderr))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """The quick run's exit status, stderr, JSON results and Markdown report."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed: device_speed.py runs on Keras' JAX backend only")
+    folder = tmp_path_factory.mktemp("device_speed")
+    command = [sys.executable, "-c", BLOCKED_RUN, SCRIPT, "--quick"]
+    command += ["--json", str(folder / "r.json"), "--markdown", str(folder / "r.md")]
+    env = {key: value for key, value in os.environ.items() if key != "JAX_ENABLE_X64"}  # float32, as there
+    env.update({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""})
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    results = json.loads((folder / "r.json").read_text()) if (folder / "r.json").is_file() else None
+    report = (folder / "r.md").read_text() if (folder / "r.md").is_file() else ""
+    return result, results, report, folder
+
+
+@pytest.mark.slow
+def test_quick_run_checks_and_times_every_public_layer_on_jax_without_tensorflow(quick_run):
+    result, results, report, _ = quick_run
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert results is not None and results["failures"] == []
+    # TensorFlow was neither imported nor even asked for (the blocker saw no attempt).
+    assert "TENSORFLOW_IMPORTS []" in result.stderr
+    assert results["tensorflow_imported"] is False and results["keras_backend"] == "jax"
+    public = _public_layers()
+    assert results["public_layers"] == public and len(public) >= 15
+    rows = {name: record for name, record in results["layers"].items() if record["covers"]}
+    for layer_class in public:
+        covering = [record for record in rows.values() if record["covers"] == layer_class]
+        assert covering, layer_class
+        for record in covering:
+            assert record["ratio"] > 0 and len(record["times_ms"]) == 3  # --quick: 3 repetitions
+            assert record["verdict"] in ("PASS", "MISS")
+            # The checks ran: real errors, each within its tolerance, on the output and the gradient.
+            assert record["checks"], layer_class
+            for check in record["checks"]:
+                for part in ("forward", "gradient"):
+                    assert (
+                        check[part]["passed"]
+                        and 0 <= check[part]["relative_error"] <= check[part]["tolerance"]
+                    )
+                    assert check[part]["entries"] > 0
+    noisy_paths = {check["path"] for check in rows["NoisyHardTanh() (NAN)"]["checks"]}
+    assert noisy_paths == {"inference", "training, noise off (c = 0)"}
+    assert set(results["cnn"]["ratios"]) == {
+        "CompetitiveReLU(energy)",
+        "CompetitiveReLU(energy, axis=(1, 2))",
+    }
+    # CPU figures are marked as such, never as GPU.
+    assert results["platform"] == "cpu"
+    assert "## Every layer and the CNN step (CPU, JAX backend)" in report and "(GPU" not in report
+    assert "Not GPU figures" in report and "Smoke run (`--quick`)" in report
+    assert set(results["sections"]) == {"activation_speed", "noisy_speed", "device_speed"}
+    # Each layer's speed row is in one page section; every layer's checks are in "device_speed".
+    speed_row = "| RReLU() | (2, 4, 4, 8) |"
+    sections = results["sections"]
+    assert speed_row in sections["noisy_speed"] and speed_row not in sections["device_speed"]
+    assert "| RReLU() | inference |" in sections["device_speed"]
+    assert "| CompetitiveReLU(l1) | (2, 4, 4, 8) |" in sections["activation_speed"]
+    assert "### Training step of the small CNN" in sections["activation_speed"]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["platform"] == "CPU" and summary["checks_passed"] is True
+
+
+@pytest.mark.slow
+def test_run_all_refuses_to_write_cpu_figures_into_the_gpu_sections(quick_run, tmp_path):
+    _, results, _, folder = quick_run
+    assert results is not None
+    page = tmp_path / "benchmarks.md"
+    page.write_text((ROOT / "docs" / "benchmarks.md").read_text())
+    before = page.read_text()
+    argv = ["--from-json", str(folder / "r.json"), "--output", str(page)]
+    assert run_all.main(argv) == 2
+    assert page.read_text() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# run_all.py --from-json (fast, with a results file written here)
+# ---------------------------------------------------------------------------------------------
+
+
+def _device_results(platform="gpu", quick=False):
+    return {
+        "benchmark": "device_speed",
+        "command": "python benchmarks/device_speed.py --json /out/d.json",
+        "started_utc": "2026-12-06T10:20:00Z",
+        "seconds": 187.0,
+        "platform": platform,
+        "device": "NVIDIA H200",
+        "quick": quick,
+        "failures": [],
+        "sections": {
+            name: f"Machine line\n\n### Table\n\n| {name} figures |\n"
+            for name in (section.removesuffix("-gpu") for section in run_all.DEVICE_SECTIONS)
+        },
+    }
+
+
+def _page():
+    markers = "".join(
+        f"\n## {section}\n\n<!-- run_all: begin {section} -->\n\nold text\n\n"
+        f"<!-- run_all: end {section} -->\n"
+        for section in run_all.DEVICE_SECTIONS
+    )
+    return "# Benchmarks\n\nBy hand.\n" + markers + "\nThe end.\n"
+
+
+def test_run_all_writes_the_gpu_sections_from_a_device_results_file(tmp_path, capsys):
+    results_file, page = tmp_path / "d.json", tmp_path / "page.md"
+    results_file.write_text(json.dumps(_device_results()))
+    page.write_text(_page())
+    assert run_all.main(["--from-json", str(results_file), "--output", str(page)]) == 0
+    text = page.read_text()
+    assert (
+        "old text" not in text
+        and text.startswith("# Benchmarks\n\nBy hand.\n")
+        and text.endswith("The end.\n")
+    )
+    for section in run_all.DEVICE_SECTIONS:
+        start, end = run_all.marker_span(text, section)
+        body = text[start:end].strip()
+        first = body.splitlines()[0]
+        assert first.startswith(f"*Written by `python benchmarks/run_all.py --from-json {results_file}")
+        assert (
+            "of `python benchmarks/device_speed.py --json /out/d.json`, run on 2026-12-06 at 10:20" in first
+        )
+        assert "on the GPU (NVIDIA H200)" in first
+        assert f"| {section.removesuffix('-gpu')} figures |" in body
+    assert "written to" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("results", "output_is_docs", "message"),
+    [
+        (_device_results(platform="cpu"), False, "not on a GPU"),
+        (_device_results(quick=True), True, "--quick run"),
+        ({**_device_results(), "benchmark": "noisy_speed"}, False, "not the results file of device_speed"),
+        ({**_device_results(), "sections": {"cost_curves": "x"}}, False, "not GPU sections"),
+    ],
+)
+def test_run_all_refuses_a_results_file_that_is_not_gpu_figures(
+    tmp_path, capsys, results, output_is_docs, message
+):
+    results_file, page = tmp_path / "d.json", tmp_path / "page.md"
+    results_file.write_text(json.dumps(results))
+    page.write_text(_page())
+    docs = ROOT / "docs" / "benchmarks.md"
+    before = docs.read_text()
+    argv = ["--from-json", str(results_file)] + ([] if output_is_docs else ["--output", str(page)])
+    assert run_all.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert page.read_text() == _page() and docs.read_text() == before
+
+
+def test_the_page_has_the_gpu_sections_of_the_device_results():
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    run_all.check_markers(page, run_all.DEVICE_SECTIONS)
+    for section in run_all.DEVICE_SECTIONS:
+        start, end = run_all.marker_span(page, section)
+        body = page[start:end]
+        # Until a GPU run is written in, each says so, and where the steps to make one are.
+        if "No GPU figures yet" in body:
+            for text in ("benchmarks/device_speed.py", "--from-json", "gives the steps"):
+                assert text in body, (section, text)
+    # The steps: the device tool's one call, carrying the Keras wheel.
+    steps = page[page.index("### GPU figures: one call on the lent device machine") :].split("\n## ")[0]
+    assert 'carry: [".whl"]' in steps and "benchmarks/device_speed.py --json $OUT/device_speed.json" in steps
