@@ -293,3 +293,35 @@ def test_the_page_has_the_gpu_sections_of_the_device_results():
     # The steps: the device tool's one call, carrying the Keras wheel.
     steps = page[page.index("### GPU figures: one call on the lent device machine") :].split("\n## ")[0]
     assert 'carry: [".whl"]' in steps and "benchmarks/device_speed.py --json $OUT/device_speed.json" in steps
+
+
+@pytest.mark.slow
+def test_the_device_cnn_is_the_cnn_of_the_cpu_benchmark():
+    # device_speed.py builds its own CNN (activation_speed.py's seeds through TensorFlow); the two must
+    # stay one architecture, or the GPU and CPU CNN figures stop comparing.
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed: device_speed.py runs on Keras' JAX backend only")
+    script = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+sys.path.insert(0, "benchmarks")
+import device_speed  # first: Keras starts on JAX
+import activation_speed
+import keras
+
+def layout(model):
+    keys = ("filters", "kernel_size", "strides", "padding", "pool_size", "units", "use_bias")
+    return [
+        (type(layer).__name__, {key: layer.get_config().get(key) for key in keys}, tuple(layer.output.shape))
+        for layer in model.layers
+    ]
+
+print("SAME" if layout(device_speed.build_cnn(keras.layers.ReLU, 32))
+      == layout(activation_speed.build_cnn(keras.layers.ReLU, 32)) else "DIFFERENT")
+"""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "SAME"
