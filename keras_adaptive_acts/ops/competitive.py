@@ -169,7 +169,7 @@ def _share_and_derivative_scales(z, competition, eps, axes):
     The sums are taken of `z` itself first. Only if one of them is not finite (a square above the
     float32 range, a sum above it, or an infinity or NaN in the input) is the share computed again
     on shrunk slices (`_slice_shrink`), by a conditional that runs one branch: the overflow guard's
-    two extra reductions over the input cost about a sixth of the training step on XLA:CPU, and
+    two extra reductions over the input cost about a tenth of the training step on XLA:CPU, and
     finite sums need no guard (the shrunk form is the same function, to rounding).
     """
     if competition == "count":

@@ -8,7 +8,7 @@ figures behind them are in docs/benchmarks.md ("CompetitiveReLU: verdict against
   CPU). Where every device TensorFlow sees is a CPU, each sum over that view is also a product with
   a column of ones: XLA:CPU writes a reduction's elementwise term (`z**2`, `g * z`) out in full
   either way, and reads it back faster as a matrix-vector product than as its reduce-window and
-  reduce (1.8x against 2.4x a plain sum of the input, measured side by side). Not on a GPU or TPU,
+  reduce (1.9x against 2.7x a plain sum of the input in the reductions table). Not on a GPU or TPU,
   whose float32 products may round their inputs (TF32, bfloat16 passes) and whose XLA fuses the
   term into the reduction anyway.
 - JAX and PyTorch: reductions over the slice's own axes, as written (JAX's XLA fuses the term into
