@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 
@@ -107,3 +109,8 @@ def small_model() -> keras.Model:
     """A small Functional model with named input ("features") and output ("logits"): an export's unit."""
     inputs = keras.Input((4,), name="features")
     return keras.Model(inputs, keras.layers.Dense(2, name="logits")(kaa.CompetitiveReLU()(inputs)))
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment of a fresh process the export tests start: TensorFlow, its log lines off."""
+    return {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}

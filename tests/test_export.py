@@ -1,6 +1,5 @@
 """Export for TF Serving: a model with every layer, reloaded in fresh processes, and bad input."""
 
-import os
 import subprocess
 import sys
 import warnings
@@ -22,6 +21,7 @@ from every_layer_model import (
     sample,
     small_model,
     subclassed_model,
+    subprocess_env,
 )
 
 import keras_adaptive_acts as kaa
@@ -48,10 +48,6 @@ def exported(tmp_path_factory):
         model, tmp_path_factory.mktemp("export") / "every_layer" / "1", monte_carlo=True
     )
     return model, path
-
-
-def run_env():
-    return {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,7 +168,7 @@ def test_the_fresh_process_script_refuses_to_import_the_package(tmp_path):
     script = Path(kaa.export.__file__).with_name("serving_check.py")
     result = subprocess.run(
         [sys.executable, "-c", REFUSAL_PROBE, str(script)],
-        env=run_env(),
+        env=subprocess_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -295,7 +291,7 @@ def served_gradients(path, x, upstream, output, tmp_path, persistent=False):
             str(tmp_path / "data.npz"),
             str(tmp_path / "g.npz"),
         ],
-        env=run_env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=240,
@@ -511,7 +507,7 @@ def test_kaa_export_writes_and_verifies_both_signatures(tmp_path):
             "--monte-carlo",
             "--verify",
         ],
-        env=run_env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=400,

@@ -19,6 +19,7 @@ from every_layer_model import (
     sample,
     small_model,
     subclassed_model,
+    subprocess_env,
 )
 from noisy_reference import h, output_noise
 
@@ -44,10 +45,6 @@ def run_onnx(path, feeds):
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
-
-
-def run_env():
-    return {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,7 +378,7 @@ def test_the_fresh_process_runs_the_model_without_the_package_keras_or_tensorflo
             str(tmp_path / "inputs.npz"),
             str(tmp_path / "out.npz"),
         ],
-        env=run_env(),
+        env=subprocess_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -420,7 +417,7 @@ def test_kaa_export_writes_and_verifies_an_onnx_file(tmp_path):
             "--sample",
             str(tmp_path / "batch.npy"),
         ],
-        env=run_env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=400,
