@@ -13,14 +13,13 @@ figures behind them are in docs/benchmarks.md ("CompetitiveReLU: verdict against
   term into the reduction anyway.
 - JAX and PyTorch: reductions over the slice's own axes, as written (JAX's XLA fuses the term into
   the reduction; a flat view was slower there).
-
-TensorFlow-only code, marked as such: the device check imports TensorFlow on that backend alone.
 """
 
 from __future__ import annotations
 
 import functools
 
+import keras
 from keras import backend, ops
 
 __all__ = ["sums_over_slices", "uses_flat_slices"]
@@ -34,15 +33,13 @@ def uses_flat_slices() -> bool:
 def sums_over_slices(term, axes):
     """The sum of `term` over `axes` (keepdims), in the form this backend and device run fastest."""
     is_flat_view = axes == (1,) and len(term.shape) == 2 and term.shape[1] is not None
-    if is_flat_view and backend.backend() == "tensorflow" and _tensorflow_sees_only_cpus():
+    if is_flat_view and backend.backend() == "tensorflow" and _only_cpus_visible():
         return ops.matmul(term, ops.ones((term.shape[1], 1), term.dtype))
     return ops.sum(term, axis=axes, keepdims=True)
 
 
 @functools.cache
-def _tensorflow_sees_only_cpus() -> bool:
-    # TensorFlow-only. The logical devices are fixed once TensorFlow's runtime has started, which
-    # running any op does; asked once per process.
-    import tensorflow as tf
-
-    return all(device.device_type == "CPU" for device in tf.config.list_logical_devices())
+def _only_cpus_visible() -> bool:
+    # Keras lists the accelerators if there are any, else the CPUs. The devices are fixed once the
+    # backend's runtime has started, which running any op does: asked once per process.
+    return all(device.startswith("cpu") for device in keras.distribution.list_devices())

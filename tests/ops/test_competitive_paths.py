@@ -43,15 +43,15 @@ def test_the_flat_view_and_the_product_form_are_tensorflows_alone():
         return
     import tensorflow as tf
 
-    # This machine has no accelerator visible to TensorFlow, so the product with ones is the form.
-    assert competitive_paths._tensorflow_sees_only_cpus() is all(
+    # Against TensorFlow's own device list: the product with ones only where it sees CPUs alone.
+    assert competitive_paths._only_cpus_visible() is all(
         device.device_type == "CPU" for device in tf.config.list_logical_devices()
     )
     graph = tf.function(lambda term: sums_over_slices(term, (1,))).get_concrete_function(
         tf.TensorSpec((6, 4096), tf.float32)
     )
     kinds = {operation.type for operation in graph.graph.get_operations()}
-    if competitive_paths._tensorflow_sees_only_cpus():
+    if competitive_paths._only_cpus_visible():
         assert "MatMul" in kinds and "Sum" not in kinds, kinds
     else:
         assert "Sum" in kinds and "MatMul" not in kinds, kinds
