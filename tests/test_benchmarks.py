@@ -420,3 +420,26 @@ def test_run_all_quick_run_of_a_real_benchmark(tmp_path):
     assert "Median of 5 interleaved repetitions" in section and "### Targets" in section
     raw = json.loads((tmp_path / "results" / "noisy_speed.json").read_text())
     assert raw["quick"] is True and raw["results"]["shape"] == [8, 8, 8, 16]
+
+
+@pytest.mark.slow
+def test_op_against_revision_compares_the_op_with_a_git_revision(tmp_path):
+    # The op at the first commit that has this tool (the guard under a conditional) against the
+    # working tree: both forms load side by side, and a row per competition reports their timing and
+    # the largest difference of their outputs and gradients, which float32 rounding bounds.
+    command = [sys.executable, "benchmarks/op_against_revision.py", "--revision", "c50f4e4", "--repeats", "2"]
+    command += ["--warmup", "1", "--shape", "2,4,4,8", "--markdown", str(tmp_path / "r.md")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    if "unknown revision" in result.stderr or "bad object" in result.stderr:
+        pytest.skip("this checkout does not hold commit c50f4e4 (a shallow clone): nothing to compare with")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in (tmp_path / "r.md").read_text().splitlines()]
+    competitions = ("energy", "l1", "count")
+    rows = {cells[0].strip(): cells for cells in rows if cells and cells[0].strip() in competitions}
+    assert set(rows) == {"energy", "l1", "count"}
+    for cells in rows.values():
+        before, after, ratio = (float(cells[index]) for index in (1, 2, 3))
+        # (the milliseconds are printed to 0.01: the ratio, from unrounded times, agrees to that)
+        assert before > 0 and after > 0 and ratio == pytest.approx(after / before, abs=0.01 / before + 0.01)
+        assert float(cells[-1]) < 1e-5
