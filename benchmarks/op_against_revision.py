@@ -1,15 +1,22 @@
 """CompetitiveReLU's op in this tree against the same op at an earlier git revision, in one run.
 
 A change meant to make the op faster is judged by timing both forms side by side: the module
-`keras_adaptive_acts/ops/competitive.py` is read from `git show REVISION:...`, loaded beside the
-current one, and both are timed (forward and backward as in a training step: output and the
+`keras_adaptive_acts/ops/competitive.py` is read from `git show REVISION:...` (with the modules of
+`keras_adaptive_acts/ops/` it imports, as they were then), loaded beside the current one, and both
+are timed (forward and backward as in a training step: output and the
 gradients of the input, `alpha` and `beta`), interleaved with Keras' ReLU as the baseline, under XLA
 (`tf.function(jit_compile=True)` on TensorFlow, `jax.jit` on JAX). Before timing, the two forms'
 outputs and gradients are compared: a speed-up that changes the results is reported as such.
 
+With `--cnn`, the small CNN's training step (`activation_speed.build_cnn`, batch 128, 32x32x3) is
+also timed with CompetitiveReLU running each form of the op, against the same CNN with ReLU: the op
+alone is not the whole story, as the op's layout also decides what XLA fuses with the layers around
+it.
+
 Usage:
     python benchmarks/op_against_revision.py --revision REV [--backend tensorflow|jax]
-        [--competitions energy,l1,count] [--repeats N] [--shape 64,32,32,64] [--markdown PATH]
+        [--competitions energy,l1,count] [--repeats N] [--shape 64,32,32,64] [--cnn [--cnn-repeats N]]
+        [--markdown PATH]
 
 Not part of run_all: it measures one change, and its table goes into the verdict that describes it.
 """
@@ -27,6 +34,9 @@ import sys
 import tempfile
 
 OP_MODULE = "keras_adaptive_acts/ops/competitive.py"
+# The modules of keras_adaptive_acts.ops that the op module imports (at some revisions): loaded as
+# they were at the revision too, so that an old op runs with the helpers it was written against.
+HELPER_MODULES = ("keras_adaptive_acts/ops/competitive_paths.py",)
 SCALE_BOUND, EPS = 2.0, 1e-6  # CompetitiveReLU's defaults
 
 
@@ -38,6 +48,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--repeats", type=int, default=31, help="interleaved rounds (default 31)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--shape", default="64,32,32,64", help="the input's shape (default 64,32,32,64)")
+    parser.add_argument("--cnn", action="store_true", help="also time the small CNN's training step")
+    parser.add_argument("--cnn-repeats", type=int, default=15, help="interleaved rounds of the CNN (default 15)")
     parser.add_argument("--markdown", help="also write the table to this file")
     arguments = parser.parse_args(argv)
     arguments.shape = tuple(int(size) for size in arguments.shape.split(","))
@@ -45,22 +57,55 @@ def parse_arguments(argv=None):
     return arguments
 
 
-def load_op_module_at(revision, root):
-    """The op module as it was at `revision`, imported under a name of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{revision}:{OP_MODULE}"], cwd=root, capture_output=True, text=True, check=True
-    ).stdout
+def _source_at(revision, path, root):
+    """The file's text at `revision`, or None if it did not exist there (an unknown revision exits)."""
+    shown = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=root, capture_output=True, text=True)
+    if shown.returncode == 0:
+        return shown.stdout
+    known = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], cwd=root)
+    if known.returncode != 0:
+        raise SystemExit(f"unknown revision {revision!r} in this checkout: {shown.stderr.strip()}")
+    return None
+
+
+def _load_source(source, name):
     # The file stays until the process ends: autograph reads a function's source when it traces it.
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as file:
         file.write(source)
     atexit.register(os.unlink, file.name)
-    # A name inside the package, so that the module's relative imports (if any) resolve.
-    spec = importlib.util.spec_from_file_location(
-        "keras_adaptive_acts.ops._competitive_at_revision", file.name
-    )
+    spec = importlib.util.spec_from_file_location(name, file.name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_op_module_at(revision, root):
+    """The op module as it was at `revision`, imported under a name of its own.
+
+    Its helper modules (`HELPER_MODULES`) are loaded as they were at `revision` as well, and stand
+    in for the current ones only while the op module is executed, which binds their names.
+    """
+    source = _source_at(revision, OP_MODULE, root)
+    if source is None:
+        raise SystemExit(f"{OP_MODULE} does not exist at {revision}")
+    replaced = {}
+    try:
+        for path in HELPER_MODULES:
+            helper_source = _source_at(revision, path, root)
+            if helper_source is None:
+                continue
+            name = path.removesuffix(".py").replace("/", ".")
+            replaced[name] = sys.modules.get(name)
+            helper = _load_source(helper_source, f"{name}_at_revision")
+            sys.modules[name] = helper
+        # A name inside the package, so that the module's relative imports (if any) resolve.
+        return _load_source(source, "keras_adaptive_acts.ops._competitive_at_revision")
+    finally:
+        for name, module in replaced.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
 
 
 def step_runners(backend, functions, x, upstream, alpha, beta):
@@ -113,6 +158,38 @@ def largest_difference(first, second):
         scale = max(float(np.max(np.abs(a))), 1e-30)
         worst = max(worst, float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale)
     return worst
+
+
+def cnn_step_runners(modules, competitions):
+    """name -> zero-argument callable: one training step of the small CNN, ReLU or CompetitiveReLU
+    running the op of each of `modules` (label -> op module), with the same initial weights."""
+    import keras
+    import numpy as np
+    from activation_speed import build_cnn
+
+    import keras_adaptive_acts
+
+    def layer_running(module, competition):
+        class CompetitiveReLUWithOp(keras_adaptive_acts.CompetitiveReLU):
+            def call(self, inputs):
+                return module.unchecked_competitive_relu(*self._operands(inputs), **self._options())
+
+        return lambda: CompetitiveReLUWithOp(competition=competition)
+
+    rng = np.random.default_rng(1)
+    images = rng.standard_normal((128, 32, 32, 3), dtype=np.float32)
+    labels = rng.integers(0, 10, size=(128,))
+    activations = {"ReLU": keras.layers.ReLU}
+    for competition in competitions:
+        for label, module in modules.items():
+            activations[f"{competition} at {label}"] = layer_running(module, competition)
+    runners = {}
+    for name, activation in activations.items():
+        keras.utils.set_random_seed(0)
+        model = build_cnn(activation, 32)
+        # train_on_batch returns the loss as a Python float: it returns once the step is done.
+        runners[name] = lambda model=model: model.train_on_batch(images, labels)
+    return runners
 
 
 def main(argv=None):
@@ -190,6 +267,29 @@ def main(argv=None):
             f"| {after / relu_ms:.2f} | {differences[competition]:.1e} |"
         )
     lines.append(f"\nReLU: {relu_ms:.2f} ms.")
+    if arguments.cnn:
+        modules = {arguments.revision: earlier, "this tree": current}
+        cnn_times = time_interleaved(
+            cnn_step_runners(modules, arguments.competitions), arguments.cnn_repeats, arguments.warmup
+        )
+        cnn = {name: median_ms(seconds) for name, seconds in cnn_times.items()}
+        lines += [
+            "",
+            "The small CNN's training step (`activation_speed.build_cnn`, batch 128, 32x32x3, "
+            f"`train_on_batch`), median of {arguments.cnn_repeats} interleaved rounds, "
+            f"load average {os.getloadavg()[0]:.2f} at the end:",
+            "",
+            f"| competition | ms at {arguments.revision} | ms in this tree | this tree / {arguments.revision} "
+            "| / ReLU before | / ReLU after |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for competition in arguments.competitions:
+            before, after = cnn[f"{competition} at {arguments.revision}"], cnn[f"{competition} at this tree"]
+            lines.append(
+                f"| {competition} | {before:.1f} | {after:.1f} | {after / before:.3f} "
+                f"| {before / cnn['ReLU']:.2f} | {after / cnn['ReLU']:.2f} |"
+            )
+        lines.append(f"\nReLU: {cnn['ReLU']:.1f} ms per step.")
     table = "\n".join(lines)
     print(table)
     if arguments.markdown:

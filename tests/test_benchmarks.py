@@ -422,24 +422,53 @@ def test_run_all_quick_run_of_a_real_benchmark(tmp_path):
     assert raw["quick"] is True and raw["results"]["shape"] == [8, 8, 8, 16]
 
 
-@pytest.mark.slow
-def test_op_against_revision_compares_the_op_with_a_git_revision(tmp_path):
-    # The op at the first commit that has this tool (the guard under a conditional) against the
-    # working tree: both forms load side by side, and a row per competition reports their timing and
-    # the largest difference of their outputs and gradients, which float32 rounding bounds.
-    command = [sys.executable, "benchmarks/op_against_revision.py", "--revision", "c50f4e4", "--repeats", "2"]
-    command += ["--warmup", "1", "--shape", "2,4,4,8", "--markdown", str(tmp_path / "r.md")]
+def _op_against_revision(tmp_path, revision, *options):
+    command = [sys.executable, "benchmarks/op_against_revision.py", "--revision", revision, "--repeats", "2"]
+    command += ["--warmup", "1", "--shape", "2,4,4,8", "--markdown", str(tmp_path / "r.md"), *options]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    if "unknown revision" in result.stderr or "bad object" in result.stderr:
-        pytest.skip("this checkout does not hold commit c50f4e4 (a shallow clone): nothing to compare with")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if "unknown revision" in result.stderr:
+        pytest.skip(f"this checkout does not hold commit {revision} (a shallow clone): nothing to compare with")
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line.split("|")[1:-1] for line in (tmp_path / "r.md").read_text().splitlines()]
-    competitions = ("energy", "l1", "count")
-    rows = {cells[0].strip(): cells for cells in rows if cells and cells[0].strip() in competitions}
+    tables, rows = [], None
+    for line in (tmp_path / "r.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        if cells and cells[0] == "competition":
+            rows = {}
+            tables.append(rows)
+        elif cells and rows is not None and not cells[0].startswith("---"):
+            rows[cells[0]] = cells
+    return tables
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "revision",
+    # c50f4e4: the first commit with this tool (the guard under a conditional), an op module alone.
+    # 8d47f99: an op that imports a helper module (competitive_paths) whose names this tree no longer
+    # has: the helper is loaded as it was then.
+    ["c50f4e4", "8d47f99"],
+)
+def test_op_against_revision_compares_the_op_with_a_git_revision(tmp_path, revision):
+    # Both forms load side by side, and a row per competition reports their timing and the largest
+    # difference of their outputs and gradients, which float32 rounding bounds.
+    (rows,) = _op_against_revision(tmp_path, revision)
     assert set(rows) == {"energy", "l1", "count"}
     for cells in rows.values():
         before, after, ratio = (float(cells[index]) for index in (1, 2, 3))
         # (the milliseconds are printed to 0.01: the ratio, from unrounded times, agrees to that)
         assert before > 0 and after > 0 and ratio == pytest.approx(after / before, abs=0.01 / before + 0.01)
         assert float(cells[-1]) < 1e-5
+
+
+@pytest.mark.slow
+def test_op_against_revision_times_the_cnn_step_with_each_form(tmp_path):
+    # --cnn adds the small CNN's training step with each form of the op, against ReLU's.
+    op_rows, cnn_rows = _op_against_revision(
+        tmp_path, "8d47f99", "--competitions", "count", "--cnn", "--cnn-repeats", "1"
+    )
+    assert set(op_rows) == set(cnn_rows) == {"count"}
+    before, after, ratio, before_relu, after_relu = (float(cell) for cell in cnn_rows["count"][1:])
+    assert before > 0 and after > 0 and ratio == pytest.approx(after / before, abs=0.1 / before + 0.001)
+    # Both ratios to ReLU come from one ReLU time: their quotient is the ratio of the two forms.
+    assert after_relu / before_relu == pytest.approx(after / before, rel=0.02)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from keras import backend, ops
 
-from keras_adaptive_acts.ops.competitive_paths import sums_over_slices, uses_flat_slices
+from keras_adaptive_acts.ops.competitive_paths import sums_over_slices
 from keras_adaptive_acts.validation import check_choice, check_number
 
 __all__ = ["competition_share", "competitive_relu", "competitive_scale"]
@@ -277,15 +277,9 @@ def unchecked_competitive_relu(x, alpha, beta, source=None, *, competition, scal
     """
     stats = statistics_dtype(x.dtype)
     tensors = (x,) if source is None else (x, source)
-    slice_size = _trailing_slice_size(x.shape, axes)
-    # Whether to reduce over a (rows, slice size) view is chosen per backend in competitive_paths.
-    # The reshapes copy nothing.
-    if slice_size is None or not uses_flat_slices():
-        op = _make_op(competition, scale_bound, eps, axes, stats, source is not None)
-        return op(*tensors, alpha, beta)
-    flat = [ops.reshape(t, (-1, slice_size)) for t in tensors]
-    out = _make_op(competition, scale_bound, eps, (1,), stats, source is not None)(*flat, alpha, beta)
-    return ops.reshape(out, ops.shape(x))
+    # The op keeps the input's own shape: how each per-slice sum is laid out is chosen per backend
+    # in competitive_paths, on the sum's term alone.
+    return _make_op(competition, scale_bound, eps, axes, stats, source is not None)(*tensors, alpha, beta)
 
 
 def unchecked_input_derivative(x, alpha, beta, source=None, *, competition, scale_bound, eps, axes):
@@ -311,14 +305,6 @@ def unchecked_input_derivative(x, alpha, beta, source=None, *, competition, scal
         own_pull = _share_derivative(xs, p, derivative_scales, competition)
         derivative = s + xs * (scale_bound - s * s / scale_bound) * alpha * own_pull
     return ops.cast(winners * derivative, x.dtype)
-
-
-def _trailing_slice_size(shape, axes):
-    """The size of the reduced slice if `axes` are the trailing axes, all of static size."""
-    ndim = len(shape)
-    if axes != tuple(range(ndim - len(axes), ndim)) or any(shape[a] is None for a in axes):
-        return None
-    return math.prod(shape[a] for a in axes)
 
 
 def _make_op(competition, scale_bound, eps, axes, stats, separate_source):
