@@ -49,7 +49,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--shape", default="64,32,32,64", help="the input's shape (default 64,32,32,64)")
     parser.add_argument("--cnn", action="store_true", help="also time the small CNN's training step")
-    parser.add_argument("--cnn-repeats", type=int, default=15, help="interleaved rounds of the CNN (default 15)")
+    parser.add_argument(
+        "--cnn-repeats", type=int, default=15, help="interleaved rounds of the CNN (default 15)"
+    )
     parser.add_argument("--markdown", help="also write the table to this file")
     arguments = parser.parse_args(argv)
     arguments.shape = tuple(int(size) for size in arguments.shape.split(","))
@@ -279,8 +281,8 @@ def main(argv=None):
             f"`train_on_batch`), median of {arguments.cnn_repeats} interleaved rounds, "
             f"load average {os.getloadavg()[0]:.2f} at the end:",
             "",
-            f"| competition | ms at {arguments.revision} | ms in this tree | this tree / {arguments.revision} "
-            "| / ReLU before | / ReLU after |",
+            f"| competition | ms at {arguments.revision} | ms in this tree "
+            f"| this tree / {arguments.revision} | / ReLU before | / ReLU after |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for competition in arguments.competitions:

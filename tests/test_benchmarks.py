@@ -428,7 +428,7 @@ def _op_against_revision(tmp_path, revision, *options):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if "unknown revision" in result.stderr:
-        pytest.skip(f"this checkout does not hold commit {revision} (a shallow clone): nothing to compare with")
+        pytest.skip(f"this checkout does not hold commit {revision} (a shallow clone): nothing to compare")
     assert result.returncode == 0, result.stderr[-3000:]
     tables, rows = [], None
     for line in (tmp_path / "r.md").read_text().splitlines():
@@ -472,3 +472,26 @@ def test_op_against_revision_times_the_cnn_step_with_each_form(tmp_path):
     assert before > 0 and after > 0 and ratio == pytest.approx(after / before, abs=0.1 / before + 0.001)
     # Both ratios to ReLU come from one ReLU time: their quotient is the ratio of the two forms.
     assert after_relu / before_relu == pytest.approx(after / before, rel=0.02)
+
+
+def test_activation_speed_judges_the_cnn_step_against_relu_and_its_floor():
+    # evaluate_targets on made-up medians, in a fresh process (the benchmark fixes its backend).
+    script = """
+import json, activation_speed as a
+activation = {"median_ms": {"ReLU": 1.0}}
+cnn = {"median_ms": {"ReLU": 100.0, "CompetitiveReLU(energy)": 112.0,
+                     "CompetitiveReLU(energy, axis=(1, 2))": 126.0, a.FLOOR: 108.0}}
+print(json.dumps(a.evaluate_targets(activation, cnn, {"residuals": {}})))
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT / "benchmarks")}
+    command = [sys.executable, "-c", script]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {what: (ratio, verdict) for what, ratio, _, verdict in json.loads(result.stdout.splitlines()[-1])}
+    floor = "floor: one statistic each way"
+    assert rows == {
+        "CNN step CompetitiveReLU(energy) / ReLU": (pytest.approx(1.12), "MISS"),
+        f"CNN step CompetitiveReLU(energy) / {floor}": (pytest.approx(112 / 108), "PASS"),
+        # the floor is per sample: the per-channel candidate is judged against ReLU alone
+        "CNN step CompetitiveReLU(energy, axis=(1, 2)) / ReLU": (pytest.approx(1.26), "MISS"),
+    }
