@@ -7,7 +7,8 @@ Three measurements, all in one run so that the ratios compare like with like:
    Keras `ReLU`, to `PReLU(shared_axes=[1, 2])` and to an autodiff implementation of the same
    formula. TensorFlow backend.
 2. The training step (`train_on_batch`, `jit_compile=True`) of a small CNN on 32x32x3 images,
-   batch 128, with CompetitiveReLU against the same CNN with ReLU. TensorFlow backend.
+   batch 128, with CompetitiveReLU (each competition, and per channel) against the same CNN with
+   ReLU and with the reference floor. TensorFlow backend.
 3. The memory the backward pass keeps per input element (the residuals held by `jax.vjp`),
    hand-written gradient against autodiff. JAX backend, in a subprocess of this script.
 
@@ -270,6 +271,10 @@ def cnn_candidates(quick):
         "CompetitiveReLU(energy)": keras_adaptive_acts.CompetitiveReLU,
     }
     if not quick:
+        for competition in COMPETITIONS[1:]:
+            candidates[f"CompetitiveReLU({competition})"] = lambda c=competition: (
+                keras_adaptive_acts.CompetitiveReLU(competition=c)
+            )
         candidates["CompetitiveReLU(energy, axis=(1, 2))"] = lambda: keras_adaptive_acts.CompetitiveReLU(
             axis=(1, 2)
         )

@@ -49,15 +49,15 @@ def _flat_view(shape, axes):
     """`(slice size, keepdims shape)` of the (rows, slice size) view, or None where there is none.
 
     There is one where `axes` are the trailing axes and every axis but the first (the batch, whose
-    size may be unknown) has a static size; empty slices are summed as they are (a view of zero
-    columns cannot infer its number of rows).
+    size may be unknown) has a static size. Empty tensors with an axis of size 0 besides the batch
+    are summed as they are: a reshape cannot infer a size of -1 beside a size of 0.
     """
     kept = len(shape) - len(axes)
     if axes != tuple(range(kept, len(shape))) or any(size is None for size in shape[1:]):
         return None
-    slice_size = math.prod(shape[kept:])
-    if slice_size == 0:
+    if 0 in shape[1:]:
         return None
+    slice_size = math.prod(shape[kept:])
     return slice_size, (-1, *shape[1:kept], *(1,) * len(axes))
 
 

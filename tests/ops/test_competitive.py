@@ -186,6 +186,25 @@ def test_a_non_finite_sample_does_not_touch_the_others(bad, competition):
         assert np.all(np.isnan(out[1]))
 
 
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_an_infinite_upstream_gradient_where_the_entry_lost_is_dropped_like_relus(competition):
+    # Where relu(s * x) is cut, the upstream gradient does not reach x, even if it is infinite
+    # (as TensorFlow's ReLU gradient: a select, not a product with 0, which would give NaN and,
+    # through the slice's sum, spread it over the whole sample).
+    x = np.array([[-1.0, 2.0, 3.0], [2.0, -0.5, 1.0]], dtype="float32")
+    upstream = np.array([[np.inf, 1.0, -1.0], [1.0, -np.inf, 2.0]], dtype="float32")
+    # s = 2 tanh(1.5 p - 0.5) > 0 for every measure (p > 1/3 in both samples): the negatives lose
+    inputs = [x, np.float32(1.5), np.float32(-0.5)]
+
+    def op(x, a, b):
+        return competitive_relu(x, a, b, competition=competition)
+
+    _, grads = vjp(op, inputs, upstream)
+    _, clean_grads = vjp(op, inputs, np.where(np.isfinite(upstream), upstream, 0.0))
+    np.testing.assert_array_equal(grads[0], clean_grads[0])
+    assert np.all(np.isfinite(grads[0])) and np.isfinite(grads[1]) and np.isfinite(grads[2])
+
+
 def test_half_precision_statistics_do_not_overflow():
     # 64 entries of magnitude 300: the sum of squares (5.8e6) overflows float16 (max 65504).
     x = np.where(np.arange(64) % 3 == 0, -300.0, 300.0).reshape(1, 64)

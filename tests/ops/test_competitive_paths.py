@@ -22,8 +22,19 @@ def _numpy(tensor):
         ((3, 4, 7, 5), (2, 3)),
         ((2, 3, 9), (2,)),
         ((6, 0), (1,)),
+        ((2, 2, 0, 1), (3,)),
+        ((0, 4, 3), (1, 2)),
     ],
-    ids=["rows", "per-sample", "per-channel", "trailing-two", "per-token", "empty-slices"],
+    ids=[
+        "rows",
+        "per-sample",
+        "per-channel",
+        "trailing-two",
+        "per-token",
+        "empty-slices",
+        "no-rows",
+        "no-batch",
+    ],
 )
 def test_the_sums_are_numpys_to_float32_rounding(shape, axes):
     term = np.random.default_rng(0).normal(size=shape).astype("float32") ** 2
