@@ -110,8 +110,11 @@ def load_op_module_at(revision, root):
                 sys.modules[name] = module
 
 
-def step_runners(backend, functions, x, upstream, alpha, beta):
-    """name -> (zero-argument timed callable, callable returning (output, gradients) as NumPy)."""
+def step_runners(backend, functions, x, upstream, alpha, beta, calls_per_sample=1):
+    """name -> (zero-argument timed callable, callable returning (output, gradients) as NumPy).
+
+    On JAX each timed callable makes `calls_per_sample` calls and waits for them together.
+    """
     import numpy as np
 
     runners = {}
@@ -139,7 +142,11 @@ def step_runners(backend, functions, x, upstream, alpha, beta):
                 y, pullback = jax.vjp(function, x, alpha, beta)
                 return y, pullback(upstream)
 
-            timed = lambda: jax.block_until_ready(step(x, upstream, alpha, beta))  # noqa: E731
+            # Several calls per timed sample, as activation_speed.py times JAX: one at a time, the
+            # same function differed from itself by up to a quarter on a 2-core CPU.
+            timed = lambda: jax.block_until_ready(  # noqa: E731
+                [step(x, upstream, alpha, beta) for _ in range(calls_per_sample)]
+            )
             return timed, lambda: jax.tree_util.tree_map(np.asarray, step(x, upstream, alpha, beta))
 
     for name, function in functions.items():
@@ -203,7 +210,7 @@ def main(argv=None):
 
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
-    from activation_speed import median_ms, time_interleaved
+    from activation_speed import JAX_CALLS_PER_SAMPLE, median_ms, time_interleaved
 
     import keras_adaptive_acts.ops.competitive as current
 
@@ -234,7 +241,8 @@ def main(argv=None):
                 )
 
             functions[f"{competition} at {label}"] = function
-    runners = step_runners(arguments.backend, functions, x, upstream, alpha, beta)
+    calls_per_sample = JAX_CALLS_PER_SAMPLE if arguments.backend == "jax" else 1
+    runners = step_runners(arguments.backend, functions, x, upstream, alpha, beta, calls_per_sample)
     differences = {
         competition: largest_difference(
             runners[f"{competition} at {arguments.revision}"][1](),
@@ -245,13 +253,15 @@ def main(argv=None):
     times = time_interleaved(
         {name: timed for name, (timed, _) in runners.items()}, arguments.repeats, arguments.warmup
     )
-    medians = {name: median_ms(seconds) for name, seconds in times.items()}
+    medians = {name: median_ms(seconds) / calls_per_sample for name, seconds in times.items()}
 
     command = shlex.join(["python", "benchmarks/op_against_revision.py", *(argv or sys.argv[1:])])
     load = os.getloadavg()
     lines = [
         f"`{command}`: {arguments.backend} backend, input {arguments.shape} float32, median of "
-        f"{arguments.repeats} interleaved rounds; {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{arguments.repeats} interleaved rounds"
+        + (f" of {calls_per_sample} calls each (time per call)" if calls_per_sample > 1 else "")
+        + f"; {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {load[0]:.2f} at the end.",
         "",
         f"| competition | ms at {arguments.revision} | ms in this tree | this tree / {arguments.revision} "

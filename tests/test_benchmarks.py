@@ -453,6 +453,18 @@ def test_op_against_revision_compares_the_op_with_a_git_revision(tmp_path, revis
     # Both forms load side by side, and a row per competition reports their timing and the largest
     # difference of their outputs and gradients, which float32 rounding bounds.
     (rows,) = _op_against_revision(tmp_path, revision)
+    _check_op_rows(rows)
+
+
+@pytest.mark.slow
+def test_op_against_revision_on_jax_times_several_calls_per_sample(tmp_path):
+    pytest.importorskip("jax", reason="the JAX backend's form of the tool needs JAX (the `jax` extra)")
+    (rows,) = _op_against_revision(tmp_path, "8d47f99", "--backend", "jax")
+    _check_op_rows(rows)
+    assert "of 5 calls each (time per call)" in (tmp_path / "r.md").read_text()
+
+
+def _check_op_rows(rows):
     assert set(rows) == {"energy", "l1", "count"}
     for cells in rows.values():
         before, after, ratio = (float(cells[index]) for index in (1, 2, 3))
