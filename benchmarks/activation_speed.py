@@ -516,8 +516,8 @@ def markdown_report(results):
         "",
         f"### The same activations on the JAX backend (JAX {mem['jax']}, `jax.jit` of forward + backward)",
         "",
-        "JAX's XLA fuses an elementwise producer into its reduction, which TensorFlow's does not "
-        "(next table); the same op, timed in the memory subprocess with the same repetitions, each "
+        "The same op on JAX's XLA (on this CPU its per-slice sums are products with ones, as on "
+        "TensorFlow), timed in the memory subprocess with the same repetitions, each "
         f"sample {mem['jax_timing'].get('calls_per_sample', 1)} calls back to back (time per call).",
         "",
         "| activation | median ms | / ReLU | / autodiff |",
