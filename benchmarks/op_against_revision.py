@@ -15,7 +15,8 @@ it.
 
 Usage:
     python benchmarks/op_against_revision.py --revision REV [--backend tensorflow|jax]
-        [--competitions energy,l1,count] [--repeats N] [--shape 64,32,32,64] [--cnn [--cnn-repeats N]]
+        [--competitions energy,l1,count] [--repeats N] [--shape 64,32,32,64] [--axis 1,2]
+        [--cnn [--cnn-repeats N]]
         [--markdown PATH]
 
 Not part of run_all: it measures one change, and its table goes into the verdict that describes it.
@@ -48,6 +49,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--repeats", type=int, default=31, help="interleaved rounds (default 31)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--shape", default="64,32,32,64", help="the input's shape (default 64,32,32,64)")
+    parser.add_argument(
+        "--axis", help="the reduction axes, e.g. 1,2 (per channel of NHWC); default every non-batch axis"
+    )
     parser.add_argument("--cnn", action="store_true", help="also time the small CNN's training step")
     parser.add_argument(
         "--cnn-repeats", type=int, default=15, help="interleaved rounds of the CNN (default 15)"
@@ -56,6 +60,9 @@ def parse_arguments(argv=None):
     arguments = parser.parse_args(argv)
     arguments.shape = tuple(int(size) for size in arguments.shape.split(","))
     arguments.competitions = arguments.competitions.split(",")
+    arguments.axis = (
+        None if arguments.axis is None else tuple(int(axis) for axis in arguments.axis.split(","))
+    )
     return arguments
 
 
@@ -169,7 +176,7 @@ def largest_difference(first, second):
     return worst
 
 
-def cnn_step_runners(modules, competitions):
+def cnn_step_runners(modules, competitions, axis=None):
     """name -> zero-argument callable: one training step of the small CNN, ReLU or CompetitiveReLU
     running the op of each of `modules` (label -> op module), with the same initial weights."""
     import keras
@@ -183,7 +190,7 @@ def cnn_step_runners(modules, competitions):
             def call(self, inputs):
                 return module.unchecked_competitive_relu(*self._operands(inputs), **self._options())
 
-        return lambda: CompetitiveReLUWithOp(competition=competition)
+        return lambda: CompetitiveReLUWithOp(competition=competition, axis=axis)
 
     rng = np.random.default_rng(1)
     images = rng.standard_normal((128, 32, 32, 3), dtype=np.float32)
@@ -229,7 +236,7 @@ def main(argv=None):
         convert, relu = jnp.asarray, jax.nn.relu
     x, upstream = convert(x_host), convert(upstream_host)
     alpha, beta = convert(np.float32(0.3)), convert(np.float32(0.55))
-    axes = tuple(range(1, len(arguments.shape)))
+    axes = arguments.axis or tuple(range(1, len(arguments.shape)))
 
     functions = {"ReLU": lambda x, alpha, beta: relu(x)}
     for competition in arguments.competitions:
@@ -258,7 +265,9 @@ def main(argv=None):
     command = shlex.join(["python", "benchmarks/op_against_revision.py", *(argv or sys.argv[1:])])
     load = os.getloadavg()
     lines = [
-        f"`{command}`: {arguments.backend} backend, input {arguments.shape} float32, median of "
+        f"`{command}`: {arguments.backend} backend, input {arguments.shape} float32"
+        + (f" reduced over axes {arguments.axis}" if arguments.axis else "")
+        + ", median of "
         f"{arguments.repeats} interleaved rounds"
         + (f" of {calls_per_sample} calls each (time per call)" if calls_per_sample > 1 else "")
         + f"; {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -282,7 +291,9 @@ def main(argv=None):
     if arguments.cnn:
         modules = {arguments.revision: earlier, "this tree": current}
         cnn_times = time_interleaved(
-            cnn_step_runners(modules, arguments.competitions), arguments.cnn_repeats, arguments.warmup
+            cnn_step_runners(modules, arguments.competitions, arguments.axis),
+            arguments.cnn_repeats,
+            arguments.warmup,
         )
         cnn = {name: median_ms(seconds) for name, seconds in cnn_times.items()}
         lines += [

@@ -173,7 +173,7 @@ def _share_and_derivative_scales(z, competition, eps, axes):
     finite sums need no guard (the shrunk form is the same function, to rounding).
     """
     if competition == "count":
-        positives = sums_over_slices(ops.cast(z > 0, z.dtype), axes)
+        positives = sums_over_slices(ops.where(z > 0, ops.ones_like(z), 0.0), axes)  # see _shrunk_share
         return ops.divide_no_nan(positives, _slice_size(z, axes)), None  # no gradient
     p, denominator = _shrunk_share(z, None, competition, eps, axes)
     # The numerator is at most the denominator (relu(z)**2 <= z**2, relu(z) <= |z|): one check.
@@ -214,7 +214,12 @@ def _shrunk_share(z, shrink, competition, eps, axes):
         shrunk = z * shrink
         shrunk_eps = eps * shrink * shrink if competition == "energy" else eps * shrink
     if competition == "energy":
-        numerator, total = ops.square(ops.relu(shrunk)), ops.square(shrunk)
+        # Each term ends in a select, not a product (the same values, NaN included): XLA:CPU hands
+        # a large reduction to its fast library only if its input does not end in a product (or a
+        # convert). That matters where the sums are reductions (slices that are not the trailing
+        # axes, such as `axis=(1, 2)`); the l1 terms end in a maximum and an abs already.
+        square = shrunk * shrunk
+        numerator, total = ops.where(shrunk > 0, square, 0.0), ops.where(shrunk != 0, square, 0.0)
     else:
         numerator, total = ops.relu(shrunk), ops.abs(shrunk)
     denominator = sums_over_slices(total, axes) + shrunk_eps
@@ -325,12 +330,13 @@ def _make_op(competition, scale_bound, eps, axes, stats, separate_source):
             g = ops.cast(upstream_args[0] if upstream is None else upstream, stats)
             xs = ops.cast(x, stats)
             winners = xs * s > 0  # where relu passes
-            g_winners = ops.where(winners, g, 0.0)  # gradient w.r.t. s*x
-            # d s / d(alpha * p + beta) = K * (1 - tanh**2) = K - s**2 / K
-            d_pre = sums_over_slices(g_winners * xs, axes) * (scale_bound - s * s / scale_bound)
+            # d s / d(alpha * p + beta) = K * (1 - tanh**2) = K - s**2 / K; the term is the upstream
+            # gradient of the winners times x, written to end in a select (see _shrunk_share)
+            pull = ops.where(winners, g * xs, 0.0)
+            d_pre = sums_over_slices(pull, axes) * (scale_bound - s * s / scale_bound)
             d_alpha = ops.sum(d_pre * p)
             d_beta = ops.sum(d_pre)
-            # A select, not `g_winners * s`: XLA:CPU hands a large reduction of its input (a
+            # A select, not `g * winners * s`: XLA:CPU hands a large reduction of its input (a
             # convolution's bias gradient) to its fast library only if that input does not end in
             # a product; the count's `dx` is only this term (12% of a small CNN's step).
             dx = ops.where(winners, g * s, 0.0)
