@@ -25,7 +25,7 @@ import math
 import keras
 from keras import backend, ops
 
-__all__ = ["sums_over_slices"]
+__all__ = ["sums_are_products", "sums_over_slices"]
 
 
 def sums_over_slices(term, axes):
@@ -34,11 +34,21 @@ def sums_over_slices(term, axes):
     `axes` are normalised reduction axes (sorted, positive, never the batch axis 0).
     """
     view = _flat_view(term.shape, axes) if _sums_as_products() else None
-    if view is None:
+    if view is None:  # (sums_are_products is False exactly here)
         return ops.sum(term, axis=axes, keepdims=True)
     slice_size, keepdims_shape = view
     rows = ops.reshape(term, (-1, slice_size))  # copies nothing
     return ops.reshape(ops.matmul(rows, ops.ones((slice_size, 1), term.dtype)), keepdims_shape)
+
+
+def sums_are_products(shape, axes) -> bool:
+    """Whether `sums_over_slices` sums a term of `shape` over `axes` as a product with ones.
+
+    Asked where the best way to write a term depends on it: a reduction's term should end in a
+    select rather than a product on XLA:CPU (see `_shrunk_share` in `competitive.py`), while for a
+    product with ones the form of the term it reads back makes no such difference.
+    """
+    return _sums_as_products() and _flat_view(shape, axes) is not None
 
 
 def _flat_view(shape, axes):
