@@ -66,6 +66,8 @@ def test_the_sums_are_products_with_ones_where_xla_sees_only_cpus():
     devices = keras.distribution.list_devices()
     products = backend in ("tensorflow", "jax") and all(device.startswith("cpu") for device in devices)
     assert competitive_paths._sums_as_products() is products
+    assert competitive_paths.sums_are_products((None, 8, 8, 5), (1, 2, 3)) is products
+    assert competitive_paths.sums_are_products((None, 8, 8, 5), (1, 2)) is False
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -117,3 +119,32 @@ def test_the_op_keeps_the_shape_of_its_input_and_output():
     while output.type == "Identity":  # tf.function's own outputs
         output = output.inputs[0].op
     assert output.type != "Reshape", output.type
+
+
+@pytest.mark.parametrize("competition", ["energy", "count"])
+def test_terms_summed_as_reductions_end_in_a_select(competition):
+    # XLA:CPU hands a large reduction to its fast library only if its input does not end in a
+    # product or a convert: per channel (not the trailing axes) every sum of the op's forward and
+    # backward pass is a reduction, and each one's input must be a select (or a maximum or abs, l1).
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("reads the op's TensorFlow graph (the terms are the same code on JAX)")
+    import tensorflow as tf
+
+    from keras_adaptive_acts.ops.competitive import competitive_relu
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = competitive_relu(x, 0.5, 0.2, competition=competition, axis=(1, 2))
+        return tape.gradient(y, x)
+
+    graph = tf.function(step).get_concrete_function(tf.TensorSpec((None, 8, 8, 5))).graph
+    sums = [
+        op
+        for op in graph.get_operations()
+        if op.type == "Sum" and op.inputs[0].shape.as_list()[1:] == [8, 8, 5]  # input-sized terms
+    ]
+    # energy: two forward sums and the backward one (the guard's branch has its own graph); count:
+    # one and one.
+    assert len(sums) == (3 if competition == "energy" else 2), [op.name for op in sums]
+    assert all(op.inputs[0].op.type == "SelectV2" for op in sums), [op.inputs[0].op.type for op in sums]
