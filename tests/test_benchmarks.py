@@ -457,6 +457,14 @@ def test_op_against_revision_compares_the_op_with_a_git_revision(tmp_path, revis
 
 
 @pytest.mark.slow
+def test_op_against_revision_reduces_over_the_axes_it_is_given(tmp_path):
+    # Per channel of NHWC: both forms still agree, and the header names the axes.
+    (rows,) = _op_against_revision(tmp_path, "8d47f99", "--axis", "1,2")
+    _check_op_rows(rows)
+    assert "reduced over axes (1, 2)" in (tmp_path / "r.md").read_text()
+
+
+@pytest.mark.slow
 def test_op_against_revision_on_jax_times_several_calls_per_sample(tmp_path):
     pytest.importorskip("jax", reason="the JAX backend's form of the tool needs JAX (the `jax` extra)")
     (rows,) = _op_against_revision(tmp_path, "8d47f99", "--backend", "jax")
