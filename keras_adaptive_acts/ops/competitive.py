@@ -214,7 +214,7 @@ def _shrunk_share(z, shrink, competition, eps, axes):
         shrunk = z * shrink
         shrunk_eps = eps * shrink * shrink if competition == "energy" else eps * shrink
     if competition == "energy":
-        # Each term ends in a select, not a product (the same values, NaN included): XLA:CPU hands
+        # Each term ends in a select, not a product (the same share p, NaN included): XLA:CPU hands
         # a large reduction to its fast library only if its input does not end in a product (or a
         # convert). That matters where the sums are reductions (slices that are not the trailing
         # axes, such as `axis=(1, 2)`); the l1 terms end in a maximum and an abs already.

@@ -34,7 +34,7 @@ def sums_over_slices(term, axes):
     `axes` are normalised reduction axes (sorted, positive, never the batch axis 0).
     """
     view = _flat_view(term.shape, axes) if _sums_as_products() else None
-    if view is None:  # (sums_are_products is False exactly here)
+    if view is None:  # sums_are_products(term.shape, axes) is False exactly here
         return ops.sum(term, axis=axes, keepdims=True)
     slice_size, keepdims_shape = view
     rows = ops.reshape(term, (-1, slice_size))  # copies nothing
@@ -44,9 +44,9 @@ def sums_over_slices(term, axes):
 def sums_are_products(shape, axes) -> bool:
     """Whether `sums_over_slices` sums a term of `shape` over `axes` as a product with ones.
 
-    Asked where the best way to write a term depends on it: a reduction's term should end in a
-    select rather than a product on XLA:CPU (see `_shrunk_share` in `competitive.py`), while for a
-    product with ones the form of the term it reads back makes no such difference.
+    Asked where the best way to write a term depends on it: on XLA:CPU a reduction's term should
+    end in a select rather than a product (see `_shrunk_share` in `competitive.py`), while the
+    backward term read back by a product with ones measured faster as a product.
     """
     return _sums_as_products() and _flat_view(shape, axes) is not None
 
