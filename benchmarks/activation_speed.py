@@ -283,17 +283,23 @@ def cnn_candidates(quick):
     return candidates
 
 
-def bench_cnn(batch, image, repeats, warmup, quick):
+def cnn_step_runners(activations, batch, image):
+    """name -> zero-argument callable: one training step of `build_cnn` with each activation
+    (name -> layer factory), on the same batch and from the same initial weights."""
     rng = np.random.default_rng(1)
     images = rng.standard_normal((batch, image, image, 3), dtype=np.float32)
     labels = rng.integers(0, 10, size=(batch,))
     runs = {}
-    for name, activation in cnn_candidates(quick).items():
+    for name, activation in activations.items():
         keras.utils.set_random_seed(0)  # the same initial weights for every model
         model = build_cnn(activation, image)
         # train_on_batch converts the loss to a Python float: it returns after the step is done.
         runs[name] = lambda m=model: m.train_on_batch(images, labels)
-    times = time_interleaved(runs, repeats, warmup)
+    return runs
+
+
+def bench_cnn(batch, image, repeats, warmup, quick):
+    times = time_interleaved(cnn_step_runners(cnn_candidates(quick), batch, image), repeats, warmup)
     medians = {name: median_ms(t) for name, t in times.items()}
     return {"batch": batch, "image": image, "times_ms": _to_ms(times), "median_ms": medians}
 
