@@ -455,6 +455,17 @@ add(
         "the same as NaN: that sample is NaN, the others unchanged", close([[math.nan] * 3, [0.0, 0.5, 2.0]])
     ),
 )
+for competition in ("energy", "l1"):
+    add(
+        api,
+        "Inf input",
+        f'CompetitiveReLU(competition="{competition}")(np.array([[-inf, 1.0, 2.0], [-1.0, 0.5, 2.0]]))',
+        returns(
+            f"with `{competition}`, `-inf` only loses: `[[0.0, 1.0, 2.0]]` (its share is 0), the other "
+            "samples unchanged",
+            close([[0.0, 1.0, 2.0], [0.0, 0.5, 2.0]]),
+        ),
+    )
 add(
     api,
     "Inf input",

@@ -72,6 +72,23 @@ def test_share_and_scale_match_reference(competition):
     np.testing.assert_allclose(s, expected, rtol=1e-6, atol=1e-7)
 
 
+def test_l1_share_of_large_slices_is_within_rounding_of_its_scale_and_in_the_unit_interval():
+    # Where the sums are products with ones (XLA on CPUs), the l1 share is (sum(z) + sum(|z|)) /
+    # (2 sum(|z|)): its error is a rounding of the sums, so it is bounded absolutely (relative to
+    # p's scale, 1), not relative to p. Slices from all negative to all positive, 65536 entries.
+    rng = np.random.default_rng(3)
+    magnitudes = np.abs(rng.normal(size=(9, 16, 16, 256)))
+    positive_fraction = np.linspace(0.0, 1.0, 9).reshape(-1, 1, 1, 1)
+    signs = np.where(rng.uniform(size=magnitudes.shape) < positive_fraction, 1.0, -1.0)
+    x = (signs * magnitudes).astype("float32")
+    x[1, 0, 0, 0] = 1e-3  # a nearly all-negative slice: p about 2e-8
+    p = ops.convert_to_numpy(competition_share(x, "l1"))
+    expected = reference_share(x.astype("float64"), "l1", 1e-6, (1, 2, 3))
+    np.testing.assert_allclose(p, expected, rtol=0, atol=1e-6)
+    assert np.all((p >= 0) & (p <= 1)), p.ravel()
+    assert p[0].item() == 0.0  # all negative: sum(z) == -sum(|z|) exactly, so no share at all
+
+
 def test_share_and_scale_measure_integer_inputs_in_float32():
     x = np.array([[3, -1, 2, 0], [-4, -2, 1, 5]], dtype="int32")
     expected_p = reference_share(x.astype("float64"), "energy", 1e-6, (1,))
