@@ -494,6 +494,29 @@ def test_op_against_revision_times_the_cnn_step_with_each_form(tmp_path):
     assert after_relu / before_relu == pytest.approx(after / before, rel=0.02)
 
 
+def test_activation_speed_judges_jax_against_relu_its_floor_and_autodiff():
+    # The JAX rows (timed in the memory subprocess) get their own targets: 1.5x ReLU and the floor,
+    # and no slower than autodiff. Made-up medians, in a fresh process as below.
+    script = """
+import json, activation_speed as a
+jax_ms = {"ReLU": 4.0, "CompetitiveReLU(l1)": 8.0, "autodiff(l1)": 10.0, a.FLOOR: 6.0}
+memory = {"residuals": {}, "jax_timing": {"median_ms": jax_ms}}
+print(json.dumps(a.evaluate_targets({"median_ms": {}}, {"median_ms": {}}, memory)))
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT / "benchmarks")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {what: (ratio, verdict) for what, ratio, _, verdict in json.loads(result.stdout.splitlines()[-1])}
+    floor = "floor: one statistic each way"
+    assert rows == {
+        "JAX CompetitiveReLU(l1) / ReLU time": (pytest.approx(2.0), "MISS"),
+        f"JAX CompetitiveReLU(l1) / {floor} time": (pytest.approx(8 / 6), "PASS"),
+        "JAX CompetitiveReLU(l1) / autodiff time": (pytest.approx(0.8), "PASS"),
+    }
+
+
 def test_activation_speed_judges_the_cnn_step_against_relu_and_its_floor():
     # evaluate_targets on made-up medians, in a fresh process (the benchmark fixes its backend).
     script = """
