@@ -117,12 +117,12 @@ def noisy_output(
         # are 0. One sign per entry fewer than the spec's form, the same function.
         p_magnitude = abs(p) if isinstance(p, (int, float)) else ops.abs(p)  # a number stays weakly typed
         t = ops.tanh((0.5 * p_magnitude) * delta)
-        signed_sigma = (math.copysign(0.25, 1.0 - alpha) * c) * (t * ops.abs(t))
+        signed_scale = math.copysign(0.25, 1.0 - alpha) * c  # d * sigma == signed_scale * t * |t|
         if xi is None:
-            eps = HALF_NORMAL_MEAN
+            # The expectation E|xi| joins the per-layer scale: one product per entry fewer.
+            phi = phi + (signed_scale * HALF_NORMAL_MEAN) * (t * ops.abs(t))
         else:
-            eps = ops.abs(xi) if half_normal else xi
-        phi = phi + signed_sigma * eps
+            phi = phi + signed_scale * (t * ops.abs(t)) * (ops.abs(xi) if half_normal else xi)
     return ops.clip(phi, *output_range(base)) if clip_output else phi
 
 
