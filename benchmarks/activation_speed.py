@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 import keras_adaptive_acts  # noqa: E402
-from keras_adaptive_acts.ops.competitive_paths import sums_over_slices  # noqa: E402
+from keras_adaptive_acts.ops.competitive_paths import sums_are_products, sums_over_slices  # noqa: E402
 
 SCALE_BOUND, EPS = 2.0, 1e-6  # CompetitiveReLU's defaults of scale_bound and eps
 COMPETITIONS = ("energy", "l1", "count")
@@ -56,6 +56,7 @@ TARGETS = {
     "jax_vs_relu": 1.5,
 }
 FLOOR = "floor: one statistic each way"
+FLOOR_PER_CHANNEL = "floor: one statistic each way, axis=(1, 2)"
 JAX_CALLS_PER_SAMPLE = 5  # back-to-back calls per timed sample on JAX (see time_on_jax)
 FULL = {"shape": (64, 32, 32, 64), "memory_shape": (16, 32, 32, 64), "batch": 128, "image": 32}
 QUICK = {"shape": (8, 8, 8, 16), "memory_shape": (4, 8, 8, 16), "batch": 16, "image": 16}
@@ -96,29 +97,33 @@ class AutodiffCompetitiveReLU(keras.layers.Layer):
         return autodiff_competitive_relu(inputs, self.alpha, self.beta, self.competition)
 
 
-def _floor_activation(z, scale_hint):
-    """The least an exact per-sample competition reads and writes, with the least arithmetic.
+def _floor_activation(z, scale_hint, axes=None):
+    """The least an exact competition reads and writes, with the least arithmetic.
 
-    Forward: one per-sample statistic of the input (`sum(z * z)`), then the output `relu(s * z)`.
-    Backward: one per-sample statistic of the upstream gradient over the entries that passed
-    (`sum(g * z)` where `s * z > 0`), then `dz`. Any exact CompetitiveReLU does at least this (its
-    share needs a statistic of the input, its derivative one of the gradient); the constants only
-    keep XLA from dropping the statistics as dead code. The sums and their terms are written as
-    the op writes its own (`competitive_paths.sums_over_slices`, the gradient's select), so the
-    floor has every layout the op has found faster on this compiler: with plain reductions it was
-    above the op's l1 and count variants, a reference rather than a floor.
+    Forward: one statistic of each slice of the input (`sum(|z|)`, as l1's denominator), then the
+    output `relu(s * z)`. Backward: one statistic of the upstream gradient over the entries that
+    passed (`sum(g * z)` where `s * z > 0`), then `dz`. Any exact CompetitiveReLU does at least
+    this (its share needs a statistic of the input, its derivative one of the gradient); the
+    constants only keep XLA from dropping the statistics as dead code. The sums and their terms
+    are written as the op writes its own (`competitive_paths.sums_over_slices`; the backward term
+    a product or a select as `sums_are_products` says), so that the floor has every layout the op
+    found faster on this compiler: written with plain reductions it cost more than the op's l1
+    and count variants, a reference rather than a floor. `axes`: the slices' axes, every non-batch
+    axis by default (per sample).
     """
-    axes = tuple(range(1, len(z.shape)))
+    axes = tuple(range(1, len(z.shape))) if axes is None else axes
+    term_is_product = sums_are_products(z.shape, axes)
 
     @ops.custom_gradient
     def floor(z, scale_hint):
-        s = 1.0 + ops.tanh(1e-9 * sums_over_slices(z * z, axes)) * scale_hint
+        s = 1.0 + ops.tanh(1e-9 * sums_over_slices(ops.abs(z), axes)) * scale_hint
         out = ops.relu(s * z)
 
         def grad(*upstream_args, upstream=None):
             g = upstream_args[0] if upstream is None else upstream
             winners = s * z > 0
-            pull = 1e-9 * sums_over_slices(ops.where(winners, g, 0.0) * z, axes)
+            term = ops.where(winners, g, 0.0) * z if term_is_product else ops.where(winners, g * z, 0.0)
+            pull = 1e-9 * sums_over_slices(term, axes)
             return ops.where(winners, g * s, 0.0) + pull * z, ops.sum(pull)
 
         return out, grad
@@ -129,11 +134,15 @@ def _floor_activation(z, scale_hint):
 class FloorActivation(keras.layers.Layer):
     """`_floor_activation` as a layer with one trainable weight, timed like the others."""
 
+    def __init__(self, axes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.axes = axes
+
     def build(self, input_shape):
         self.scale_hint = self.add_weight(shape=(), name="scale_hint", initializer="zeros")
 
     def call(self, inputs):
-        return _floor_activation(inputs, ops.cast(self.scale_hint, inputs.dtype))
+        return _floor_activation(inputs, ops.cast(self.scale_hint, inputs.dtype), self.axes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,8 +300,10 @@ def cnn_candidates(quick):
         candidates["CompetitiveReLU(energy, axis=(1, 2))"] = lambda: keras_adaptive_acts.CompetitiveReLU(
             axis=(1, 2)
         )
-        # The least an exact per-sample competition does, in the same network: the CNN step's floor.
+        # The least an exact competition does, in the same network: the CNN step's floors, per
+        # sample and per channel (each slice an (H, W) plane, as with axis=(1, 2)).
         candidates[FLOOR] = FloorActivation
+        candidates[FLOOR_PER_CHANNEL] = lambda: FloorActivation(axes=(1, 2))
     return candidates
 
 
@@ -437,11 +448,12 @@ def evaluate_targets(activation, cnn, memory):
         checks.append((f"{name} / autodiff backward memory", mem, TARGETS["memory_vs_autodiff"]))
     cnn_ms = cnn["median_ms"]
     for name, ms in cnn_ms.items():
-        if name in ("ReLU", FLOOR):
+        if name in ("ReLU", FLOOR, FLOOR_PER_CHANNEL):
             continue
         checks.append((f"CNN step {name} / ReLU", ms / cnn_ms["ReLU"], TARGETS["cnn_vs_relu"]))
-        if FLOOR in cnn_ms and "axis=" not in name:  # the floor is per sample, as this candidate
-            checks.append((f"CNN step {name} / {FLOOR}", ms / cnn_ms[FLOOR], TARGETS["cnn_vs_relu"]))
+        floor = FLOOR_PER_CHANNEL if "axis=(1, 2)" in name else FLOOR  # slices of the same axes
+        if floor in cnn_ms:
+            checks.append((f"CNN step {name} / {floor}", ms / cnn_ms[floor], TARGETS["cnn_vs_relu"]))
     jax_ms = memory.get("jax_timing", {}).get("median_ms", {})
     for name, ms in jax_ms.items():
         autodiff = matching_autodiff(name)

@@ -523,7 +523,8 @@ def test_activation_speed_judges_the_cnn_step_against_relu_and_its_floor():
 import json, activation_speed as a
 activation = {"median_ms": {"ReLU": 1.0}}
 cnn = {"median_ms": {"ReLU": 100.0, "CompetitiveReLU(energy)": 112.0,
-                     "CompetitiveReLU(energy, axis=(1, 2))": 126.0, a.FLOOR: 108.0}}
+                     "CompetitiveReLU(energy, axis=(1, 2))": 126.0, a.FLOOR: 108.0,
+                     a.FLOOR_PER_CHANNEL: 112.0}}
 print(json.dumps(a.evaluate_targets(activation, cnn, {"residuals": {}})))
 """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT / "benchmarks")}
@@ -535,6 +536,10 @@ print(json.dumps(a.evaluate_targets(activation, cnn, {"residuals": {}})))
     assert rows == {
         "CNN step CompetitiveReLU(energy) / ReLU": (pytest.approx(1.12), "MISS"),
         f"CNN step CompetitiveReLU(energy) / {floor}": (pytest.approx(112 / 108), "PASS"),
-        # the floor is per sample: the per-channel candidate is judged against ReLU alone
+        # each candidate against the floor of its own slices: per channel, the per-channel floor
         "CNN step CompetitiveReLU(energy, axis=(1, 2)) / ReLU": (pytest.approx(1.26), "MISS"),
+        f"CNN step CompetitiveReLU(energy, axis=(1, 2)) / {floor}, axis=(1, 2)": (
+            pytest.approx(1.125),
+            "MISS",
+        ),
     }
