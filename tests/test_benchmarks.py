@@ -494,52 +494,49 @@ def test_op_against_revision_times_the_cnn_step_with_each_form(tmp_path):
     assert after_relu / before_relu == pytest.approx(after / before, rel=0.02)
 
 
+def _targets_judged_in_a_fresh_process(arguments):
+    """`activation_speed.evaluate_targets(<arguments>)` as {what: (ratio, verdict)}.
+
+    In a fresh process, as the benchmark fixes its Keras backend when it is imported. `arguments`
+    is Python source; it may name the module `a` for its constants.
+    """
+    script = f"import json, activation_speed as a\nprint(json.dumps(a.evaluate_targets({arguments})))"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT / "benchmarks")}
+    command = [sys.executable, "-c", script]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {what: (ratio, verdict) for what, ratio, _, verdict in json.loads(result.stdout.splitlines()[-1])}
+
+
+FLOOR = "floor: one statistic each way"  # activation_speed.FLOOR, written out as the report shows it
+
+
 def test_activation_speed_judges_jax_against_relu_its_floor_and_autodiff():
     # The JAX rows (timed in the memory subprocess) get their own targets: 1.5x ReLU and the floor,
-    # and no slower than autodiff. Made-up medians, in a fresh process as below.
-    script = """
-import json, activation_speed as a
-jax_ms = {"ReLU": 4.0, "CompetitiveReLU(l1)": 8.0, "autodiff(l1)": 10.0, a.FLOOR: 6.0}
-memory = {"residuals": {}, "jax_timing": {"median_ms": jax_ms}}
-print(json.dumps(a.evaluate_targets({"median_ms": {}}, {"median_ms": {}}, memory)))
-"""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT / "benchmarks")}
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {what: (ratio, verdict) for what, ratio, _, verdict in json.loads(result.stdout.splitlines()[-1])}
-    floor = "floor: one statistic each way"
+    # and no slower than autodiff. Made-up medians.
+    jax_ms = '{"ReLU": 4.0, "CompetitiveReLU(l1)": 8.0, "autodiff(l1)": 10.0, a.FLOOR: 6.0}'
+    memory = f'{{"residuals": {{}}, "jax_timing": {{"median_ms": {jax_ms}}}}}'
+    rows = _targets_judged_in_a_fresh_process(f'{{"median_ms": {{}}}}, {{"median_ms": {{}}}}, {memory}')
     assert rows == {
         "JAX CompetitiveReLU(l1) / ReLU time": (pytest.approx(2.0), "MISS"),
-        f"JAX CompetitiveReLU(l1) / {floor} time": (pytest.approx(8 / 6), "PASS"),
+        f"JAX CompetitiveReLU(l1) / {FLOOR} time": (pytest.approx(8 / 6), "PASS"),
         "JAX CompetitiveReLU(l1) / autodiff time": (pytest.approx(0.8), "PASS"),
     }
 
 
 def test_activation_speed_judges_the_cnn_step_against_relu_and_its_floor():
-    # evaluate_targets on made-up medians, in a fresh process (the benchmark fixes its backend).
-    script = """
-import json, activation_speed as a
-activation = {"median_ms": {"ReLU": 1.0}}
-cnn = {"median_ms": {"ReLU": 100.0, "CompetitiveReLU(energy)": 112.0,
-                     "CompetitiveReLU(energy, axis=(1, 2))": 126.0, a.FLOOR: 108.0,
-                     a.FLOOR_PER_CHANNEL: 112.0}}
-print(json.dumps(a.evaluate_targets(activation, cnn, {"residuals": {}})))
-"""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT / "benchmarks")}
-    command = [sys.executable, "-c", script]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {what: (ratio, verdict) for what, ratio, _, verdict in json.loads(result.stdout.splitlines()[-1])}
-    floor = "floor: one statistic each way"
+    # Made-up medians: each candidate against ReLU and against the floor of its own slices.
+    cnn = (
+        '{"median_ms": {"ReLU": 100.0, "CompetitiveReLU(energy)": 112.0, '
+        '"CompetitiveReLU(energy, axis=(1, 2))": 126.0, a.FLOOR: 108.0, a.FLOOR_PER_CHANNEL: 112.0}}'
+    )
+    rows = _targets_judged_in_a_fresh_process(
+        f'{{"median_ms": {{"ReLU": 1.0}}}}, {cnn}, {{"residuals": {{}}}}'
+    )
+    per_channel = "CompetitiveReLU(energy, axis=(1, 2))"
     assert rows == {
         "CNN step CompetitiveReLU(energy) / ReLU": (pytest.approx(1.12), "MISS"),
-        f"CNN step CompetitiveReLU(energy) / {floor}": (pytest.approx(112 / 108), "PASS"),
-        # each candidate against the floor of its own slices: per channel, the per-channel floor
-        "CNN step CompetitiveReLU(energy, axis=(1, 2)) / ReLU": (pytest.approx(1.26), "MISS"),
-        f"CNN step CompetitiveReLU(energy, axis=(1, 2)) / {floor}, axis=(1, 2)": (
-            pytest.approx(1.125),
-            "MISS",
-        ),
+        f"CNN step CompetitiveReLU(energy) / {FLOOR}": (pytest.approx(112 / 108), "PASS"),
+        f"CNN step {per_channel} / ReLU": (pytest.approx(1.26), "MISS"),
+        f"CNN step {per_channel} / {FLOOR}, axis=(1, 2)": (pytest.approx(1.125), "MISS"),
     }
