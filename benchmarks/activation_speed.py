@@ -41,10 +41,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from competition_floor import FLOOR, FLOOR_PER_CHANNEL, FloorActivation, floor_activation  # noqa: E402
 from keras import ops  # noqa: E402
 
 import keras_adaptive_acts  # noqa: E402
-from keras_adaptive_acts.ops.competitive_paths import sums_are_products, sums_over_slices  # noqa: E402
 
 SCALE_BOUND, EPS = 2.0, 1e-6  # CompetitiveReLU's defaults of scale_bound and eps
 COMPETITIONS = ("energy", "l1", "count")
@@ -55,8 +55,6 @@ TARGETS = {
     "cnn_vs_relu": 1.10,
     "jax_vs_relu": 1.5,
 }
-FLOOR = "floor: one statistic each way"
-FLOOR_PER_CHANNEL = "floor: one statistic each way, axis=(1, 2)"
 JAX_CALLS_PER_SAMPLE = 5  # back-to-back calls per timed sample on JAX (see time_on_jax)
 FULL = {"shape": (64, 32, 32, 64), "memory_shape": (16, 32, 32, 64), "batch": 128, "image": 32}
 QUICK = {"shape": (8, 8, 8, 16), "memory_shape": (4, 8, 8, 16), "batch": 16, "image": 16}
@@ -95,54 +93,6 @@ class AutodiffCompetitiveReLU(keras.layers.Layer):
 
     def call(self, inputs):
         return autodiff_competitive_relu(inputs, self.alpha, self.beta, self.competition)
-
-
-def _floor_activation(z, scale_hint, axes=None):
-    """The least an exact competition reads and writes, with the least arithmetic.
-
-    Forward: one statistic of each slice of the input (`sum(|z|)`, as l1's denominator), then the
-    output `relu(s * z)`. Backward: one statistic of the upstream gradient over the entries that
-    passed (`sum(g * z)` where `s * z > 0`), then `dz`. Any exact CompetitiveReLU does at least
-    this (its share needs a statistic of the input, its derivative one of the gradient); the
-    constants only keep XLA from dropping the statistics as dead code. The sums and their terms
-    are written as the op writes its own (`competitive_paths.sums_over_slices`; the backward term
-    a product or a select as `sums_are_products` says), so that the floor has every layout the op
-    found faster on this compiler: written with plain reductions it cost more than the op's l1
-    and count variants, a reference rather than a floor. `axes`: the slices' axes, every non-batch
-    axis by default (per sample).
-    """
-    axes = tuple(range(1, len(z.shape))) if axes is None else axes
-    term_is_product = sums_are_products(z.shape, axes)
-
-    @ops.custom_gradient
-    def floor(z, scale_hint):
-        s = 1.0 + ops.tanh(1e-9 * sums_over_slices(ops.abs(z), axes)) * scale_hint
-        out = ops.relu(s * z)
-
-        def grad(*upstream_args, upstream=None):
-            g = upstream_args[0] if upstream is None else upstream
-            winners = s * z > 0
-            term = ops.where(winners, g, 0.0) * z if term_is_product else ops.where(winners, g * z, 0.0)
-            pull = 1e-9 * sums_over_slices(term, axes)
-            return ops.where(winners, g * s, 0.0) + pull * z, ops.sum(pull)
-
-        return out, grad
-
-    return floor(z, scale_hint)
-
-
-class FloorActivation(keras.layers.Layer):
-    """`_floor_activation` as a layer with one trainable weight, timed like the others."""
-
-    def __init__(self, axes=None, **kwargs):
-        super().__init__(**kwargs)
-        self.axes = axes
-
-    def build(self, input_shape):
-        self.scale_hint = self.add_weight(shape=(), name="scale_hint", initializer="zeros")
-
-    def call(self, inputs):
-        return _floor_activation(inputs, ops.cast(self.scale_hint, inputs.dtype), self.axes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +336,7 @@ def time_on_jax(shape, repeats, warmup):
             x, a, b, competition=c
         )
         fns[f"autodiff({c})"] = lambda x, a, b, c=c: autodiff_competitive_relu(x, a, b, c)
-    fns[FLOOR] = lambda x, a, b: _floor_activation(x, a)
+    fns[FLOOR] = lambda x, a, b: floor_activation(x, a)
 
     def runner(fn):
         @jax.jit

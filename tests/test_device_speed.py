@@ -170,10 +170,19 @@ def test_quick_run_checks_and_times_every_public_layer_on_jax_without_tensorflow
                     assert check[part]["entries"] > 0
     noisy_paths = {check["path"] for check in rows["NoisyHardTanh() (NAN)"]["checks"]}
     assert noisy_paths == {"inference", "training, noise off (c = 0)"}
+    floors = ("floor: one statistic each way", "floor: one statistic each way, axis=(1, 2)")
     assert set(results["cnn"]["ratios"]) == {
         "CompetitiveReLU(energy)",
         "CompetitiveReLU(energy, axis=(1, 2))",
+        *floors,
     }
+    # The floors are reference rows: timed, never judged; the CompetitiveReLU tables show the floor.
+    assert set(results["cnn"]["verdicts"]) == {
+        "CompetitiveReLU(energy)",
+        "CompetitiveReLU(energy, axis=(1, 2))",
+    }
+    assert results["layers"][floors[0]]["median_ms"] > 0 and "verdict" not in results["layers"][floors[0]]
+    assert f"| {floors[0]} | (2, 4, 4, 8) |" in results["sections"]["activation_speed"]
     # CPU figures are marked as such, never as GPU.
     assert results["platform"] == "cpu"
     assert "## Every layer and the CNN step (CPU, JAX backend)" in report and "(GPU" not in report
