@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_adaptive_acts.ops.competitive_paths import sums_are_products, sums_over_slices
+from keras_adaptive_acts.ops.competitive_paths import masked_product_sums, sums_over_slices
 
 __all__ = ["FLOOR", "FLOOR_PER_CHANNEL", "FloorActivation", "floor_activation"]
 
@@ -26,14 +26,13 @@ def floor_activation(z, scale_hint, axes=None):
     passed (`sum(g * z)` where `s * z > 0`), then `dz`. Any exact CompetitiveReLU does at least
     this (its share needs a statistic of the input, its derivative one of the gradient); the
     constants only keep XLA from dropping the statistics as dead code. The sums and their terms
-    are written as the op writes its own (`competitive_paths.sums_over_slices`; the backward term
-    a product or a select as `sums_are_products` says), so that the floor has every layout the op
-    found faster on this compiler: written with plain reductions it cost more than the op's l1
-    and count variants, a reference rather than a floor. `axes`: the slices' axes, every non-batch
-    axis by default (per sample).
+    are written as the op writes its own (`competitive_paths.sums_over_slices` and
+    `masked_product_sums`), so that the floor has every layout the op found faster on this
+    compiler: written with plain reductions it cost more than the op's l1 and count variants, a
+    reference rather than a floor. `axes`: the slices' axes, every non-batch axis by default (per
+    sample).
     """
     axes = tuple(range(1, len(z.shape))) if axes is None else axes
-    term_is_product = sums_are_products(z.shape, axes)
 
     @ops.custom_gradient
     def floor(z, scale_hint):
@@ -43,8 +42,7 @@ def floor_activation(z, scale_hint, axes=None):
         def grad(*upstream_args, upstream=None):
             g = upstream_args[0] if upstream is None else upstream
             winners = s * z > 0
-            term = ops.where(winners, g, 0.0) * z if term_is_product else ops.where(winners, g * z, 0.0)
-            pull = 1e-9 * sums_over_slices(term, axes)
+            pull = 1e-9 * masked_product_sums(winners, g, z, axes)
             return ops.where(winners, g * s, 0.0) + pull * z, ops.sum(pull)
 
         return out, grad

@@ -25,7 +25,7 @@ import math
 import keras
 from keras import backend, ops
 
-__all__ = ["sums_are_products", "sums_over_slices"]
+__all__ = ["masked_product_sums", "sums_are_products", "sums_over_slices"]
 
 
 def sums_over_slices(term, axes):
@@ -41,12 +41,25 @@ def sums_over_slices(term, axes):
     return ops.reshape(ops.matmul(rows, ops.ones((slice_size, 1), term.dtype)), keepdims_shape)
 
 
+def masked_product_sums(mask, first, second, axes):
+    """The sum over `axes` (keepdims) of `first * second` where `mask` holds, 0 elsewhere.
+
+    The term is written as this backend reads it back fastest. Where the sums are reductions it
+    ends in a select: XLA:CPU hands a large reduction to its fast library only if its input does
+    not end in a product. Where they are products with ones it stays a product: with the select,
+    the count's per-sample CNN step measured 1.13x to 1.15x ReLU's instead of 1.08x.
+    """
+    if sums_are_products(first.shape, axes):
+        return sums_over_slices(ops.where(mask, first, 0.0) * second, axes)
+    return sums_over_slices(ops.where(mask, first * second, 0.0), axes)
+
+
 def sums_are_products(shape, axes) -> bool:
     """Whether `sums_over_slices` sums a term of `shape` over `axes` as a product with ones.
 
     Asked where the best way to write a term depends on it: on XLA:CPU a reduction's term should
-    end in a select rather than a product (see `_shrunk_share` in `competitive.py`), while the
-    backward term read back by a product with ones measured faster as a product.
+    end in a select rather than a product (see `_shrunk_share` in `competitive.py` and
+    `masked_product_sums`).
     """
     return _sums_as_products() and _flat_view(shape, axes) is not None
 

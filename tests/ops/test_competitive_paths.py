@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 from keras_adaptive_acts.ops import competitive_paths
-from keras_adaptive_acts.ops.competitive_paths import sums_over_slices
+from keras_adaptive_acts.ops.competitive_paths import masked_product_sums, sums_over_slices
 
 
 def _numpy(tensor):
@@ -43,6 +43,20 @@ def test_the_sums_are_numpys_to_float32_rounding(shape, axes):
     assert actual.shape == expected.shape
     # A sum of n positive float32 terms in any order: relative error at most about n * 2**-24.
     np.testing.assert_allclose(actual, expected, rtol=max(shape[-1], 1) * 2**-24 + 1e-7, atol=0)
+
+
+@pytest.mark.parametrize(("shape", "axes"), [((3, 8, 8, 5), (1, 2, 3)), ((3, 8, 8, 5), (1, 2))])
+def test_masked_product_sums_are_numpys_and_drop_what_the_mask_drops(shape, axes):
+    # Per sample the term is a product (the sums are products with ones), per channel a select:
+    # both give the float64 sum, and an infinite `first` where the mask is off adds nothing.
+    rng = np.random.default_rng(2)
+    first, second = rng.normal(size=shape).astype("float32"), rng.normal(size=shape).astype("float32")
+    mask = second > 0
+    first[~mask] = np.where(rng.uniform(size=(~mask).sum()) < 0.01, np.inf, first[~mask])
+    expected = np.sum(np.where(mask, first.astype("float64") * second, 0.0), axis=axes, keepdims=True)
+    tensors = (ops.convert_to_tensor(t) for t in (mask, first, second))
+    actual = _numpy(masked_product_sums(*tensors, axes))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_non_finite_row_changes_no_other_row():
