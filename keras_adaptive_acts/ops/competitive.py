@@ -178,7 +178,11 @@ def _share_and_derivative_scales(z, competition, eps, axes):
     p, denominator = _shrunk_share(z, None, competition, eps, axes)
     # The numerator is at most the denominator (relu(z)**2 <= z**2, relu(z) <= |z|): one check.
     finite = ops.isfinite(denominator)
-    unshrunk = ops.ones_like(denominator)
+    # 1 wherever it is used (the first branch runs only where every sum is finite; the second
+    # keeps it only there), computed from the data rather than `ones_like`: TensorFlow moves a
+    # constant into the branch that returns it, which is then no longer empty (see below). Per
+    # channel that made XLA run the guard's branch on every step: 1.3x to 1.5x the op's time.
+    unshrunk = ops.cast(finite, denominator.dtype)
 
     def as_they_are():
         # Only passes values through: XLA turns a conditional whose branches hold only cheap

@@ -162,3 +162,41 @@ def test_terms_summed_as_reductions_end_in_a_select(competition):
     # one and one.
     assert len(sums) == (3 if competition == "energy" else 2), [op.name for op in sums]
     assert all(op.inputs[0].op.type == "SelectV2" for op in sums), [op.inputs[0].op.type for op in sums]
+
+
+def _compiled_training_step_text(competition, axis):
+    """The text of the XLA-compiled gradient of the op (per sample or per channel) on this backend."""
+    from keras_adaptive_acts.ops.competitive import competitive_relu
+
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 5)).astype("float32")
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def step(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = competitive_relu(x, 0.5, 0.2, competition=competition, axis=axis)
+            return tape.gradient(y, x)
+
+        return step.experimental_get_compiler_ir(tf.constant(x))(stage="optimized_hlo")
+    if backend == "jax":
+        import jax
+
+        def total(x):
+            return competitive_relu(x, 0.5, 0.2, competition=competition, axis=axis).sum()
+
+        return jax.jit(jax.grad(total)).lower(x).compile().as_text()
+    pytest.skip(f"{backend}: not compiled by XLA, so a conditional always runs one branch")
+
+
+@pytest.mark.parametrize("axis", [None, (1, 2)], ids=["per-sample", "per-channel"])
+@pytest.mark.parametrize("competition", ["energy", "l1"])
+def test_the_overflow_guard_stays_a_conditional_under_xla(competition, axis):
+    # The guard's second branch (two more reductions and two more sums over the input) must run
+    # only when a sum overflowed. XLA turns a conditional whose branches are cheap into selects
+    # that run both; an empty first branch prevents it. A constant returned by that branch (from
+    # `ones_like`) ended up inside it on TensorFlow, and per channel the guard ran on every step.
+    text = _compiled_training_step_text(competition, axis)
+    assert " conditional(" in text, "the overflow guard was compiled into selects that run both branches"
