@@ -191,12 +191,17 @@ def _compiled_training_step_text(competition, axis):
     pytest.skip(f"{backend}: not compiled by XLA, so a conditional always runs one branch")
 
 
+@pytest.mark.parametrize("products", [True, False], ids=["sums-as-laid-out-here", "sums-as-reductions"])
 @pytest.mark.parametrize("axis", [None, (1, 2)], ids=["per-sample", "per-channel"])
 @pytest.mark.parametrize("competition", ["energy", "l1"])
-def test_the_overflow_guard_stays_a_conditional_under_xla(competition, axis):
+def test_the_overflow_guard_stays_a_conditional_under_xla(competition, axis, products, monkeypatch):
     # The guard's second branch (two more reductions and two more sums over the input) must run
     # only when a sum overflowed. XLA turns a conditional whose branches are cheap into selects
     # that run both; an empty first branch prevents it. A constant returned by that branch (from
-    # `ones_like`) ended up inside it on TensorFlow, and per channel the guard ran on every step.
+    # `ones_like`) ended up inside it on TensorFlow, and wherever the sums are reductions (per
+    # channel; on a GPU, per sample too) the guard ran on every step. "sums-as-reductions" lays
+    # the sums out as on a GPU, on this CPU.
+    if not products:
+        monkeypatch.setattr(competitive_paths, "_sums_as_products", lambda: False)
     text = _compiled_training_step_text(competition, axis)
     assert " conditional(" in text, "the overflow guard was compiled into selects that run both branches"
