@@ -1,8 +1,10 @@
 """The noisy-activation ops and RReLU against NumPy references of the spec."""
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
+from layer_testing import float64_tolerance, vjp
 from noisy_reference import h, input_noise, output_noise
 
 from keras_adaptive_acts.ops import hard_sigmoid, hard_tanh, noisy_input, noisy_output, rrelu
@@ -110,3 +112,79 @@ def test_output_noise_at_inference_matches_the_float64_reference_over_the_whole_
     term_size = np.maximum(1.0, np.abs(x)).astype("float32")
     spacing = np.spacing(term_size).astype("float64")  # one float32 ulp of the terms
     assert np.all(np.abs(out - expected) <= 2 * spacing)
+
+
+NOISES_WITH_P = [
+    pytest.param(dict(noise="output", half_normal=False), id="NAN"),
+    pytest.param(dict(noise="output", half_normal=True), id="NAH"),
+    pytest.param(dict(noise="input_learned"), id="NANIL"),
+]
+
+
+def _noisy_with_p(x, p, xi, base, noise, half_normal=False):
+    """The training form (noise `xi`) of an activation with the per-unit `p` (NumPy or backend arrays)."""
+    if noise == "output":
+        return noisy_output(x, p, 0.5, xi, base=base, alpha=1.15, half_normal=half_normal)
+    return noisy_input(x, 0.25, xi, base=base, mode=noise, p=p)
+
+
+def _reference_with_p(x, p, xi, base, noise, half_normal=False):
+    if noise == "output":
+        return output_noise(x, p, 0.5, xi, base, 1.15, half_normal)
+    return input_noise(x, 0.25, xi, base, noise, 1.0, p)
+
+
+@pytest.mark.parametrize("base", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("kind", NOISES_WITH_P)
+def test_the_gradient_of_p_matches_finite_differences_of_the_reference(base, kind):
+    # Linear and saturated entries in every unit: p's gradient sums over both, and is 0 on the
+    # linear ones (no noise there).
+    x = np.array([[-3.1, -0.4, 2.2, 5.0, -7.5], [0.3, -2.6, -0.9, 1.4, 4.4], [2.9, 0.8, -4.7, -0.2, -1.8]])
+    x = x * (1.0 if base == "tanh" else 4.0)
+    xi = np.random.default_rng(1).normal(size=x.shape)
+    p = np.array([0.7, -1.3, 0.4, 1.9, -0.6])
+    upstream = np.random.default_rng(2).normal(size=x.shape)
+    _, (dp,) = vjp(lambda p_: _noisy_with_p(x, p_, xi, base, **kind), [p], upstream)
+    step = 1e-6
+    numeric = [
+        np.sum(
+            upstream
+            * (
+                _reference_with_p(x, p + step * e, xi, base, **kind)
+                - _reference_with_p(x, p - step * e, xi, base, **kind)
+            )
+        )
+        / (2 * step)
+        for e in np.eye(p.size)
+    ]
+    np.testing.assert_allclose(ops.convert_to_numpy(dp), numeric, **float64_tolerance(1e-6, 1e-9))
+
+
+@pytest.mark.parametrize("kind", NOISES_WITH_P)
+def test_the_gradient_of_p_is_summed_from_a_select(kind):
+    # XLA:CPU hands a large sum to its fast reduction library only if the sum's term ends in a
+    # select: p's gradient (a sum over every axis but the last) ended in a product, and the output
+    # noise's training step took 1.3x the time.
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("reads the op's TensorFlow graph (the formula is the same code on JAX)")
+    import tensorflow as tf
+
+    p = tf.Variable(np.full(5, 0.5, dtype="float32"))
+
+    def step(x, xi):
+        with tf.GradientTape() as tape:
+            y = _noisy_with_p(x, p, xi, "tanh", **kind)
+        return tape.gradient(y, p)
+
+    spec = tf.TensorSpec((2, 8, 8, 5))  # static: TensorFlow adds no-op sums to gradients of unknown shape
+    graph = tf.function(step).get_concrete_function(spec, spec).graph
+    # The ops p's gradient is computed from (the graph also holds gradients nobody asked for).
+    needed, pending = set(), [tensor.op for tensor in graph.outputs]
+    while pending:
+        op = pending.pop()
+        if op not in needed:
+            needed.add(op)
+            pending.extend(tensor.op for tensor in op.inputs)
+    sums = [op for op in needed if op.type == "Sum" and op.inputs[0].shape.as_list() == [2, 8, 8, 5]]
+    assert sums, "no input-sized sum in p's gradient"
+    assert all(op.inputs[0].op.type == "SelectV2" for op in sums), [op.inputs[0].op.type for op in sums]
