@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor
+from keras_adaptive_acts.ops.parameter_gradients import parameter_where_nonzero
 
 _PACKAGE = "keras_adaptive_acts"  # as `registry.PACKAGE` (ops import nothing above them)
 
@@ -74,7 +75,13 @@ def snake(x: Tensor, frequency: Tensor | float = 1.0) -> Tensor:
         Fix It", [arXiv:2006.08195](https://arxiv.org/abs/2006.08195).
     """
     x = floating_tensor(x)
+    trainable = not isinstance(frequency, (int, float))  # a number has no gradient to sum
     frequency = _like(frequency, x, "frequency")
+    if trainable:
+        # Spread over `x` first: every use below is then elementwise, and the frequency's gradient
+        # one sum of a select instead of three sums of products (12x ReLU's training step on
+        # XLA:CPU before, see parameter_gradients). Where x == 0 every term is 0 either way.
+        frequency = parameter_where_nonzero(frequency, x)
     at_zero = ops.equal(frequency, 0)
     # Two branches, each safe where the other is chosen (no 0 / 0, so no NaN gradient either).
     safe_frequency = ops.where(at_zero, ops.ones_like(frequency), frequency)
@@ -136,7 +143,9 @@ def tlu(x: Tensor, tau: Tensor | float = 0.0, alpha: Tensor | float | None = Non
     alpha = _like(alpha, x, "alpha")
     infinite = ops.isinf(x)
     finite_x = ops.where(infinite, ops.zeros_like(x), x)  # no alpha * inf below, in values or gradients
-    outputs = ops.maximum(x, alpha * finite_x + tau)
+    # alpha's gradient summed from a select (see parameter_gradients): 4.8x ReLU's training step
+    # on XLA:CPU before. tau's is already: it reaches tau through the maximum's select.
+    outputs = ops.maximum(x, parameter_where_nonzero(alpha, finite_x) * finite_x + tau)
     # At x = +-inf the line alpha * x + tau is sign(alpha) * x, or tau where alpha = 0.
     line_at_infinity = ops.where(ops.equal(alpha, 0), tau, ops.sign(alpha) * ops.where(infinite, x, 1))
     return ops.where(infinite, ops.maximum(x, line_at_infinity), outputs)

@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor
+from keras_adaptive_acts.ops.parameter_gradients import parameter_where_nonzero
 from keras_adaptive_acts.validation import check_choice
 
 BASES = ("tanh", "sigmoid")
@@ -118,7 +119,9 @@ def noisy_output(
         p_magnitude = abs(p) if isinstance(p, (int, float)) else ops.abs(p)  # a number stays weakly typed
         half_p = 0.5 * p_magnitude
         if xi is not None:  # training: p's gradient is wanted (at inference the select would cost NAH time)
-            half_p = _as_select_where_it_matters(half_p, delta)
+            # Without it, the output-noise training step (NAN, NAH) of the noisy_speed benchmark
+            # took 1.3x its time on XLA:CPU.
+            half_p = parameter_where_nonzero(half_p, delta)
         t = ops.tanh(half_p * delta)
         signed_scale = math.copysign(0.25, 1.0 - alpha) * c  # d * sigma == signed_scale * t * |t|
         if xi is None:
@@ -177,27 +180,12 @@ def noisy_input(
     delta = hard_function(x, base) - linearization(x, base)
     # The paper's 1e-10 is 0 in float16, where xi = 0 would give 0 / 0: its smallest subnormal instead.
     tiny = _TINY.get(ops.dtype(xi), 1e-10)
-    ratio = _as_select_where_it_matters(p, delta) * ops.abs(delta) / (ops.abs(xi) + tiny)
+    ratio = parameter_where_nonzero(p, delta) * ops.abs(delta) / (ops.abs(xi) + tiny)
     # A finite ratio can overflow (float16: |xi| below p * |delta| / 65504): capped at the dtype's
     # largest value, so that c = 0 adds no noise rather than 0 * inf = NaN. NaN stays NaN.
     largest = _LARGEST.get(ops.dtype(ratio)) or float(np.finfo(ops.dtype(ratio)).max)
     scale = ops.softplus(ops.where(ratio > largest, largest, ratio))
     return hard_function(x + c * scale * xi, base)
-
-
-def _as_select_where_it_matters(parameter, delta):
-    """`parameter` as `where(delta != 0, parameter, 0)` (of `delta`'s shape), for a product with `delta`.
-
-    The same product wherever `parameter` is finite (where `delta == 0` it is 0 either way); what
-    changes is its gradient. A per-unit parameter's gradient is a sum over every axis but the last,
-    and XLA:CPU hands such a sum to its fast reduction library only if the sum's term ends in a
-    select, not in a product: the select's gradient, `where(delta != 0, upstream, 0)`, is that term.
-    Without it XLA summed the product in a loop of its own (a reduce-window), and the output-noise
-    training step (NAN, NAH) of the noisy_speed benchmark took 1.3x the time it takes with it.
-    """
-    if isinstance(parameter, (int, float)):  # a number has no gradient to sum
-        return parameter
-    return ops.where(delta != 0, parameter, 0.0)
 
 
 _LARGEST = {"bfloat16": 3.3895313892515355e38}  # NumPy's finfo does not know bfloat16
