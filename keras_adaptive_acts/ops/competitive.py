@@ -180,8 +180,9 @@ def _share_and_derivative_scales(z, competition, eps, axes):
     finite = ops.isfinite(denominator)
     # 1 wherever it is used (the first branch runs only where every sum is finite; the second
     # keeps it only there), computed from the data rather than `ones_like`: TensorFlow moves a
-    # constant into the branch that returns it, which is then no longer empty (see below). Per
-    # channel that made XLA run the guard's branch on every step: 1.3x to 1.5x the op's time.
+    # constant into the branch that returns it, which is then no longer empty (see below). Where
+    # the sums are reductions (per channel on a CPU, every slice on a GPU), XLA then ran the
+    # guard's second branch on every step: per channel on a CPU, 1.3x to 1.5x the op's time.
     unshrunk = ops.cast(finite, denominator.dtype)
 
     def as_they_are():
