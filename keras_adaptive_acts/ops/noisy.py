@@ -120,7 +120,7 @@ def noisy_output(
         half_p = 0.5 * p_magnitude
         if xi is not None:  # training: p's gradient is wanted (at inference the select would cost NAH time)
             # Without it, the output-noise training step (NAN, NAH) of the noisy_speed benchmark
-            # took 1.3x its time on XLA:CPU.
+            # took 1.3x to 1.4x its time on XLA:CPU.
             half_p = parameter_where_nonzero(half_p, delta)
         t = ops.tanh(half_p * delta)
         signed_scale = math.copysign(0.25, 1.0 - alpha) * c  # d * sigma == signed_scale * t * |t|
