@@ -9,6 +9,7 @@ ending in a bare `ModuleNotFoundError`. The examples use it too.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 __all__ = ["EXTRAS", "require"]
@@ -47,7 +48,17 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
     except ImportError as error:
         top_level = module.split(".")[0]
         name = _DISTRIBUTIONS.get(top_level, top_level)
+        install = f'pip install "keras-adaptive-acts[{extra}]"'
+        missing = getattr(error, "name", None)
+        if missing and missing.split(".")[0] != top_level and importlib.util.find_spec(top_level):
+            # The package is there but one of its own imports is not (keras-tuner's undeclared `six`):
+            # "install it" would mislead, as pip would say it is already installed.
+            raise ImportError(
+                f"{purpose} needs {name}, which is installed but cannot be imported: its dependency "
+                f"{missing!r} is missing. Install that, or install the optional extra {extra!r}, which "
+                f"lists the dependencies {name} is known to leave out: {install} (import failed: {error})"
+            ) from error
         raise ImportError(
             f"{purpose} needs {name}, from the optional extra {extra!r}; install it with: "
-            f'pip install "keras-adaptive-acts[{extra}]" (import failed: {error})'
+            f"{install} (import failed: {error})"
         ) from error

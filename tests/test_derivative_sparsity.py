@@ -40,10 +40,16 @@ ANALYTIC_CASES = {
 }
 
 
+# GELU's derivative is never 0, but computed in float32 it can be: PyTorch's backward of the tanh
+# form gives exactly 0 below about x = -6.2 (8 of these 480 entries at scale 3). At scale 1.5 the
+# smallest entry is -4.1, where every backend's float32 derivative is not 0.
+DATA_SCALE = {"gelu": 1.5}
+
+
 @pytest.mark.parametrize("case", sorted(ANALYTIC_CASES))
 def test_the_fraction_is_that_of_the_derivatives_zero_set(case):
     make_layer, zero_derivative = ANALYTIC_CASES[case]
-    x = _data((40, 12), seed=1, scale=3.0)
+    x = _data((40, 12), seed=1, scale=DATA_SCALE.get(case, 3.0))
     model = _one_layer_model(make_layer())
     measured = measure_sparsity(model, x, derivative=True, batch_size=16)
     assert measured == {"subject": pytest.approx(np.mean(zero_derivative(x.astype("float64"))), abs=1e-12)}

@@ -2,7 +2,7 @@
 
 import keras
 import numpy as np
-from keras_bugs import NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE
+from keras_bugs import NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE, TORCH_MAXIMUM_ROUNDS_FLOAT64
 
 
 @NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE
@@ -19,3 +19,13 @@ def test_a_model_rebuilt_from_an_older_config_follows_the_training_argument():
     outputs = keras.ops.convert_to_numpy(rebuilt(np.ones((1, 100), "float32"), training=True))
     dropped = int(np.sum(outputs == 0))
     assert 20 < dropped < 80, f"Dropout(0.5) in training mode dropped {dropped} of 100 entries"
+
+
+@TORCH_MAXIMUM_ROUNDS_FLOAT64
+def test_the_maximum_of_two_float64_tensors_is_float64():
+    # 1 + 2**-40 is not a float32: rounded, it becomes 1.
+    x = keras.ops.convert_to_tensor(np.array([1.0 + 2.0**-40, -3.0]), "float64")
+    y = keras.ops.convert_to_tensor(np.array([0.5, -4.0]), "float64")
+    result = keras.ops.maximum(x, y)
+    assert keras.backend.standardize_dtype(result.dtype) == "float64"
+    assert keras.ops.convert_to_numpy(result).tolist() == [1.0 + 2.0**-40, -3.0]

@@ -82,7 +82,10 @@ def activations_of(model):
             counts[ACTIVATION_LAYER_KINDS[type(layer)]] += 1
         else:
             count_function(getattr(layer, "activation", None))
-            for value in vars(layer).values():  # the sublayers of a custom layer
+            values = list(vars(layer).values())
+            if keras.backend.backend() == "torch":  # a torch.nn.Module keeps its sublayers out of vars()
+                values += [child for _, child in layer.named_children()]
+            for value in values:  # the sublayers of a custom layer
                 if isinstance(value, keras.layers.Layer):
                     walk(value)
 

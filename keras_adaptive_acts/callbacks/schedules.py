@@ -23,6 +23,7 @@ from keras_adaptive_acts.callbacks.scheduling import (
     ramp,
 )
 from keras_adaptive_acts.layers.noisy_activation import NoisyActivation
+from keras_adaptive_acts.ops.maximum import maximum
 from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_choice, check_number
 
@@ -251,7 +252,7 @@ def _uplift(gamma: Any, floor: float) -> Any:
     """`sign+(gamma) * max(|gamma|, floor)`, with `sign+(0) = +1` (also for -0.0)."""
     gamma = ops.convert_to_tensor(gamma)
     sign = ops.where(ops.greater_equal(gamma, 0), 1.0, -1.0)
-    return ops.cast(sign, gamma.dtype) * ops.maximum(ops.abs(gamma), ops.cast(floor, gamma.dtype))
+    return ops.cast(sign, gamma.dtype) * maximum(ops.abs(gamma), ops.cast(floor, gamma.dtype))
 
 
 @register

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from keras_adaptive_acts.ops.maximum import maximum
 from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_choice, check_number
 
@@ -40,7 +41,7 @@ class GammaFloor(keras.constraints.Constraint):
         if self.inner is not None:
             w = self.inner(w)
         w = ops.convert_to_tensor(w)
-        return ops.maximum(w, ops.cast(self.floor, w.dtype))
+        return maximum(w, ops.cast(self.floor, w.dtype))
 
     def get_config(self):
         return {"floor": self.floor, "inner": constraints.serialize(self.inner)}

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor
+from keras_adaptive_acts.ops.maximum import maximum
 from keras_adaptive_acts.ops.parameter_gradients import parameter_where_nonzero
 
 _PACKAGE = "keras_adaptive_acts"  # as `registry.PACKAGE` (ops import nothing above them)
@@ -139,7 +140,7 @@ def tlu(x: Tensor, tau: Tensor | float = 0.0, alpha: Tensor | float | None = Non
     x = floating_tensor(x)
     tau = _like(tau, x, "tau")
     if alpha is None:
-        return ops.maximum(x, tau)
+        return maximum(x, tau)
     trainable = not isinstance(alpha, (int, float))  # a number has no gradient to sum
     alpha = _like(alpha, x, "alpha")
     infinite = ops.isinf(x)
@@ -147,7 +148,7 @@ def tlu(x: Tensor, tau: Tensor | float = 0.0, alpha: Tensor | float | None = Non
     # alpha's gradient summed from a select (see parameter_gradients; the training step took 0.38x
     # the time on XLA:CPU). tau's is already: it reaches tau through the maximum's select.
     slope = parameter_where_nonzero(alpha, finite_x) if trainable else alpha
-    outputs = ops.maximum(x, slope * finite_x + tau)
+    outputs = maximum(x, slope * finite_x + tau)
     # At x = +-inf the line alpha * x + tau is sign(alpha) * x, or tau where alpha = 0.
     line_at_infinity = ops.where(ops.equal(alpha, 0), tau, ops.sign(alpha) * ops.where(infinite, x, 1))
-    return ops.where(infinite, ops.maximum(x, line_at_infinity), outputs)
+    return ops.where(infinite, maximum(x, line_at_infinity), outputs)

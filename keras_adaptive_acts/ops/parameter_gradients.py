@@ -25,4 +25,6 @@ def parameter_where_nonzero(parameter, factor):
     """
     if isinstance(parameter, (int, float)):
         return parameter
-    return ops.where(factor != 0, parameter, 0.0)
+    # A zero of the parameter's own dtype: PyTorch promotes a 0-d float16 parameter and the 0-d
+    # float32 tensor Keras makes of a literal 0.0 to float32, and the layer's output with it.
+    return ops.where(factor != 0, parameter, ops.zeros_like(parameter))

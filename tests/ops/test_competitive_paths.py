@@ -77,8 +77,9 @@ def _operation_types(function, spec):
 
 def test_the_sums_are_products_with_ones_where_xla_sees_only_cpus():
     backend = keras.backend.backend()
-    devices = keras.distribution.list_devices()
-    products = backend in ("tensorflow", "jax") and all(device.startswith("cpu") for device in devices)
+    # (Keras' distribution API has no PyTorch implementation: `list_devices` fails there.)
+    xla = backend in ("tensorflow", "jax")
+    products = xla and all(device.startswith("cpu") for device in keras.distribution.list_devices())
     assert competitive_paths._sums_as_products() is products
     assert competitive_paths.sums_are_products((None, 8, 8, 5), (1, 2, 3)) is products
     assert competitive_paths.sums_are_products((None, 8, 8, 5), (1, 2)) is False

@@ -17,6 +17,17 @@ def test_the_parameter_is_spread_where_the_factor_is_not_zero():
     assert parameter_where_nonzero(0.25, factor) == 0.25  # a number has no gradient: left as it is
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_a_scalar_parameter_keeps_its_dtype(dtype):
+    # PyTorch promoted where(condition, 0-d float16, 0.0) to float32: Snake under mixed_float16
+    # returned float32.
+    factor = ops.convert_to_tensor(np.array([[0.0, 2.0], [1.0, -3.0]]), dtype)
+    parameter = ops.convert_to_tensor(np.array(0.5), dtype)
+    spread = parameter_where_nonzero(parameter, factor)
+    assert keras.backend.standardize_dtype(spread.dtype) == dtype
+    np.testing.assert_array_equal(ops.convert_to_numpy(spread), [[0.0, 0.5], [0.5, 0.5]])
+
+
 # Each: the activation of `x` with its trainable parameter (per unit, or a scalar for Snake).
 PARAMETERIZED = {
     "NAN": lambda x, p, xi: noisy_output(x, p, 0.5, xi),
