@@ -742,6 +742,8 @@ def build_and_check(case, sizes, rng, inputs, record):
     except Exception as error:
         record["error"] = describe(error)
         return None
+    if guarded(layer):
+        record["overflow_guard"] = overflow_guard_form(step, model, inputs, shape)
     try:
         record["checks"] = check_case(case, sizes, (model, layer, step), rng, inputs)
     except Exception as error:  # the row is still timed: its speed is worth having
@@ -752,6 +754,30 @@ def build_and_check(case, sizes, rng, inputs, record):
         verdict = "checked" if all(map(check_passed, record["checks"])) else "CHECK FAILED"
     progress(f"{case.name}: built, {verdict} ({time.perf_counter() - begin:.1f} s)")
     return run
+
+
+def guarded(layer) -> bool:
+    """Whether the layer's op has the overflow guard (energy and l1 do; the count sums no magnitudes)."""
+    return isinstance(layer, kaa.CompetitiveReLU) and layer.competition != "count"
+
+
+def overflow_guard_form(step, model, inputs, shape) -> str:
+    """ "conditional" if the compiled step keeps the overflow guard as one, "selects" if not.
+
+    The guard's second branch (two reductions for each slice's largest magnitude, both sums again on
+    the shrunk slice) must run only when a sum overflowed. XLA turns a conditional whose branches hold
+    only cheap instructions into selects that run both; on TensorFlow that happened wherever the sums
+    are reductions (as on a GPU). tests/ops/test_competitive_paths.py checks the CPU's compiler, with
+    the sums laid out as on a GPU; this reads what XLA's GPU pipeline made of it.
+    """
+    trainable, non_trainable = model_state(model)
+    x = inputs.device(shape)[0]
+    upstream = inputs.device(output_shape(model, shape), "upstream")[0]
+    try:
+        text = step.lower(trainable, non_trainable, x, upstream).compile().as_text()
+    except Exception as error:  # a report line, not a row: the row is still checked and timed
+        return f"unknown ({describe(error)})"
+    return "conditional" if " conditional(" in text else "selects"
 
 
 def measure_layers(rows, sizes, timing, inputs) -> tuple[dict, dict | None]:
@@ -1076,6 +1102,26 @@ def correctness_lines(results) -> list[str]:
     ]
 
 
+def guard_lines(results, names) -> list[str]:
+    """One line on how the compiled steps of the guarded CompetitiveReLU rows hold the overflow guard."""
+    forms = {name: results["layers"][name].get("overflow_guard") for name in names}
+    forms = {name: form for name, form in forms.items() if form}
+    if not forms:
+        return []
+    if all(form == "conditional" for form in forms.values()):
+        return [
+            "",
+            f"Overflow guard: the compiled step keeps it as a conditional in all {len(forms)} guarded "
+            "CompetitiveReLU rows (its second branch runs only when a sum overflows).",
+        ]
+    others = ", ".join(f"{name}: {form}" for name, form in forms.items() if form != "conditional")
+    return [
+        "",
+        f"**Overflow guard not kept as a conditional** ({others}): XLA runs both of its branches on every "
+        "step, four more passes over the input; see tests/ops/test_competitive_paths.py.",
+    ]
+
+
 def cnn_lines(results) -> list[str]:
     cnn = results["cnn"]
     lines = [
@@ -1152,7 +1198,7 @@ def section_markdown(results, section) -> str:
     else:
         lines += [*check_summary(results, layer_names), ""]
     lines += [f"### Forward + backward against ReLU ({platform_label(results)})", ""]
-    lines += [*speed_table(results, names), *targets_lines(results, names)]
+    lines += [*speed_table(results, names), *targets_lines(results, names), *guard_lines(results, names)]
     if section == "activation_speed":
         lines += ["", *cnn_lines(results)]
     return "\n".join(lines).strip() + "\n"
@@ -1173,6 +1219,7 @@ def markdown_report(results) -> str:
         "",
         *speed_table(results, names),
         *targets_lines(results, names),
+        *guard_lines(results, names),
         "",
         *cnn_lines(results),
     ]

@@ -89,6 +89,9 @@ BENCHMARKS = {
     "noisy_speed": Benchmark(
         "noisy_speed.py", "speed", 2, "NoisyHardTanh and RReLU speed vs the naive pipeline", gpu=True
     ),
+    "addon_speed": Benchmark(
+        "addon_speed.py", "speed", 1, "Snake and the affine TLU speed vs ReLU and their formulas' floors"
+    ),
     "cost_curves": Benchmark(
         "cost_curves.py",
         "speed",

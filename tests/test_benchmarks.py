@@ -77,6 +77,30 @@ def test_narrow_scale_benchmark_quick_run_writes_consistent_results(tmp_path):
 
 
 @pytest.mark.slow
+def test_addon_speed_benchmark_quick_run_writes_consistent_results(tmp_path):
+    command = [sys.executable, "benchmarks/addon_speed.py", "--quick", "--repeats", "3", "--warmup", "1"]
+    command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    raw = json.loads((tmp_path / "r.json").read_text())
+    medians = raw["results"]["median_ms"]
+    assert list(medians) == [
+        "ReLU",
+        "Snake()",
+        "floor: x + sin(f * x)",
+        "TLU(affine=True)",
+        "plain: max(x, a * x + t)",
+    ]
+    assert all(len(times) == 3 for times in raw["results"]["times_ms"].values())
+    assert raw["quick"] is True and raw["results"]["shape"] == [4, 8, 8, 8]
+    report = (tmp_path / "r.md").read_text()
+    # Each ratio is the row's median over its reference's, from the same run.
+    snake_ratio = medians["Snake()"] / medians["floor: x + sin(f * x)"]
+    snake_row = f"| Snake() | {medians['Snake()']:.3f} | {medians['Snake()'] / medians['ReLU']:.2f} | {snake_ratio:.2f} |"
+    assert snake_row in report
+
+
 def test_cost_curves_benchmark_quick_run_writes_consistent_results(tmp_path):
     command = [sys.executable, "benchmarks/cost_curves.py", "--quick", "--repeats", "3", "--warmup", "1"]
     command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]

@@ -197,6 +197,15 @@ def test_quick_run_checks_and_times_every_public_layer_on_jax_without_tensorflow
     assert "### Training step of the small CNN" in sections["activation_speed"]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["platform"] == "CPU" and summary["checks_passed"] is True
+    # The overflow guard's form in each guarded row's compiled step, read from its HLO (XLA:CPU keeps
+    # the conditional on JAX, as tests/ops/test_competitive_paths.py checks); the count has no guard.
+    guards = {name: record.get("overflow_guard") for name, record in rows.items()}
+    assert guards["CompetitiveReLU(energy)"] == guards["CompetitiveReLU(l1)"] == "conditional"
+    assert guards["CompetitiveReLU(energy, axis=(1, 2))"] == "conditional"
+    assert guards["CompetitiveReLU(count)"] is None and guards["Snake()"] is None
+    assert (
+        "Overflow guard: the compiled step keeps it as a conditional in all 3" in sections["activation_speed"]
+    )
 
 
 @pytest.mark.slow
