@@ -43,6 +43,11 @@ LAYER_LEVEL = (
     "test_sparsity_callbacks.py",
     "test_surgery.py",
     "test_surgery_sublayers.py",
+    # The docstring examples users copy (doctests): every backend and Keras must run them as written.
+    "../keras_adaptive_acts/layers/",
+    "../keras_adaptive_acts/ops/",
+    "../keras_adaptive_acts/callbacks/",
+    "../keras_adaptive_acts/regularizers.py",
 )
 
 

@@ -305,7 +305,7 @@ class GammaUplift(LayerSchedule):
         >>> x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
         >>> model.fit(x, x, epochs=2, verbose=0, callbacks=[uplift]).history["gamma_floor"]
         [0.25, 0.5]
-        >>> np.asarray(norm.gamma).tolist()
+        >>> keras.ops.convert_to_numpy(norm.gamma).tolist()
         [-0.5, 0.5, 0.5, 3.0]
 
     Reference:

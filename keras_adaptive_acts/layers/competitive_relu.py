@@ -97,10 +97,10 @@ class CompetitiveReLU(keras.layers.Layer):
         >>> import numpy as np
         >>> layer = CompetitiveReLU()
         >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")
-        >>> np.asarray(layer(x)).tolist()  # identical to ReLU at initialisation
+        >>> keras.ops.convert_to_numpy(layer(x)).tolist()  # identical to ReLU at initialisation
         [[0.0, 0.5, 2.0]]
         >>> layer = CompetitiveReLU(init="competition")  # s = 2 tanh(2p - 1), p = 4.25 / 5.25
-        >>> np.round(np.asarray(layer(x)), 4).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(layer(x)), 4).tolist()
         [[0.0, 0.5505, 2.2019]]
 
     Reference:
@@ -184,7 +184,8 @@ class CompetitiveReLU(keras.layers.Layer):
             >>> import numpy as np
             >>> layer = CompetitiveReLU(init="competition")  # s = 2 tanh(2p - 1)
             >>> p, s = layer.competition_statistics(np.array([[-1.0, 0.5, 2.0]], "float32"))
-            >>> np.round(np.asarray(p), 4).tolist(), np.round(np.asarray(s), 4).tolist()
+            >>> p, s = keras.ops.convert_to_numpy(p), keras.ops.convert_to_numpy(s)
+            >>> np.round(p, 4).tolist(), np.round(s, 4).tolist()
             ([[0.8095]], [[1.101]])
         """
         z, alpha, beta, source = self._built_operands(inputs)
@@ -210,7 +211,8 @@ class CompetitiveReLU(keras.layers.Layer):
         Examples:
             >>> import numpy as np
             >>> layer = CompetitiveReLU(competition="count")  # s == 1: the derivative of ReLU
-            >>> np.asarray(layer.input_derivative(np.array([[-1.0, 0.0, 2.0]], "float32"))).tolist()
+            >>> derivative = layer.input_derivative(np.array([[-1.0, 0.0, 2.0]], "float32"))
+            >>> keras.ops.convert_to_numpy(derivative).tolist()
             [[0.0, 0.0, 1.0]]
         """
         z, alpha, beta, source = self._built_operands(inputs)

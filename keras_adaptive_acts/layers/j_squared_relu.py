@@ -26,7 +26,7 @@ class JSquaredReLU(keras.layers.Layer):
 
     Examples:
         >>> import numpy as np
-        >>> np.asarray(JSquaredReLU()(np.array([[-1.0, 0.0, 1.0, 2.0]]))).tolist()
+        >>> keras.ops.convert_to_numpy(JSquaredReLU()(np.array([[-1.0, 0.0, 1.0, 2.0]]))).tolist()
         [[0.0, 0.0, 1.5, 4.0]]
 
     Reference:

@@ -30,7 +30,7 @@ class LiSHT(keras.layers.Layer):
 
     Examples:
         >>> import numpy as np
-        >>> np.round(np.asarray(LiSHT()(np.array([[-1.0, 0.0, 2.0]]))), 4).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(LiSHT()(np.array([[-1.0, 0.0, 2.0]]))), 4).tolist()
         [[0.7616, 0.0, 1.9281]]
 
     Reference:

@@ -34,7 +34,7 @@ class MixedActivation(keras.layers.Layer):
     Examples:
         >>> import numpy as np
         >>> layer = MixedActivation("relu", "j_squared_relu", t=0.5)
-        >>> np.asarray(layer(np.array([[-1.0, 2.0]]))).tolist()  # 0.5 * 2 + 0.5 * 4
+        >>> keras.ops.convert_to_numpy(layer(np.array([[-1.0, 2.0]]))).tolist()  # 0.5 * 2 + 0.5 * 4
         [[0.0, 3.0]]
 
     Reference:

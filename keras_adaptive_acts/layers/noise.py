@@ -65,8 +65,9 @@ def inference_noise(draw: bool) -> contextlib.AbstractContextManager[None]:
         >>> layer = RReLU(seed=0)
         >>> x = -np.ones((1, 4), dtype="float32")
         >>> with inference_noise(True):
-        ...     sampled = np.asarray(layer(x))
-        >>> bool(np.all(sampled != np.asarray(layer(x))))  # the mean slope outside the context
+        ...     sampled = keras.ops.convert_to_numpy(layer(x))
+        >>> # the mean slope outside the context
+        >>> bool(np.all(sampled != keras.ops.convert_to_numpy(layer(x))))
         True
     """
     if not isinstance(draw, bool):  # checked here, not on entering: the error points at the call

@@ -44,9 +44,11 @@ class NoisyHardSigmoid(NoisyActivation):
 
     Examples:
         >>> import numpy as np
+        >>> import keras
         >>> layer = NoisyHardSigmoid(p_initializer="zeros")  # p = 0: no noise, sigma = 0
         >>> x = np.array([[-1.0, 0.0, 4.0]], dtype="float32")
-        >>> np.round(np.asarray(layer(x, training=True)), 4).tolist()  # 1 - 0.1 * 0.5 at x = 4
+        >>> outputs = layer(x, training=True)
+        >>> np.round(keras.ops.convert_to_numpy(outputs), 4).tolist()  # 1 - 0.1 * 0.5 at x = 4
         [[0.25, 0.5, 0.95]]
 
     Reference:

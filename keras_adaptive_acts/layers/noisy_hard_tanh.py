@@ -61,9 +61,11 @@ class NoisyHardTanh(NoisyActivation):
 
     Examples:
         >>> import numpy as np
+        >>> import keras
         >>> layer = NoisyHardTanh(seed=0)
         >>> x = np.array([[-0.5, 0.25, 2.0]], dtype="float32")
-        >>> np.round(np.asarray(layer(x)), 4).tolist()  # inference: h(x), and 1 - 0.15 at x = 2
+        >>> outputs = layer(x)  # inference: h(x), and 1 - 0.15 at x = 2
+        >>> np.round(keras.ops.convert_to_numpy(outputs), 4).tolist()
         [[-0.5, 0.25, 0.85]]
 
     Reference:

@@ -29,7 +29,7 @@ class GammaFloor(keras.constraints.Constraint):
     Examples:
         >>> import numpy as np
         >>> w = np.array([-2.0, 0.5, 3.0], dtype="float32")
-        >>> np.asarray(GammaFloor(1.0)(w)).tolist()
+        >>> keras.ops.convert_to_numpy(GammaFloor(1.0)(w)).tolist()
         [1.0, 1.0, 3.0]
     """
 
@@ -104,7 +104,7 @@ class RestrictedLayerNormalization(keras.layers.LayerNormalization):
         >>> import numpy as np
         >>> layer = RestrictedLayerNormalization(epsilon=0.0)
         >>> x = np.array([[1.0, 2.0, 3.0, 6.0]], dtype="float32")
-        >>> np.round(np.asarray(layer(x)), 4).tolist()  # (x - 3) / sqrt(3.5), no beta
+        >>> np.round(keras.ops.convert_to_numpy(layer(x)), 4).tolist()  # (x - 3) / sqrt(3.5), no beta
         [[-1.069, -0.5345, 0.0, 1.6036]]
         >>> layer.beta is None, type(layer.gamma.constraint).__name__
         (True, 'GammaFloor')

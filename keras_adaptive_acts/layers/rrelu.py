@@ -36,8 +36,9 @@ class RReLU(StochasticLayer):
 
     Examples:
         >>> import numpy as np
+        >>> import keras
         >>> layer = RReLU(lower=0.1, upper=0.3)
-        >>> np.round(np.asarray(layer(np.array([[-2.0, 3.0]], dtype="float32"))), 4).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(layer(np.array([[-2.0, 3.0]], dtype="float32"))), 4).tolist()
         [[-0.4, 3.0]]
 
     Reference:

@@ -42,7 +42,7 @@ class Snake(keras.layers.Layer):
     Examples:
         >>> import numpy as np
         >>> layer = Snake(frequency=2.0)
-        >>> np.round(np.asarray(layer(np.array([[-1.0, 0.0, 1.0]]))), 4).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(layer(np.array([[-1.0, 0.0, 1.0]]))), 4).tolist()
         [[-0.5866, 0.0, 1.4134]]
         >>> [weight.name for weight in layer.weights]
         ['frequency']

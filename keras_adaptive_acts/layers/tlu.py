@@ -58,7 +58,7 @@ class TLU(keras.layers.Layer):
     Examples:
         >>> import numpy as np
         >>> layer = TLU(tau_initializer=keras.initializers.Constant(-1.0))
-        >>> np.asarray(layer(np.array([[-3.0, -0.5, 2.0]]))).tolist()
+        >>> keras.ops.convert_to_numpy(layer(np.array([[-3.0, -0.5, 2.0]]))).tolist()
         [[-1.0, -0.5, 2.0]]
         >>> layer = TLU(affine=True)
         >>> _ = layer(np.zeros((2, 4, 3)))  # channels last: 3 channels

@@ -105,12 +105,12 @@ class ZerothBias(keras.layers.Layer):
         >>> import numpy as np
         >>> layer = ZerothBias(max_len=4, clip=0.5)
         >>> x = np.ones((2, 3, 2), dtype="float32")
-        >>> bool(np.array_equal(np.asarray(layer(x)), x))  # zero at initialisation
+        >>> bool(np.array_equal(keras.ops.convert_to_numpy(layer(x)), x))  # zero at initialisation
         True
         >>> _ = layer.b0.assign(np.arange(8, dtype="float32").reshape(4, 2) / 4)
-        >>> np.asarray(layer(x))[0].tolist()  # rows 0..2 of b0 are added
+        >>> keras.ops.convert_to_numpy(layer(x))[0].tolist()  # rows 0..2 of b0 are added
         [[1.0, 1.25], [1.5, 1.75], [2.0, 2.25]]
-        >>> float(np.max(layer.b0.constraint(layer.b0)))  # the clip applied after each update
+        >>> float(keras.ops.max(layer.b0.constraint(layer.b0)))  # the clip applied after each update
         0.5
 
     Reference:

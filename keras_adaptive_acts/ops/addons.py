@@ -35,7 +35,7 @@ def lisht(x: Tensor) -> Tensor:
 
     Examples:
         >>> import numpy as np
-        >>> np.round(np.asarray(lisht(np.array([-1.0, 0.0, 1.0]))), 6).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(lisht(np.array([-1.0, 0.0, 1.0]))), 6).tolist()
         [0.761594, 0.0, 0.761594]
 
     Reference:
@@ -68,7 +68,7 @@ def snake(x: Tensor, frequency: Tensor | float = 1.0) -> Tensor:
 
     Examples:
         >>> import numpy as np
-        >>> np.round(np.asarray(snake(np.array([-1.0, 0.0, 1.0]))), 6).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(snake(np.array([-1.0, 0.0, 1.0]))), 6).tolist()
         [-0.291927, 0.0, 1.708073]
 
     Reference:
@@ -128,9 +128,9 @@ def tlu(x: Tensor, tau: Tensor | float = 0.0, alpha: Tensor | float | None = Non
 
     Examples:
         >>> import numpy as np
-        >>> np.asarray(tlu(np.array([-2.0, 0.0, 3.0]), tau=-1.0)).tolist()
+        >>> keras.ops.convert_to_numpy(tlu(np.array([-2.0, 0.0, 3.0]), tau=-1.0)).tolist()
         [-1.0, 0.0, 3.0]
-        >>> np.asarray(tlu(np.array([-2.0, 0.0, 3.0]), tau=0.0, alpha=0.5)).tolist()
+        >>> keras.ops.convert_to_numpy(tlu(np.array([-2.0, 0.0, 3.0]), tau=0.0, alpha=0.5)).tolist()
         [-1.0, 0.0, 3.0]
 
     Reference:

@@ -408,8 +408,9 @@ def competition_share(
 
     Examples:
         >>> import numpy as np
+        >>> import keras
         >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")  # p = 4.25 / 5.25
-        >>> np.round(np.asarray(competition_share(x)), 4).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(competition_share(x)), 4).tolist()
         [[0.8095]]
     """
     check_competition_args(competition, eps)
@@ -434,8 +435,9 @@ def competitive_scale(
 
     Examples:
         >>> import numpy as np
+        >>> import keras
         >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")  # s = 2 tanh(2 p - 1), p = 4.25 / 5.25
-        >>> np.round(np.asarray(competitive_scale(x, 2.0, -1.0)), 4).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(competitive_scale(x, 2.0, -1.0)), 4).tolist()
         [[1.101]]
     """
     check_competition_args(competition, eps, scale_bound)
@@ -485,8 +487,9 @@ def competitive_relu(
 
     Examples:
         >>> import numpy as np
+        >>> import keras
         >>> x = np.array([[-1.0, 0.5, 2.0]], dtype="float32")
-        >>> np.round(np.asarray(competitive_relu(x, 2.0, -1.0)), 4).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(competitive_relu(x, 2.0, -1.0)), 4).tolist()
         [[0.0, 0.5505, 2.2019]]
     """
     check_competition_args(competition, eps, scale_bound)

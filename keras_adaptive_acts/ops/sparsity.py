@@ -25,7 +25,8 @@ def j_squared_relu(x: Tensor) -> Tensor:
 
     Examples:
         >>> import numpy as np
-        >>> np.asarray(j_squared_relu(np.array([-1.0, 0.0, 1.0, 2.0]))).tolist()
+        >>> import keras
+        >>> keras.ops.convert_to_numpy(j_squared_relu(np.array([-1.0, 0.0, 1.0, 2.0]))).tolist()
         [0.0, 0.0, 1.5, 4.0]
     """
     positive = ops.relu(floating_tensor(x))
@@ -40,6 +41,7 @@ def zero_fraction(x: Tensor) -> Tensor:
 
     Examples:
         >>> import numpy as np
+        >>> import keras
         >>> float(zero_fraction(np.array([[0.0, 1.0], [0.0, -2.0]])))
         0.5
     """
