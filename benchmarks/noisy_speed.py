@@ -67,6 +67,9 @@ NAH = "NoisyHardTanh(half_normal=True) (NAH)"
 # distance to the linear regime); this is the least any exact formulation reads, writes and computes.
 TANH_FLOOR = "floor: clip(x, -1, 1) + tanh(x)"
 SPEC_NAH = "NAH as the spec writes it (sigmoid, sign)"
+# RReLU's training step draws one uniform slope per entry; this row draws them as RReLU does and
+# multiplies the input by them: the draws and one product per entry, the least RReLU's formula needs.
+UNIFORM_DRAWS = "floor: x * u, u ~ U(1/8, 1/3) drawn as RReLU draws"
 
 
 class HardTanh(keras.layers.Layer):
@@ -129,6 +132,21 @@ class PhiloxNaiveNoisyHardTanh(keras.layers.Layer):
         return ops.clip(inputs, -1.0, 1.0)
 
 
+class UniformDraws(keras.layers.Layer):
+    """`x * u` with `u` drawn as RReLU draws its slopes (`noise.uniform`, Philox on TensorFlow), in
+    training; `x` at inference. RReLU's floor: its draws, and one product per entry."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        slopes = noise.uniform(ops.shape(inputs), RRELU_LOWER, RRELU_UPPER, inputs.dtype, self.seed_generator)
+        return inputs * slopes
+
+
 def noisy_candidates(quick):
     """NoisyHardTanh variants compared with the baselines: name -> layer factory."""
     candidates = {
@@ -152,6 +170,7 @@ def training_candidates(quick):
         NAIVE_PHILOX: lambda: PhiloxNaiveNoisyHardTanh(NAIVE_STDDEV, seed=1),
         **noisy_candidates(quick),
         LEAKY: lambda: keras.layers.LeakyReLU(negative_slope=RRELU_MEAN_SLOPE),
+        UNIFORM_DRAWS: lambda: UniformDraws(seed=1),
         "RReLU()": lambda: kaa.RReLU(seed=1),
     }
 
@@ -240,7 +259,7 @@ def bench(shape, repeats, warmup, quick):
 
 def baseline_of(name, part):
     """The baseline a candidate is divided by in its table."""
-    if name.startswith("RReLU") or name == LEAKY:
+    if name.startswith("RReLU") or name in (LEAKY, UNIFORM_DRAWS):
         return LEAKY
     return NAIVE if part == "training" else HARD_TANH
 
@@ -286,7 +305,8 @@ def markdown_report(report):
         "training": (
             "Training: forward (`training=True`) + gradients w.r.t. the input and the weights",
             "Fixed upstream gradient. The naive pipeline is Keras `GaussianNoise(stddev=0.5)` then "
-            "`keras.ops.clip(x, -1, 1)`; RReLU is divided by `LeakyReLU` at its mean slope.",
+            "`keras.ops.clip(x, -1, 1)`; RReLU is divided by `LeakyReLU` at its mean slope, and so is the "
+            "floor that only draws RReLU's uniform slopes and multiplies the input by them.",
         ),
         "inference": (
             "Inference: forward only (`training=False`)",
