@@ -1,8 +1,10 @@
-"""Every layer of the package checked and timed on JAX's default device, and the small CNN's training step.
+"""Every layer of the package checked and timed on the default device, and the small CNN's training step.
 
-The benchmark for the lent GPU machine, which has JAX but no TensorFlow (and no network): Keras runs
-on its JAX backend, and nothing here imports TensorFlow, not even through Keras. On a machine without
-a GPU it runs on the CPU, and says so: its figures are then marked CPU, never GPU. In one run:
+The benchmark for the lent GPU machine, which has JAX and PyTorch but no TensorFlow (and no network):
+Keras runs on its JAX backend (steps compiled by `jax.jit`), or with `--backend torch` on its PyTorch
+backend (eager steps, as Keras' PyTorch `fit` runs by default); `device_runtimes.py` holds what differs
+between the two. Nothing here imports TensorFlow, not even through Keras. On a machine without a GPU
+it runs on the CPU, and says so: its figures are then marked CPU, never GPU. In one run:
 
 1. Every public layer (the layers of `keras_adaptive_acts.__all__`), built at a benchmark shape
    ((64, 32, 32, 64) float32 for the activations), is checked on the device against a float64 NumPy
@@ -13,22 +15,22 @@ a GPU it runs on the CPU, and says so: its figures are then marked CPU, never GP
    built on matrix products (SparsifiedMLP, the recurrent cells) are checked on a small input with
    float32 matrix products (on a GPU, JAX's default precision for them may be TF32), their gradient
    by finite differences.
-2. Each layer's jitted forward (`training=True`) + backward (gradients with respect to the input and
-   the weights, for a fixed upstream gradient) is timed against Keras' `ReLU` on the same input, in
-   the same run: medians of interleaved repetitions, each of several back-to-back calls ended by
-   `jax.block_until_ready`, warm-up calls excluded, inputs rotating among sets larger together than
-   the GPU's L2 cache; a jitted call doing almost nothing gives the dispatch floor, which the
-   report sets beside ReLU's time. The MLP block and the recurrent cells are also timed against their Keras
-   counterparts (Dense/ReLU/Dense with LayerNormalization, `LSTMCell`, `GRUCell`), the baselines
-   they are judged against. Target: at most 1.3x the baseline. CompetitiveReLU's floor
-   (`competition_floor.py`: the least work any exact competition does) is timed beside them as a
-   reference row, as on the CPU.
+2. Each layer's forward (`training=True`) + backward (gradients with respect to the input and the
+   weights, for a fixed upstream gradient), jitted on JAX, is timed against Keras' `ReLU` on the same
+   input, in the same run: medians of interleaved repetitions, each of several back-to-back calls
+   ended by waiting for the device (`jax.block_until_ready`, `torch.cuda.synchronize`), warm-up
+   calls excluded, inputs rotating among sets larger together than the GPU's L2 cache; a call doing
+   almost nothing gives the dispatch floor, which the report sets beside ReLU's time. The MLP block
+   and the recurrent cells are also timed against their Keras counterparts (Dense/ReLU/Dense with
+   LayerNormalization, `LSTMCell`, `GRUCell`), the baselines they are judged against. Target: at
+   most 1.3x the baseline. CompetitiveReLU's floor (`competition_floor.py`: the least work any exact
+   competition does) is timed beside them as a reference row, as on the CPU.
 3. The small CNN of `activation_speed.py` (three Conv2D blocks of 32/64/128 filters, each conv ->
    activation -> max-pool, then global average pooling and Dense(10); batch 128 of 32x32x3) is
    trained step by step with ReLU, CompetitiveReLU and CompetitiveReLU(axis=(1, 2)), and with the
    floor per sample and per channel as reference rows: the step `fit` compiles on JAX
-   (`stateless_call`, the loss, `optimizer.stateless_apply`, under `jax.jit`), timed without Keras'
-   per-batch Python around it. Target: at most 1.05x ReLU.
+   (`stateless_call`, the loss, `optimizer.stateless_apply`, under `jax.jit`), or the eager step of
+   Keras' PyTorch `fit`, timed without Keras' per-batch Python around it. Target: at most 1.05x ReLU.
 
 The exit status is 1 if a correctness check failed (or a layer could not be built or timed, or
 TensorFlow was imported); the JSON and Markdown files are written in any case. Speed targets missed
@@ -37,10 +39,11 @@ are verdicts in the report, not failures.
 On the device machine (see "How these figures are made" in docs/benchmarks.md for the one call):
 
     python3 benchmarks/device_speed.py --json $OUT/device_speed.json --markdown $OUT/device_speed.md
+    python3 benchmarks/device_speed.py --backend torch --json $OUT/device_speed_torch.json
 
 Usage:
-    python benchmarks/device_speed.py [--quick] [--repeats N] [--warmup N] [--calls N]
-        [--json PATH] [--markdown PATH]
+    python benchmarks/device_speed.py [--backend {jax,torch}] [--quick] [--repeats N] [--warmup N]
+        [--calls N] [--json PATH] [--markdown PATH]
 
 `--quick` shrinks every shape for a smoke run (about a minute on a 2-core CPU, most of it compiling);
 its figures mean nothing.
@@ -62,9 +65,25 @@ import time
 import traceback
 from collections.abc import Callable
 
-# Keras reads its backend once, when first imported: JAX, whatever the environment says. The lent
-# GPU machine has no TensorFlow, and this benchmark must not need it.
-os.environ["KERAS_BACKEND"] = "jax"
+BACKENDS = ("jax", "torch")
+
+
+def backend_argument(argv) -> str:
+    """The `--backend` given (default "jax"), read before Keras is imported: Keras reads its backend
+    once, when first imported, whatever the environment says later. An unknown value is left to
+    argparse to refuse, with JAX set meanwhile."""
+    for index, argument in enumerate(argv):
+        if argument == "--backend" and index + 1 < len(argv):
+            return argv[index + 1] if argv[index + 1] in BACKENDS else "jax"
+        if argument.startswith("--backend="):
+            value = argument.split("=", 1)[1]
+            return value if value in BACKENDS else "jax"
+    return "jax"
+
+
+# The lent GPU machine has no TensorFlow, and this benchmark must not need it: Keras runs on JAX, or
+# on PyTorch with --backend torch.
+os.environ["KERAS_BACKEND"] = backend_argument(sys.argv[1:])
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 # The package comes from this working tree (the device machine does not install it); the references
@@ -74,14 +93,16 @@ for folder in (ROOT, HERE):
         sys.path.insert(0, str(folder))
 
 import device_references as references  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from competition_floor import FLOOR, FLOOR_PER_CHANNEL, FloorActivation  # noqa: E402
+from device_runtimes import RUNTIMES  # noqa: E402
 
 import keras_adaptive_acts as kaa  # noqa: E402
 from keras_adaptive_acts.regularizers import HoyerSquare  # noqa: E402
+
+# What differs between JAX and PyTorch (device arrays, waiting, the gradient step, the CNN step).
+RUNTIME = RUNTIMES[os.environ["KERAS_BACKEND"]]()
 
 FULL = {
     "image": (64, 32, 32, 64),  # the activations, as in activation_speed.py
@@ -116,8 +137,9 @@ TARGETS = {"layer": 1.3, "cnn": 1.05}
 # A strength that makes the penalty's input gradient about as large as the upstream one (at batch 64),
 # so that the check sees it.
 HOYER_STRENGTH = 64.0
-# The page's sections this report fills (`run_all.py --from-json` writes them as "<name>-gpu").
-SECTION_NAMES = ("activation_speed", "noisy_speed", "device_speed")
+# The page's sections a report fills (`run_all.py --from-json` writes them as "<name>-gpu"): on JAX
+# the rows go to the sections of their layers; on PyTorch the whole report is one section.
+SECTION_NAMES = {"jax": ("activation_speed", "noisy_speed", "device_speed"), "torch": ("device_speed_torch",)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,33 +554,13 @@ def build_model(layer, shape, rng, prepare=None) -> keras.Model:
 
 
 def model_state(model):
-    return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
+    return RUNTIME.model_state(model)
 
 
 def gradient_step(model, training: bool):
-    """A jitted forward + backward: (output, input gradient, weight gradients, new non-trainable state).
-
-    The objective is `sum(output * upstream)` plus the losses the layer adds (ActivitySparsity's
-    penalty), so the input gradient is the vector-Jacobian product with `upstream`. Returning the
-    output and every gradient makes XLA compute and write them all.
-    """
-
-    def objective(trainable, non_trainable, x, upstream):
-        y, non_trainable, losses = model.stateless_call(
-            trainable, non_trainable, x, training=training, return_losses=True
-        )
-        return jnp.sum(y * upstream) + sum(losses), (y, non_trainable)
-
-    differentiate = jax.grad(objective, argnums=(0, 2), has_aux=True)
-
-    @jax.jit
-    def step(trainable, non_trainable, x, upstream):
-        (weight_gradients, input_gradient), (y, non_trainable) = differentiate(
-            trainable, non_trainable, x, upstream
-        )
-        return y, input_gradient, weight_gradients, non_trainable
-
-    return step
+    """The framework's forward + backward step (see `device_runtimes`): (output, input gradient,
+    weight gradients, new non-trainable state) for a fixed upstream gradient."""
+    return RUNTIME.gradient_step(model, training)
 
 
 class Inputs:
@@ -574,7 +576,7 @@ class Inputs:
         if key not in self.host_arrays:
             arrays = [self.rng.standard_normal(key[1], dtype=np.float32) for _ in range(self.count)]
             self.host_arrays[key] = arrays[0]
-            self.device_arrays[key] = [jnp.asarray(array) for array in arrays]
+            self.device_arrays[key] = [RUNTIME.array(array) for array in arrays]
         return key
 
     def host(self, shape, role="input"):
@@ -587,8 +589,8 @@ class Inputs:
 def check_path(label, model, layer, case, step, x, upstream, small) -> dict:
     """Runs `step` on (x, upstream) and compares output and input gradient with the case's reference."""
     trainable, non_trainable = model_state(model)
-    y, input_gradient, _, _ = jax.block_until_ready(
-        step(trainable, non_trainable, jnp.asarray(x), jnp.asarray(upstream))
+    y, input_gradient, _, _ = RUNTIME.wait(
+        step(trainable, non_trainable, RUNTIME.array(x), RUNTIME.array(upstream))
     )
     reference = case.reference(layer)
     x64, upstream64 = x.astype("float64"), upstream.astype("float64")
@@ -598,9 +600,14 @@ def check_path(label, model, layer, case, step, x, upstream, small) -> dict:
         "path": label,
         "input_shape": list(x.shape),
         "gradient_reference": reference.method,
-        "forward": references.comparison(np.asarray(y), forward, references.TOLERANCES["forward" + suffix]),
+        "forward": references.comparison(
+            keras.ops.convert_to_numpy(y), forward, references.TOLERANCES["forward" + suffix]
+        ),
         "gradient": references.comparison(
-            np.asarray(input_gradient), gradient, references.TOLERANCES["gradient" + suffix], mask
+            keras.ops.convert_to_numpy(input_gradient),
+            gradient,
+            references.TOLERANCES["gradient" + suffix],
+            mask,
         ),
     }
 
@@ -620,7 +627,7 @@ def check_case(case, sizes, timed, rng, inputs) -> list[dict]:
         return []
     if case.small_check:
         small_sizes = {**sizes, **SMALL_CHECK}
-        with jax.default_matmul_precision("float32"):
+        with RUNTIME.float32_matrix_products():
             return checks_of(case, small_sizes, None, rng, inputs, small=True)
     return checks_of(case, sizes, timed, rng, inputs, small=False)
 
@@ -674,7 +681,7 @@ def dispatch_floor_runner(inputs, shape) -> Callable[[int], object]:
     """A jitted call on the same input sets that does almost nothing: the time per call of dispatching
     alone. A row close to it measures the host, not the device."""
     xs, upstreams = inputs.device(shape), inputs.device(shape, "upstream")
-    almost_nothing = jax.jit(lambda x, upstream: x[0] + upstream[0])
+    almost_nothing = RUNTIME.almost_nothing()
 
     def run(index):
         return almost_nothing(xs[index % len(xs)], upstreams[index % len(xs)])
@@ -688,7 +695,7 @@ def warm_up(runs: dict, warmup: int, errors: dict) -> dict:
     for name, run in runs.items():
         try:
             for index in range(warmup):
-                jax.block_until_ready(run(index))
+                RUNTIME.wait(run(index))
         except Exception as error:  # one layer that fails must not cost the others' figures
             errors[name] = describe(error)
             continue
@@ -706,7 +713,7 @@ def time_interleaved(runs: dict, repeats: int, calls: int) -> dict:
         for name, run in runs.items():
             start = time.perf_counter()
             outputs = [run(repeat * calls + index) for index in range(calls)]
-            jax.block_until_ready(outputs)
+            RUNTIME.wait(outputs)
             seconds[name].append((time.perf_counter() - start) / calls)
     return seconds
 
@@ -742,7 +749,7 @@ def build_and_check(case, sizes, rng, inputs, record):
     except Exception as error:
         record["error"] = describe(error)
         return None
-    if guarded(layer):
+    if guarded(layer) and RUNTIME.name == "jax":  # PyTorch runs the op eagerly: no compiled step to read
         record["overflow_guard"] = overflow_guard_form(step, model, inputs, shape)
     try:
         record["checks"] = check_case(case, sizes, (model, layer, step), rng, inputs)
@@ -870,46 +877,28 @@ def cnn_runner(model, images, labels) -> tuple[Callable[[int], object], Callable
     """`run(index)`: one training step of `model` (SGD with momentum, as activation_speed.py), carrying
     the weights and the optimizer's state from step to step; and a function giving the last loss.
 
-    The step is what `fit` compiles on JAX: `stateless_call`, the loss and its gradient,
-    `optimizer.stateless_apply`, in one `jax.jit`, the state donated (as `fit` does) so that XLA
-    updates the weights in place.
+    The step is the framework's (`device_runtimes`): on JAX what `fit` compiles (`stateless_call`,
+    the loss and its gradient, `optimizer.stateless_apply`, in one `jax.jit`, the state donated so
+    that XLA updates the weights in place); on PyTorch an eager step, as Keras' PyTorch `fit` runs.
     """
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     optimizer.build(model.trainable_variables)
     loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def loss(trainable, non_trainable, images, labels):
-        logits, non_trainable = model.stateless_call(trainable, non_trainable, images, training=True)
-        return loss_function(labels, logits), non_trainable
-
-    value_and_gradient = jax.value_and_grad(loss, has_aux=True)
-
-    def step(state, images, labels):
-        trainable, non_trainable, optimizer_state = state
-        (loss_value, non_trainable), gradients = value_and_gradient(trainable, non_trainable, images, labels)
-        trainable, optimizer_state = optimizer.stateless_apply(optimizer_state, gradients, trainable)
-        return loss_value, (trainable, non_trainable, optimizer_state)
-
-    compiled = jax.jit(step, donate_argnums=0)
-    trainable, non_trainable = model_state(model)
-    # Copies: the donated buffers must not be the model's own variables.
-    state = [
-        jax.tree_util.tree_map(jnp.array, (trainable, non_trainable, [v.value for v in optimizer.variables]))
-    ]
+    step = RUNTIME.cnn_step(model, optimizer, loss_function)
     last_loss = [None]
 
     def run(index):
-        last_loss[0], state[0] = compiled(state[0], images, labels)
+        last_loss[0] = step(images, labels)
         return last_loss[0]
 
-    return run, lambda: float(last_loss[0])
+    return run, lambda: float(keras.ops.convert_to_numpy(last_loss[0]))
 
 
 def measure_cnn(sizes, timing) -> dict:
     batch, image = sizes["cnn_batch"], sizes["cnn_image"]
     rng = np.random.default_rng(2)
-    images = jnp.asarray(rng.standard_normal((batch, image, image, 3), dtype=np.float32))
-    labels = jnp.asarray(rng.integers(0, 10, size=(batch,)))
+    images = RUNTIME.array(rng.standard_normal((batch, image, image, 3), dtype=np.float32))
+    labels = RUNTIME.array(rng.integers(0, 10, size=(batch,)))
     runs, losses, errors = {}, {}, {}
     for name, activation in cnn_candidates().items():
         try:
@@ -997,13 +986,13 @@ def platform_label(results) -> str:
 def header_lines(results) -> list[str]:
     versions, timing = results["versions"], results["timing"]
     first = (
-        f"Measured on the {platform_label(results)} ({results['device']}) by JAX {versions['jax']} "
-        f"(jaxlib {versions['jaxlib']}), Keras {versions['keras']}, NumPy {versions['numpy']}, "
-        f"Python {versions['python']}, keras-adaptive-acts {versions['keras_adaptive_acts']}; float32, "
-        "matrix products at JAX's default precision."
+        f"Measured on the {platform_label(results)} ({results['device']}) by {results['framework']}, "
+        f"Keras {versions['keras']}, NumPy {versions['numpy']}, Python {versions['python']}, "
+        f"keras-adaptive-acts {versions['keras_adaptive_acts']}; float32, matrix products at "
+        f"{results['framework_label']}'s default precision ({results['matmul_precision']})."
     )
     if platform_label(results) != "GPU":
-        first += " **Not GPU figures: JAX saw no GPU.**"
+        first += f" **Not GPU figures: {results['framework_label']} saw no GPU.**"
     if results["quick"]:
         first += " **Smoke run (`--quick`): these figures mean nothing.**"
     return [
@@ -1012,7 +1001,7 @@ def header_lines(results) -> list[str]:
         f"Command: `{results['command']}` (took {results['seconds']:.0f} s)",
         "",
         f"Times: median of {timing['repeats']} interleaved repetitions, each {timing['calls']} back-to-back "
-        f"calls ended by `jax.block_until_ready` (time per call), after {timing['warmup']} warm-up calls; "
+        f"calls ended by {results['wait_text']} (time per call), after {timing['warmup']} warm-up calls; "
         f"inputs rotate among {timing['input_sets']} sets. Forward (`training=True`) + backward: "
         "gradients with respect to the input and the weights, for a fixed upstream gradient.",
         *dispatch_lines(results),
@@ -1025,7 +1014,7 @@ def dispatch_lines(results) -> list[str]:
     if not floor or relu is None:
         return []
     line = (
-        f"Dispatch floor: {floor['median_ms']:.3f} ms per call (a jitted call on the same inputs doing "
+        f"Dispatch floor: {floor['median_ms']:.3f} ms per call (a call on the same inputs doing "
         f"almost nothing), against {relu:.3f} ms for ReLU."
     )
     if relu < 2 * floor["median_ms"]:
@@ -1129,8 +1118,7 @@ def cnn_lines(results) -> list[str]:
         f"{platform_label(results)})",
         "",
         "Conv(32/64/128) -> activation -> max-pool, three blocks, then global average pooling and "
-        "Dense(10); SGD with momentum; the step `fit` compiles on JAX (`stateless_call`, loss, "
-        "`optimizer.stateless_apply` under `jax.jit`), steps chained, models interleaved.",
+        f"Dense(10); SGD with momentum; {results['cnn_step_text']}, steps chained, models interleaved.",
         "",
         "| activation | median ms/step | / ReLU | target | verdict |",
         "|---|---:|---:|---:|---|",
@@ -1209,7 +1197,7 @@ def markdown_report(results) -> str:
     label = platform_label(results)
     names = list(results["layers"])
     lines = [
-        f"## Every layer and the CNN step ({label}, JAX backend)",
+        f"## Every layer and the CNN step ({label}, {results['framework_label']} backend)",
         "",
         *header_lines(results),
         "",
@@ -1238,6 +1226,12 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="jax",
+        help="Keras' backend: jax (default; compiled steps) or torch (eager steps)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few repetitions: a smoke run")
     parser.add_argument("--repeats", type=int, help="timed repetitions (default 30, quick 3)")
     parser.add_argument(
@@ -1257,27 +1251,23 @@ def parse_args(argv):
 
 
 def environment(args, sizes, started) -> dict:
-    import jaxlib
-
-    device = jax.devices()[0]
     return {
         "benchmark": "device_speed",
         "command": shlex.join(["python", *sys.argv]),
         "quick": args.quick,
         "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "platform": device.platform,
-        "device": device.device_kind,
-        "device_count": jax.device_count(),
+        **RUNTIME.environment(),
+        "framework_label": RUNTIME.label,
+        "wait_text": RUNTIME.wait_text,
+        "cnn_step_text": RUNTIME.step_text,
         "versions": {
             "python": platform.python_version(),
-            "jax": jax.__version__,
-            "jaxlib": jaxlib.__version__,
+            **RUNTIME.environment()["framework_versions"],
             "keras": keras.__version__,
             "numpy": np.__version__,
             "keras_adaptive_acts": kaa.__version__,
         },
         "keras_backend": keras.backend.backend(),
-        "matmul_precision": str(jax.config.jax_default_matmul_precision),
         "sizes": {key: list(value) if isinstance(value, tuple) else value for key, value in sizes.items()},
         "small_check_sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in SMALL_CHECK.items()},
         "timing": {
@@ -1318,14 +1308,14 @@ def summary_line(results) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if keras.backend.backend() != "jax":
-        raise SystemExit(f"device_speed: Keras runs on {keras.backend.backend()!r}, not JAX")
+    if keras.backend.backend() != args.backend:
+        raise SystemExit(f"device_speed: Keras runs on {keras.backend.backend()!r}, not {args.backend!r}")
     begin = time.perf_counter()
     sizes = QUICK if args.quick else FULL
     results = environment(args, sizes, datetime.datetime.now(datetime.timezone.utc))
     timing = {"repeats": args.repeats, "warmup": args.warmup, "calls": args.calls}
     print(
-        f"device_speed: {results['device']} ({results['platform']}), JAX {jax.__version__}", file=sys.stderr
+        f"device_speed: {results['device']} ({results['platform']}), {results['framework']}", file=sys.stderr
     )
     results["reference_self_check"] = references.self_check()
     results["public_layers"] = public_layer_classes()
@@ -1342,7 +1332,10 @@ def main(argv=None) -> int:
     results["tensorflow_imported"] = "tensorflow" in sys.modules
     results["seconds"] = time.perf_counter() - begin
     results["failures"] = failures_of(results)
-    results["sections"] = {name: section_markdown(results, name) for name in SECTION_NAMES}
+    if args.backend == "jax":
+        results["sections"] = {name: section_markdown(results, name) for name in SECTION_NAMES["jax"]}
+    else:  # one section: the whole report (its heading is dropped where it is written)
+        results["sections"] = {name: markdown_report(results) for name in SECTION_NAMES[args.backend]}
     write_outputs(markdown_report(results), results, args)
     for failure in results["failures"]:
         print(f"device_speed: FAILED: {failure}", file=sys.stderr)

@@ -24,13 +24,14 @@ GPUs: by default (`--device auto`) every benchmark runs on the CPU, with GPUs hi
 machine, whose CPU is not the one the CPU sections were measured on); `--device cpu` never looks for
 a GPU. The GPU path has been tested only with a fake GPU list: no GPU was lent while it was written.
 
-The lent GPU machine has JAX but no TensorFlow, so the GPU sections are not measured by this script:
-`benchmarks/device_speed.py` (JAX backend) runs there in one call of the device tool (the steps are in
+The lent GPU machine has JAX and PyTorch but no TensorFlow, so the GPU sections are not measured by this
+script: `benchmarks/device_speed.py` runs there in one call of the device tool (the steps are in
 docs/benchmarks.md, "How these figures are made"), and `--from-json` writes the sections of its results
-file into the page afterwards, here: `activation_speed-gpu`, `noisy_speed-gpu` and `device_speed-gpu`,
-each with a first line stating the date, the device and the command measured. It runs nothing, and
-refuses a results file measured on anything but a GPU (never labels CPU figures as GPU) and, unless
-`--output` is given, one from a `--quick` run.
+file into the page afterwards, here: `activation_speed-gpu`, `noisy_speed-gpu` and `device_speed-gpu`
+from a run on Keras' JAX backend, `device_speed_torch-gpu` from one on its PyTorch backend
+(`--backend torch`), each with a first line stating the date, the device and the command measured.
+It runs nothing, and refuses a results file measured on anything but a GPU (never labels CPU figures
+as GPU) and, unless `--output` is given, one from a `--quick` run.
 
 `--quick` runs every script's smoke mode, whose figures mean nothing: the page is then never written
 unless `--output` is given explicitly; by default a fresh copy of `docs/benchmarks.md` with the quick
@@ -132,7 +133,7 @@ MARKER = "<!-- run_all: {} {} -->"
 # The GPU figures of the lent device machine (no TensorFlow there): benchmarks/device_speed.py's results
 # file names the sections it fills; these are the only ones `--from-json` may write.
 DEVICE_BENCHMARK = "device_speed"
-DEVICE_SECTIONS = ("activation_speed-gpu", "noisy_speed-gpu", "device_speed-gpu")
+DEVICE_SECTIONS = ("activation_speed-gpu", "noisy_speed-gpu", "device_speed-gpu", "device_speed_torch-gpu")
 GPU_PLATFORMS = ("gpu", "cuda", "rocm")  # what jax.Device.platform says for a GPU
 
 # Printed by a fresh process: the GPUs TensorFlow and JAX see.

@@ -130,7 +130,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def quick_run(tmp_path_factory):
     """The quick run's exit status, stderr, JSON results and Markdown report."""
     if importlib.util.find_spec("jax") is None:
-        pytest.skip("JAX is not installed: device_speed.py runs on Keras' JAX backend only")
+        pytest.skip("JAX is not installed: the default run of device_speed.py is on Keras' JAX backend")
     folder = tmp_path_factory.mktemp("device_speed")
     command = [sys.executable, "-c", BLOCKED_RUN, SCRIPT, "--quick"]
     command += ["--json", str(folder / "r.json"), "--markdown", str(folder / "r.md")]
@@ -218,6 +218,45 @@ def test_run_all_refuses_to_write_cpu_figures_into_the_gpu_sections(quick_run, t
     argv = ["--from-json", str(folder / "r.json"), "--output", str(page)]
     assert run_all.main(argv) == 2
     assert page.read_text() == before
+
+
+@pytest.mark.slow
+def test_quick_run_on_pytorch_checks_every_public_layer_without_tensorflow(tmp_path):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch is not installed: `--backend torch` needs it (CI runs this in its PyTorch job)")
+    # Not under BLOCKED_RUN: PyTorch's compiler asks `importlib.util.find_spec("tensorflow")` when it
+    # is imported (Keras' PyTorch backend imports it), which the blocker answers with an ImportError
+    # where an absent TensorFlow answers None. The script records whether TensorFlow was imported.
+    command = [sys.executable, SCRIPT, "--backend", "torch", "--quick"]
+    command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": ""}  # --backend wins over it
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["failures"] == [] and results["tensorflow_imported"] is False
+    assert results["keras_backend"] == "torch"
+    assert results["framework"].startswith("PyTorch ") and "torch" in results["versions"]
+    rows = {name: record for name, record in results["layers"].items() if record["covers"]}
+    assert {record["covers"] for record in rows.values()} == set(_public_layers())
+    for record in rows.values():
+        assert record["checks"] and all(
+            check[part]["passed"] and check[part]["entries"] > 0
+            for check in record["checks"]
+            for part in ("forward", "gradient")
+        )
+        assert record["ratio"] > 0 and "overflow_guard" not in record  # eager: no compiled step to read
+    assert set(results["cnn"]["ratios"]) == {
+        "CompetitiveReLU(energy)",
+        "CompetitiveReLU(energy, axis=(1, 2))",
+        "floor: one statistic each way",
+        "floor: one statistic each way, axis=(1, 2)",
+    }
+    assert all(np.isfinite(loss) for loss in results["cnn"]["last_loss"].values())
+    # CPU figures, marked so, in the one section of the PyTorch run (never the JAX run's sections).
+    assert results["platform"] == "cpu" and set(results["sections"]) == {"device_speed_torch"}
+    section = results["sections"]["device_speed_torch"]
+    assert "(CPU, PyTorch backend)" in section and "PyTorch saw no GPU" in section
+    assert "### Training step of the small CNN" in section
 
 
 # ---------------------------------------------------------------------------------------------
