@@ -6,7 +6,8 @@ TensorFlow's C++ log lines on stderr). Here `kaa --help`, `kaa COMMAND --help`, 
 and argument errors are answered with the standard library alone; only a command that runs imports
 the package (`keras_adaptive_acts.cli`, the commands' bodies), after the environment is set:
 
-- `KERAS_BACKEND` defaults to `tensorflow` (the backend the commands are written for);
+- `KERAS_BACKEND` defaults to `tensorflow` (the backend the commands are written for), or where
+  TensorFlow is not installed to the first of JAX and PyTorch that is, said in one line on stderr;
 - `TF_CPP_MIN_LOG_LEVEL` defaults to 2, so TensorFlow prints no info lines; `kaa --verbose COMMAND`
   leaves it alone. A value the user set is never overridden.
 
@@ -328,14 +329,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Keras' backends in the order `kaa` prefers them: (the module that must be installed, the backend).
+BACKEND_MODULES = (("tensorflow", "tensorflow"), ("jax", "jax"), ("torch", "torch"))
+
+
+def installed_backend() -> str | None:
+    """The first backend of `BACKEND_MODULES` whose module is installed (found, not imported), or None."""
+    for module, backend in BACKEND_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            return backend
+    return None
+
+
 def quiet_start_up(verbose: bool) -> None:
     """Sets the environment Keras and TensorFlow read when they are first imported.
 
-    Only defaults: a `KERAS_BACKEND` or `TF_CPP_MIN_LOG_LEVEL` the user exported wins. Level 2 hides
-    TensorFlow's C++ info and warning lines (CPU features, oneDNN, absl start-up), which say nothing
-    about the user's command; errors still show.
+    Only defaults: a `KERAS_BACKEND` or `TF_CPP_MIN_LOG_LEVEL` the user exported wins. The backend is
+    TensorFlow where it is installed; in a JAX or PyTorch setup without it, Keras' own default would
+    end in a traceback from inside Keras, so `kaa` takes the backend that is installed and says so.
+    Level 2 hides TensorFlow's C++ info and warning lines (CPU features, oneDNN, absl start-up), which
+    say nothing about the user's command; errors still show.
+
+    Raises:
+        MissingDependency: `KERAS_BACKEND` is not set and no backend is installed.
     """
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "KERAS_BACKEND" not in os.environ:
+        backend = installed_backend()
+        if backend is None:
+            raise MissingDependency(
+                "no Keras backend is installed (TensorFlow, JAX or PyTorch); install one with: "
+                'pip install "keras-adaptive-acts[tensorflow-cpu]"'
+            )
+        if backend != "tensorflow":
+            print(
+                f"{PROG}: TensorFlow is not installed: running on Keras' {backend} backend "
+                "(set KERAS_BACKEND to choose)",
+                file=sys.stderr,
+            )
+        os.environ["KERAS_BACKEND"] = backend
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -423,8 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    quiet_start_up(verbose=args.backend_logs)
     try:
+        quiet_start_up(verbose=args.backend_logs)
         with import_quietly():
             from keras_adaptive_acts.cli import COMMANDS  # the first import of Keras and TensorFlow
 

@@ -232,6 +232,55 @@ def test_start_up_is_quiet_unless_verbose_and_never_overrides_the_user(monkeypat
     assert build_parser().parse_args(["compare", "--verbose", "1"]).backend_logs is False
 
 
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        ({"tensorflow", "jax", "torch"}, "tensorflow"),
+        ({"jax", "torch"}, "jax"),
+        ({"torch"}, "torch"),
+    ],
+)
+def test_without_keras_backend_kaa_runs_on_an_installed_backend_and_says_so(
+    monkeypatch, capsys, installed, expected
+):
+    import keras_adaptive_acts_cli as cli
+
+    # Which modules are installed, as importlib would find them (a spec, or None).
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    cli.quiet_start_up(verbose=False)
+    assert os.environ["KERAS_BACKEND"] == expected
+    said = capsys.readouterr().err
+    if expected == "tensorflow":
+        assert said == ""
+    else:
+        assert said == (
+            f"kaa: TensorFlow is not installed: running on Keras' {expected} backend "
+            "(set KERAS_BACKEND to choose)\n"
+        )
+    # A backend the user chose is kept, installed or not (Keras then says what is missing).
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    cli.quiet_start_up(verbose=False)
+    assert os.environ["KERAS_BACKEND"] == "jax" and capsys.readouterr().err == ""
+
+
+def test_without_any_backend_kaa_says_what_to_install(monkeypatch, capsys):
+    import keras_adaptive_acts_cli as cli
+
+    real_find_spec = cli.importlib.util.find_spec
+    backends = {module for module, _ in cli.BACKEND_MODULES}
+    monkeypatch.setattr(
+        cli.importlib.util, "find_spec", lambda name: None if name in backends else real_find_spec(name)
+    )
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert cli.main(["compare", "--epochs", "1"]) == 1
+    assert capsys.readouterr().err == (
+        "kaa: error: no Keras backend is installed (TensorFlow, JAX or PyTorch); install one with: "
+        'pip install "keras-adaptive-acts[tensorflow-cpu]"\n'
+    )
+    assert "KERAS_BACKEND" not in os.environ
+
+
 # Lines as TensorFlow 2.21 writes them on an Intel CPU while its libraries load (copied from a run).
 _PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
 _INFO = "I0000 00:00:1796434087.992786    8633 port.cc:153] oneDNN custom operations are on.\n"
