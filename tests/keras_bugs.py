@@ -24,13 +24,15 @@ NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE = pytest.mark.xfail(
     strict=True,
 )
 
-# Keras' PyTorch backend (3.10 to 3.15.1, and keras-nightly 3.16.0.dev2026102704): `ops.maximum` and
-# `ops.minimum` cast both inputs to `keras.backend.result_type`, which maps float64 to float32
-# outside TensorFlow, so two float64 tensors give a float32 maximum (JAX and TensorFlow keep float64).
-# Reported as keras-team/keras#23223 (closed by #23225; the releases above still have it).
-# `keras_adaptive_acts/ops/maximum.py` works around it; reproduction: tests/test_keras_bugs.py.
+# Keras' PyTorch backend, from Keras 3.12 (whose `result_type` began to map 64-bit types to 32-bit
+# outside TensorFlow; 3.11.3's did not) to 3.15.1 and keras-nightly 3.16.0.dev2026102704: `ops.maximum`
+# and `ops.minimum` cast both inputs to `keras.backend.result_type`, so two float64 tensors give a
+# float32 maximum (JAX and TensorFlow keep float64). Reported as keras-team/keras#23223 (closed by
+# #23225; the releases above still have it). `keras_adaptive_acts/ops/maximum.py` works around it;
+# reproduction: tests/test_keras_bugs.py.
+KERAS_RELEASE = tuple(int(part) for part in keras.__version__.split(".")[:2])
 TORCH_MAXIMUM_ROUNDS_FLOAT64 = pytest.mark.xfail(
-    condition=keras.backend.backend() == "torch",
+    condition=keras.backend.backend() == "torch" and KERAS_RELEASE >= (3, 12),
     reason=(
         "Keras' PyTorch ops.maximum rounds float64 inputs to float32 (keras-team/keras#23223; "
         "see tests/test_keras_bugs.py); keras_adaptive_acts.ops.maximum works around it"

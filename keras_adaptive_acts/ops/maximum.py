@@ -1,10 +1,11 @@
 """`maximum`: `keras.ops.maximum` in its inputs' dtype on every backend.
 
-Keras' PyTorch backend (3.10 to 3.15 at least) casts both inputs of `ops.maximum` to
-`keras.backend.result_type`, which maps float64 to float32 outside TensorFlow; JAX's and
-TensorFlow's keep float64. A float64 layer built on it then returns float32, rounded. This module
-is the one place that works around it; `tests/test_keras_bugs.py` reproduces the bug with Keras
-alone and fails once Keras fixes it, so that the workaround can go.
+Keras' PyTorch backend casts both inputs of `ops.maximum` to `keras.backend.result_type`, which
+from Keras 3.12 on maps float64 to float32 outside TensorFlow (keras-team/keras#23223; still so in
+3.15.1 and keras-nightly 3.16.0.dev2026102704); JAX's and TensorFlow's keep float64. A float64
+layer built on it then returns float32, rounded. This module is the one place that works around
+it; `tests/test_keras_bugs.py` reproduces the bug with Keras alone and fails once Keras fixes it,
+so that the workaround can go.
 """
 
 from __future__ import annotations
