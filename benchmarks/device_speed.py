@@ -1251,18 +1251,20 @@ def parse_args(argv):
 
 
 def environment(args, sizes, started) -> dict:
+    framework = RUNTIME.environment()  # the device, and the framework's name and versions
+    framework_versions = framework.pop("framework_versions")
     return {
         "benchmark": "device_speed",
         "command": shlex.join(["python", *sys.argv]),
         "quick": args.quick,
         "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        **RUNTIME.environment(),
+        **framework,
         "framework_label": RUNTIME.label,
         "wait_text": RUNTIME.wait_text,
         "cnn_step_text": RUNTIME.step_text,
         "versions": {
             "python": platform.python_version(),
-            **RUNTIME.environment()["framework_versions"],
+            **framework_versions,
             "keras": keras.__version__,
             "numpy": np.__version__,
             "keras_adaptive_acts": kaa.__version__,
