@@ -136,7 +136,11 @@ def activation_candidates(quick):
 
 
 def training_step_runner(layer, x, g):
-    """A zero-argument callable: forward and backward of `layer` as in a training step, under XLA."""
+    """A zero-argument callable: forward and backward of `layer` as in a training step, under XLA.
+
+    The forward runs with `training=True` (noise drawn, as in `fit`); Keras passes `training` only
+    to layers whose `call` takes it, so deterministic layers run the same either way.
+    """
     import tensorflow as tf
 
     layer(x)  # build the weights outside the compiled function
@@ -145,7 +149,7 @@ def training_step_runner(layer, x, g):
     def step(x, g):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = layer(x)
+            y = layer(x, training=True)
         return y, tape.gradient(y, [x, *layer.trainable_variables], output_gradients=g)
 
     def run():

@@ -43,9 +43,9 @@ from activation_speed import (
     publish,
     time_interleaved,
     timing_parser,
+    training_step_runner,
 )
 from keras import ops
-from noisy_speed import training_step_runner
 
 import keras_adaptive_acts as kaa
 

@@ -42,6 +42,7 @@ from activation_speed import (
     targets_lines,
     time_interleaved,
     timing_parser,
+    training_step_runner,
     verdict,
 )
 from keras import ops
@@ -189,28 +190,6 @@ def inference_candidates(quick):
 # ---------------------------------------------------------------------------------------------
 # Runners: zero-argument callables that return once the compiled work is done
 # ---------------------------------------------------------------------------------------------
-
-
-def training_step_runner(layer, x, g):
-    """Forward with `training=True` and the gradients w.r.t. the input and every trainable weight."""
-    import tensorflow as tf
-
-    layer(x)  # build the weights outside the compiled function
-
-    @tf.function(jit_compile=True)
-    def step(x, g):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True)
-        return y, tape.gradient(y, [x, *layer.trainable_variables], output_gradients=g)
-
-    def run():
-        # The output and every gradient are returned, so XLA computes and writes them all; reading
-        # one element waits for the step and costs the same for every candidate.
-        _, grads = step(x, g)
-        return grads[0][0, 0, 0, 0].numpy()
-
-    return run
 
 
 def inference_runner(layer, x):
