@@ -113,7 +113,8 @@ FULL = {
     "recurrent_units": 64,
     "cnn_batch": 128,
     "cnn_image": 32,
-    # Four (input, upstream) pairs of 16 MB each: 128 MB, more than an H200's 50 MB L2 cache.
+    # Four (input, upstream) pairs of 16 MB each: 128 MB, more than the L2 cache of an H100
+    # (50 MB) or an H200 (60 MB).
     "input_sets": 4,
 }
 QUICK = {

@@ -23,8 +23,10 @@ def dtype_policy():
     keras.config.set_dtype_policy("float32")
 
 
-# The layer-level tests: what the Keras version matrix and the other backends run (`-m layer_level`).
-# Paths relative to tests/; a folder takes every test under it.
+# The layer-level tests: the layers, their ops and what users do with them (train, save, swap into a
+# model). The Keras version matrix and the backend jobs run every test but the slow ones (`-m "not
+# slow"`); the JAX job adds the slow ones of this list (`-m "layer_level or not slow"`), among them
+# the .keras files moved between backends. Paths relative to tests/; a folder takes every test under it.
 LAYER_LEVEL = (
     "layers/",
     "ops/",
@@ -64,11 +66,14 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "layer_level: run by the Keras version matrix and the backend jobs")
+    config.addinivalue_line(
+        "markers", "layer_level: the layer tests; the JAX job runs the slow ones among them too"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
     mark_layer_level(items)
+    skip_tensorflow_only_doctests(items)
     # A plain `pytest` runs the everyday suite; the slow tests (training runs, subprocesses, the
     # SavedModel and distribution checks) run with --slow, or whenever -m chooses by marker (CI's
     # `-m slow` step, the matrix's `-m "layer_level and not slow"`).
@@ -90,11 +95,32 @@ def pytest_terminal_summary(terminalreporter, config):
         )
 
 
-def mark_layer_level(items):
-    tests_folder = os.path.dirname(os.path.abspath(__file__))
+# The docstring examples of TensorFlow-only features: a SavedModel is TensorFlow's, and the ONNX
+# export converts a TensorFlow graph. On another backend their functions raise the clear error that
+# tests/bad_input_cases.py checks, so the examples cannot run as written there.
+TENSORFLOW_ONLY_DOCTESTS = ("../keras_adaptive_acts/export/",)
+
+
+def skip_tensorflow_only_doctests(items):
+    if keras.backend.backend() == "tensorflow":
+        return
+    skip = pytest.mark.skip(
+        reason=f"a TensorFlow-only feature's docstring example: it needs the TensorFlow backend, "
+        f"not {keras.backend.backend()!r}"
+    )
     for item in items:
-        relative = os.path.relpath(str(item.path), tests_folder).replace(os.sep, "/")
-        if any(
-            relative == path or (path.endswith("/") and relative.startswith(path)) for path in LAYER_LEVEL
-        ):
+        if isinstance(item, pytest.DoctestItem) and in_paths(item, TENSORFLOW_ONLY_DOCTESTS):
+            item.add_marker(skip)
+
+
+def in_paths(item, paths):
+    """Whether `item`'s file is one of `paths` (relative to tests/; a folder ends in "/")."""
+    tests_folder = os.path.dirname(os.path.abspath(__file__))
+    relative = os.path.relpath(str(item.path), tests_folder).replace(os.sep, "/")
+    return any(relative == path or (path.endswith("/") and relative.startswith(path)) for path in paths)
+
+
+def mark_layer_level(items):
+    for item in items:
+        if in_paths(item, LAYER_LEVEL):
             item.add_marker(pytest.mark.layer_level)

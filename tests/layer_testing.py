@@ -41,12 +41,14 @@ def float64_tolerance(rtol, atol=0.0):
     return {"rtol": max(rtol, 2e-5), "atol": max(atol, 1e-6)}
 
 
-def tensorflow_or_skip():
+def tensorflow_or_skip(why: str = "tf.data"):
     """TensorFlow, for tf.data (which Keras reads on every backend) and TensorBoard event files.
 
-    Skips the test, with the reason printed, where TensorFlow is not installed (a PyTorch-only setup).
+    Skips the test, with the reason printed, where TensorFlow is not installed (a PyTorch-only
+    setup). `why` says what needs it: tf.data by default, or a program run in a fresh process on
+    the TensorFlow backend (the docs' examples, the CPU benchmarks).
     """
-    return pytest.importorskip("tensorflow", reason="needs TensorFlow (tf.data), which is not installed")
+    return pytest.importorskip("tensorflow", reason=f"needs TensorFlow ({why}), which is not installed")
 
 
 requires_tensorflow = pytest.mark.skipif(

@@ -30,6 +30,7 @@ import subprocess
 import sys
 
 import pytest
+from layer_testing import tensorflow_or_skip
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCUMENTS = ("README.md",)
@@ -175,6 +176,7 @@ PRINTED = {
 
 
 def run_python(code: str, cwd: pathlib.Path) -> subprocess.CompletedProcess:
+    tensorflow_or_skip("the docs' examples run on the TensorFlow backend, the default")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=600

@@ -14,12 +14,14 @@ import subprocess
 import sys
 
 import pytest
+from layer_testing import tensorflow_or_skip
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
 def run_example(name: str, *args: str) -> str:
+    tensorflow_or_skip("the examples run on the TensorFlow backend, as the README installs them")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, str(EXAMPLES / name), "--quick", *args]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -137,6 +139,7 @@ def test_serving_export(tmp_path):
 )
 @pytest.mark.slow
 def test_an_example_without_its_extra_says_what_to_install(name, blocked, extra):
+    tensorflow_or_skip("the examples run on the TensorFlow backend, as the README installs them")
     # As on a machine without the extra: `None` in sys.modules makes every import of the module fail.
     script = str(EXAMPLES / name)
     code = (

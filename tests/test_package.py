@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from layer_testing import tensorflow_or_skip
 
 import keras_adaptive_acts as kaa
 
@@ -76,6 +77,7 @@ def test_ci_runs_the_readme_commands():
 @pytest.mark.slow
 def test_importing_the_package_leaves_tensorflows_devices_configurable():
     # Splitting the CPU (or setting GPU memory growth) must still work after the import.
+    tensorflow_or_skip("TensorFlow's device configuration")
     script = (
         "import keras_adaptive_acts, keras_adaptive_acts.regularizers, tensorflow as tf\n"
         "cpu = tf.config.list_physical_devices('CPU')[0]\n"

@@ -272,7 +272,8 @@ def test_an_argument_fixed_in_its_scope_while_the_choice_is_still_searched(tmp_p
 
 
 def run_env(**extra):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+    # The helper process runs on the backend this test runs on: the searches are backend-neutral.
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     return env
 
