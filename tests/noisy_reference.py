@@ -14,7 +14,10 @@ def u(x, base):
 
 
 def sigmoid(v):
-    return 1 / (1 + np.exp(-v))
+    # Below about -709, exp(-v) overflows to inf and the result is 0: the sigmoid's value there to
+    # float64 precision, so the overflow is expected and not warned about.
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-v))
 
 
 def output_noise(x, p, c, xi, base, alpha, half_normal, clip=False):
