@@ -76,7 +76,7 @@ def pytest_collection_modifyitems(config, items):
     skip_tensorflow_only_doctests(items)
     # A plain `pytest` runs the everyday suite; the slow tests (training runs, subprocesses, the
     # SavedModel and distribution checks) run with --slow, or whenever -m chooses by marker (CI's
-    # `-m slow` step, the matrix's `-m "layer_level and not slow"`).
+    # `-m slow` step, the matrix's `-m "not slow"`).
     if config.getoption("--slow") or config.option.markexpr:
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
