@@ -50,6 +50,25 @@ def module_level_imports(package_root: pathlib.Path) -> dict[str, set[str]]:
     return imports
 
 
+def distributions_by_top_level_module() -> dict[str, set[str]]:
+    """`{top-level module: names of the installed distributions whose files hold it}`.
+
+    Read from each distribution's list of files, as `importlib.metadata.packages_distributions()` does
+    from Python 3.11 on; on Python 3.10 that function reads only `top_level.txt`, which namespace
+    packages lack (protobuf's `google`), so it would report them as provided by nothing.
+    """
+    providers: dict[str, set[str]] = {}
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata["Name"]
+        for file in distribution.files or []:
+            top = file.parts[0]
+            if top == ".." or top.endswith((".dist-info", ".egg-info", ".data")) or top == "__pycache__":
+                continue
+            module = top.split(".")[0] if len(file.parts) == 1 else top  # `six.py`, `_cffi.so`: a module
+            providers.setdefault(module, set()).add(name)
+    return providers
+
+
 def test_every_module_keras_tuner_imports_is_declared_by_it_or_by_our_tuner_extra():
     keras_tuner = pytest.importorskip(
         "keras_tuner", reason="the test extra installs KerasTuner; it is missing here"
@@ -60,14 +79,14 @@ def test_every_module_keras_tuner_imports_is_declared_by_it_or_by_our_tuner_extr
         if "extra ==" not in line  # keras-tuner's own extras are not installed with it
     }
     ours = extra_requirements("tuner")
-    distributions = importlib.metadata.packages_distributions()
+    distributions = distributions_by_top_level_module()
     undeclared = {}
     for top_level, files in module_level_imports(pathlib.Path(keras_tuner.__file__).parent).items():
         if top_level in sys.stdlib_module_names or top_level == "keras_tuner":
             continue
         # The module's own name counts too: keras-nightly provides `keras` under another name, in
         # place of the `keras` that keras-tuner requires (CI's nightly job swaps them).
-        providers = {requirement_name(name) for name in [*distributions.get(top_level, []), top_level]}
+        providers = {requirement_name(name) for name in [*distributions.get(top_level, ()), top_level]}
         if not providers & (declared | ours):
             undeclared[top_level] = sorted(files)[:3]
     assert not undeclared, (
