@@ -16,6 +16,8 @@ import pytest
 from layer_testing import tensorflow_or_skip
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Why a test skips without TensorFlow: the CPU benchmarks run on the TensorFlow backend.
+TENSORFLOW_BENCHMARK = "a benchmark of the TensorFlow backend"
 
 
 @pytest.mark.slow
@@ -39,7 +41,7 @@ def test_cli_startup_benchmark_times_every_command_and_finds_them_quiet(tmp_path
 
 @pytest.mark.slow
 def test_narrow_relu_benchmark_quick_run_writes_consistent_results(tmp_path):
-    tensorflow_or_skip("a benchmark of the TensorFlow backend")
+    tensorflow_or_skip(TENSORFLOW_BENCHMARK)
     command = [sys.executable, "benchmarks/narrow_relu.py", "--quick", "--configs", "d20k2", "--no-plot"]
     command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
@@ -58,7 +60,7 @@ def test_narrow_relu_benchmark_quick_run_writes_consistent_results(tmp_path):
 
 @pytest.mark.slow
 def test_narrow_scale_benchmark_quick_run_writes_consistent_results(tmp_path):
-    tensorflow_or_skip("a benchmark of the TensorFlow backend")
+    tensorflow_or_skip(TENSORFLOW_BENCHMARK)
     command = [sys.executable, "benchmarks/narrow_scale.py", "--quick", "--plot", str(tmp_path / "r.png")]
     command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
@@ -82,7 +84,7 @@ def test_narrow_scale_benchmark_quick_run_writes_consistent_results(tmp_path):
 
 @pytest.mark.slow
 def test_addon_speed_benchmark_quick_run_writes_consistent_results(tmp_path):
-    tensorflow_or_skip("a benchmark of the TensorFlow backend")
+    tensorflow_or_skip(TENSORFLOW_BENCHMARK)
     command = [sys.executable, "benchmarks/addon_speed.py", "--quick", "--repeats", "3", "--warmup", "1"]
     command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -107,7 +109,7 @@ def test_addon_speed_benchmark_quick_run_writes_consistent_results(tmp_path):
 
 
 def test_cost_curves_benchmark_quick_run_writes_consistent_results(tmp_path):
-    tensorflow_or_skip("a benchmark of the TensorFlow backend")
+    tensorflow_or_skip(TENSORFLOW_BENCHMARK)
     command = [sys.executable, "benchmarks/cost_curves.py", "--quick", "--repeats", "3", "--warmup", "1"]
     command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
     command += ["--plot", str(tmp_path / "r.png")]
@@ -168,7 +170,7 @@ def _mean_and_std(cell):
 
 def _check_claims_quick_run(tmp_path, script, baseline):
     """Runs a claims benchmark with `--quick` and checks its JSON against itself and its table."""
-    tensorflow_or_skip("a benchmark of the TensorFlow backend")
+    tensorflow_or_skip(TENSORFLOW_BENCHMARK)
     command = [sys.executable, script, "--quick", "--out", str(tmp_path / "r.json")]
     command += ["--markdown", str(tmp_path / "r.md")]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -435,7 +437,7 @@ def test_run_all_quick_leaves_the_docs_page_alone(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_run_all_quick_run_of_a_real_benchmark(tmp_path):
-    tensorflow_or_skip("a benchmark of the TensorFlow backend")
+    tensorflow_or_skip(TENSORFLOW_BENCHMARK)
     page = tmp_path / "benchmarks.md"
     original = (ROOT / "docs" / "benchmarks.md").read_text()
     page.write_text(original)
@@ -534,7 +536,7 @@ def _targets_judged_in_a_fresh_process(arguments):
     In a fresh process, as the benchmark fixes its Keras backend when it is imported. `arguments`
     is Python source; it may name the module `a` for its constants.
     """
-    tensorflow_or_skip("the benchmark runs on the TensorFlow backend")
+    tensorflow_or_skip(TENSORFLOW_BENCHMARK)
     script = f"import json, activation_speed as a\nprint(json.dumps(a.evaluate_targets({arguments})))"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT / "benchmarks")}
     command = [sys.executable, "-c", script]

@@ -35,7 +35,7 @@ if keras.backend.backend() != "tensorflow":
 EXTRA = 'needs the onnx extra: pip install "keras-adaptive-acts[onnx]"'
 tf2onnx = pytest.importorskip("tf2onnx", reason=f"ONNX export {EXTRA} (tf2onnx is missing)")
 onnx = pytest.importorskip("onnx", reason=f"ONNX export {EXTRA} (onnx is missing)")
-onnxruntime = pytest.importorskip("onnxruntime", reason=f"ONNX verification {EXTRA} (onnxruntime is missing)")
+pytest.importorskip("onnxruntime", reason=f"ONNX verification {EXTRA} (onnxruntime is missing)")
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "guides" / "serving.md"
@@ -44,15 +44,14 @@ GUIDE = ROOT / "docs" / "guides" / "serving.md"
 # ONNX Runtime, on the CPU, in a fresh process: a file it cannot load may crash it (a segmentation
 # fault on the Keras floor, see the serving guide), which in the test process would end the whole run.
 ONNX_RUNTIME_SCRIPT = """
-import json, sys
+import sys
 import numpy as np, onnxruntime
 model, feeds_file, outputs_file = sys.argv[1:]
 with np.load(feeds_file) as feeds:
     feeds = dict(feeds)
 session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
 names = [output.name for output in session.get_outputs()]
-np.savez(outputs_file, *session.run(names, feeds))
-print(json.dumps(names))
+np.savez(outputs_file, **dict(zip(names, session.run(names, feeds), strict=True)))
 """
 
 
@@ -66,9 +65,8 @@ def run_onnx(path, feeds):
         assert result.returncode == 0, (
             f"ONNX Runtime failed on {path} (exit {result.returncode}):\n{result.stderr[-2000:]}"
         )
-        names = json.loads(result.stdout.splitlines()[-1])
         with np.load(outputs_file) as outputs:
-            return {name: outputs[f"arr_{index}"] for index, name in enumerate(names)}
+            return dict(outputs)
 
 
 # ----------------------------------------------------------------------------------------------
