@@ -74,6 +74,20 @@ def test_ci_runs_the_readme_commands():
     assert main_job.split(" && ")[0] in ci  # the main job's install line, run shortened in CI
 
 
+def test_every_declared_python_runs_in_ci_and_has_tox_envs():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    declared = set(re.findall(r"Python :: (3\.\d+)", config["metadata"]["classifiers"]))
+    floor = re.fullmatch(r">=(3\.\d+)", config["options"]["python_requires"]).group(1)
+    assert min(declared, key=lambda version: int(version.split(".")[1])) == floor
+    envlist = re.search(r"^envlist = py\{([\d,]+)\}", (ROOT / "tox.ini").read_text(), re.MULTILINE).group(1)
+    assert {f"{name[0]}.{name[1:]}" for name in envlist.split(",")} == declared
+    # The jobs on another Python name it; the README's jobs and the rest take the machine's python3,
+    # which is 3.11 on CI's machine.
+    elsewhere = set(re.findall(r'"\$\(python_for (3\.\d+)\)" -m venv', (ROOT / ".ci" / "run").read_text()))
+    assert elsewhere <= declared and declared - elsewhere == {"3.11"}
+
+
 @pytest.mark.slow
 def test_importing_the_package_leaves_tensorflows_devices_configurable():
     # Splitting the CPU (or setting GPU memory growth) must still work after the import.
