@@ -14,6 +14,7 @@ import json
 import numpy as np
 
 __all__ = [
+    "CNN_NOT_MEASURED",
     "check_passed",
     "failures_of",
     "markdown_report",
@@ -21,6 +22,9 @@ __all__ = [
     "section_markdown",
     "summary_line",
 ]
+
+# What the results say where the run ended before the CNN step (its files are written after the layers).
+CNN_NOT_MEASURED = "CNN step: not measured, the run ended before it"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,10 +57,15 @@ def failures_of(results) -> list[str]:
         if record["covers"] is not None and not record["checks"] and "check_error" not in record:
             failures.append(f"{name}: no correctness check ran")
     cnn = results["cnn"]
-    failures += [f"CNN {name}: {error}" for name, error in cnn["errors"].items()]
-    failures += [
-        f"CNN {name}: the loss is {loss}" for name, loss in cnn["last_loss"].items() if not np.isfinite(loss)
-    ]
+    if cnn is None:
+        failures.append(CNN_NOT_MEASURED)
+    else:
+        failures += [f"CNN {name}: {error}" for name, error in cnn["errors"].items()]
+        failures += [
+            f"CNN {name}: the loss is {loss}"
+            for name, loss in cnn["last_loss"].items()
+            if not np.isfinite(loss)
+        ]
     if results["tensorflow_imported"]:
         failures.append("TensorFlow was imported: the device machine has none")
     return failures
@@ -209,6 +218,12 @@ def guard_lines(results, names) -> list[str]:
 
 def cnn_lines(results) -> list[str]:
     cnn = results["cnn"]
+    if cnn is None:
+        return [
+            f"### Training step of the small CNN ({platform_label(results)})",
+            "",
+            f"**{CNN_NOT_MEASURED}.**",
+        ]
     lines = [
         f"### Training step of the small CNN (batch {cnn['batch']}, {cnn['image']}x{cnn['image']}x3, "
         f"{platform_label(results)})",
@@ -315,6 +330,7 @@ def markdown_report(results) -> str:
 
 def summary_line(results) -> str:
     """The one JSON line printed last: what a reader of the device tool's output tail needs."""
+    cnn_ratios = results["cnn"]["ratios"] if results["cnn"] else {}
     return json.dumps(
         {
             "benchmark": "device_speed",
@@ -324,7 +340,7 @@ def summary_line(results) -> str:
             "checks_passed": not results["failures"],
             "failures": len(results["failures"]),
             "ratios": {name: round(r["ratio"], 3) for name, r in results["layers"].items() if "ratio" in r},
-            "cnn_ratios": {name: round(ratio, 3) for name, ratio in results["cnn"]["ratios"].items()},
+            "cnn_ratios": {name: round(ratio, 3) for name, ratio in cnn_ratios.items()},
             "seconds": round(results["seconds"], 1),
         }
     )

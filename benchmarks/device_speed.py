@@ -34,8 +34,9 @@ so: its figures are then marked CPU, never GPU. In one run:
    Keras' PyTorch `fit`, timed without Keras' per-batch Python around it. Target: at most 1.05x ReLU.
 
 The exit status is 1 if a correctness check failed (or a layer could not be built or timed, or
-TensorFlow was imported); the JSON and Markdown files are written in any case. Speed targets missed
-are verdicts in the report, not failures.
+TensorFlow was imported); the JSON and Markdown files are written in any case: once after step 2,
+with the CNN step reported as not measured (what a run stopped by a time limit leaves), and again,
+whole, at the end. Speed targets missed are verdicts in the report, not failures.
 
 On the device machine (see "How these figures are made" in docs/benchmarks.md for the one call):
 
@@ -1000,12 +1001,22 @@ def environment(args, sizes, started) -> dict:
     }
 
 
-def write_outputs(report, results, args):
-    print(report)
+def conclude(results, phases, begin, args) -> str:
+    """Fills in the run's totals, failures and page sections, writes the files; returns the report."""
+    results["phase_seconds"] = phases
+    results["tensorflow_imported"] = "tensorflow" in sys.modules
+    results["seconds"] = time.perf_counter() - begin
+    results["failures"] = failures_of(results)
+    if args.backend == "jax":
+        results["sections"] = {name: section_markdown(results, name) for name in SECTION_NAMES["jax"]}
+    else:  # one section: the whole report (its heading is dropped where it is written)
+        results["sections"] = {name: markdown_report(results) for name in SECTION_NAMES[args.backend]}
+    report = markdown_report(results)
     if args.markdown:
         pathlib.Path(args.markdown).write_text(report)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
+    return report
 
 
 def main(argv=None) -> int:
@@ -1027,18 +1038,16 @@ def main(argv=None) -> int:
         cases(), sizes, timing, Inputs(sizes["input_sets"])
     )
     phases["layers"] = time.perf_counter() - phase_start
+    # The files are written once here, without the CNN step, so that a run stopped by the device
+    # call's time limit still leaves every layer's figures (its CNN step reported as not measured);
+    # the end of the run writes them again, whole.
+    results["cnn"] = None
+    conclude(results, phases, begin, args)
+    progress("the layers' figures written; the CNN step next")
     phase_start = time.perf_counter()
     results["cnn"] = measure_cnn(sizes, timing)
     phases["cnn"] = time.perf_counter() - phase_start
-    results["phase_seconds"] = phases
-    results["tensorflow_imported"] = "tensorflow" in sys.modules
-    results["seconds"] = time.perf_counter() - begin
-    results["failures"] = failures_of(results)
-    if args.backend == "jax":
-        results["sections"] = {name: section_markdown(results, name) for name in SECTION_NAMES["jax"]}
-    else:  # one section: the whole report (its heading is dropped where it is written)
-        results["sections"] = {name: markdown_report(results) for name in SECTION_NAMES[args.backend]}
-    write_outputs(markdown_report(results), results, args)
+    print(conclude(results, phases, begin, args))
     for failure in results["failures"]:
         print(f"device_speed: FAILED: {failure}", file=sys.stderr)
     print(summary_line(results))

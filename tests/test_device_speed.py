@@ -221,6 +221,48 @@ def test_run_all_refuses_to_write_cpu_figures_into_the_gpu_sections(quick_run, t
 
 
 @pytest.mark.slow
+def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(tmp_path):
+    # The device call's time limit kills the run: what it leaves must still fill the page's sections.
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed: the default run of device_speed.py is on Keras' JAX backend")
+    command = [sys.executable, "-c", BLOCKED_RUN, SCRIPT, "--quick"]
+    command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    env = {key: value for key, value in os.environ.items() if key != "JAX_ENABLE_X64"}
+    env.update({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""})
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        seen = []
+        for line in process.stderr:  # ends at the process's exit if the line never comes
+            seen.append(line)
+            if "the layers' figures written" in line:
+                process.kill()  # as a time limit does: no chance to write anything more
+                break
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert "the layers' figures written" in seen[-1], "".join(seen[-20:])
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["cnn"] is None and set(results["phase_seconds"]) == {"layers"}
+    covering = [record for record in results["layers"].values() if record["covers"]]
+    assert {record["covers"] for record in covering} == set(_public_layers())
+    assert all(record["median_ms"] > 0 and record["checks"] for record in covering)
+    assert results["failures"] == ["CNN step: not measured, the run ended before it"]
+    assert "**CNN step: not measured, the run ended before it.**" in results["sections"]["activation_speed"]
+    assert "| CompetitiveReLU(l1) | (2, 4, 4, 8) |" in results["sections"]["activation_speed"]
+    assert "**CNN step: not measured" in (tmp_path / "r.md").read_text()
+    # run_all writes such a file's sections (were it a GPU's) and names what is missing.
+    gpu_file = tmp_path / "gpu.json"
+    gpu_file.write_text(json.dumps({**results, "platform": "gpu", "quick": False}))
+    page = tmp_path / "page.md"
+    page.write_text(_page())
+    assert run_all.main(["--from-json", str(gpu_file), "--output", str(page)]) == 0
+    start, end = run_all.marker_span(page.read_text(), "activation_speed-gpu")
+    assert "CNN step: not measured" in page.read_text()[start:end]
+
+
+@pytest.mark.slow
 def test_quick_run_on_pytorch_checks_every_public_layer_without_tensorflow(tmp_path):
     if importlib.util.find_spec("torch") is None:
         pytest.skip("PyTorch is not installed: `--backend torch` needs it (CI runs this in its PyTorch job)")
