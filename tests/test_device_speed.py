@@ -126,16 +126,23 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def _blocked_quick_run(folder):
+    """The quick run's command (writing into `folder`) and environment: JAX on the CPU in float32, as
+    on the device, with TensorFlow blocked."""
+    command = [sys.executable, "-c", BLOCKED_RUN, SCRIPT, "--quick"]
+    command += ["--json", str(folder / "r.json"), "--markdown", str(folder / "r.md")]
+    env = {key: value for key, value in os.environ.items() if key != "JAX_ENABLE_X64"}
+    env.update({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""})
+    return command, env
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """The quick run's exit status, stderr, JSON results and Markdown report."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed: the default run of device_speed.py is on Keras' JAX backend")
     folder = tmp_path_factory.mktemp("device_speed")
-    command = [sys.executable, "-c", BLOCKED_RUN, SCRIPT, "--quick"]
-    command += ["--json", str(folder / "r.json"), "--markdown", str(folder / "r.md")]
-    env = {key: value for key, value in os.environ.items() if key != "JAX_ENABLE_X64"}  # float32, as there
-    env.update({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""})
+    command, env = _blocked_quick_run(folder)
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     results = json.loads((folder / "r.json").read_text()) if (folder / "r.json").is_file() else None
     report = (folder / "r.md").read_text() if (folder / "r.md").is_file() else ""
@@ -225,10 +232,7 @@ def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(tmp_path)
     # The device call's time limit kills the run: what it leaves must still fill the page's sections.
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed: the default run of device_speed.py is on Keras' JAX backend")
-    command = [sys.executable, "-c", BLOCKED_RUN, SCRIPT, "--quick"]
-    command += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
-    env = {key: value for key, value in os.environ.items() if key != "JAX_ENABLE_X64"}
-    env.update({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""})
+    command, env = _blocked_quick_run(tmp_path)
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
