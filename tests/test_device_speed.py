@@ -246,7 +246,7 @@ def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(tmp_path)
     finally:
         process.kill()
         process.wait(timeout=60)
-    assert "the layers' figures written" in seen[-1], "".join(seen[-20:])
+    assert seen and "the layers' figures written" in seen[-1], "".join(seen[-20:])
     results = json.loads((tmp_path / "r.json").read_text())
     assert results["cnn"] is None and set(results["phase_seconds"]) == {"layers"}
     covering = [record for record in results["layers"].values() if record["covers"]]
