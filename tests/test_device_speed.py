@@ -228,7 +228,7 @@ def test_run_all_refuses_to_write_cpu_figures_into_the_gpu_sections(quick_run, t
 
 
 @pytest.mark.slow
-def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(tmp_path):
+def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(tmp_path, capsys):
     # The device call's time limit kills the run: what it leaves must still fill the page's sections.
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed: the default run of device_speed.py is on Keras' JAX backend")
@@ -264,6 +264,8 @@ def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(tmp_path)
     assert run_all.main(["--from-json", str(gpu_file), "--output", str(page)]) == 0
     start, end = run_all.marker_span(page.read_text(), "activation_speed-gpu")
     assert "CNN step: not measured" in page.read_text()[start:end]
+    printed = capsys.readouterr().err
+    assert "that run has 1 failures" in printed and "CNN step: not measured" in printed
 
 
 @pytest.mark.slow
