@@ -2,23 +2,21 @@
 
 import keras
 import numpy as np
-from keras_bugs import NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE, TORCH_MAXIMUM_ROUNDS_FLOAT64
+from keras_bugs import (
+    NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE,
+    TORCH_MAXIMUM_ROUNDS_FLOAT64,
+    rebuilt_model_keeps_recorded_training_false,
+)
 
 
 @NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE
 def test_a_model_rebuilt_from_an_older_config_follows_the_training_argument():
-    inputs = keras.Input((100,))
-    model = keras.Model(inputs, keras.layers.Dropout(0.5, seed=1)(inputs))
-    config = model.get_config()
-    # What Keras 3.10 to 3.15 write into every node of a layer whose call takes `training`.
-    for layer in config["layers"]:
-        for node in layer["inbound_nodes"]:
-            if layer["class_name"] == "Dropout":
-                node["kwargs"]["training"] = False
-    rebuilt = keras.Model.from_config(config)
-    outputs = keras.ops.convert_to_numpy(rebuilt(np.ones((1, 100), "float32"), training=True))
-    dropped = int(np.sum(outputs == 0))
-    assert 20 < dropped < 80, f"Dropout(0.5) in training mode dropped {dropped} of 100 entries"
+    # On Keras 3.10 to 3.15 the pin does not run its probe: this is the check that they are not
+    # affected. From 3.16 on, it reports (as an expected failure) whether this Keras is.
+    assert not rebuilt_model_keeps_recorded_training_false(), (
+        f"Keras {keras.__version__}: Dropout(0.5) rebuilt from a config that recorded training=False "
+        "dropped nothing when the model was called with training=True"
+    )
 
 
 @TORCH_MAXIMUM_ROUNDS_FLOAT64
