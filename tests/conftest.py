@@ -52,6 +52,17 @@ LAYER_LEVEL = (
     "../keras_adaptive_acts/regularizers.py",
 )
 
+# The tests of what the package builds on Keras' own machinery beyond the layers: saving and
+# exporting (SavedModel, LiteRT, ONNX), KerasTuner's searches and tf.distribute. Keras changes these
+# between releases, so the floor's job also runs the slow ones among them (`-m "keras_integration or
+# not slow"`): the rest of the slow tests (training runs, benchmarks, the docs' pages, Keras
+# Applications) add time there without touching another part of Keras. Paths relative to tests/.
+KERAS_INTEGRATION = (
+    "test_distribution.py",
+    "test_export.py",
+    "test_onnx_export.py",
+    "test_tuning.py",
+)
 
 # How many slow tests a plain `pytest` left out, for the line at the end of its report.
 SLOW_LEFT_OUT = pytest.StashKey[int]()
@@ -69,10 +80,14 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "layer_level: the layer tests; the JAX job runs the slow ones among them too"
     )
+    config.addinivalue_line(
+        "markers",
+        "keras_integration: saving, export, tuning and distribution; the floor's job runs the slow ones too",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    mark_layer_level(items)
+    mark_by_path(items)
     skip_tensorflow_only_doctests(items)
     # A plain `pytest` runs the everyday suite; the slow tests (training runs, subprocesses, the
     # SavedModel and distribution checks) run with --slow, or whenever -m chooses by marker (CI's
@@ -120,7 +135,10 @@ def in_paths(item, paths):
     return any(relative == path or (path.endswith("/") and relative.startswith(path)) for path in paths)
 
 
-def mark_layer_level(items):
+def mark_by_path(items):
+    """The markers given by a test's file: `layer_level` and `keras_integration`."""
     for item in items:
         if in_paths(item, LAYER_LEVEL):
             item.add_marker(pytest.mark.layer_level)
+        if in_paths(item, KERAS_INTEGRATION):
+            item.add_marker(pytest.mark.keras_integration)

@@ -46,27 +46,51 @@ GUIDE = ROOT / "docs" / "guides" / "serving.md"
 ONNX_RUNTIME_SCRIPT = """
 import sys
 import numpy as np, onnxruntime
-model, feeds_file, outputs_file = sys.argv[1:]
+model, feeds_file, outputs_file, optimization = sys.argv[1:]
 with np.load(feeds_file) as feeds:
     feeds = dict(feeds)
-session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+options = onnxruntime.SessionOptions()
+options.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, optimization)
+session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 names = [output.name for output in session.get_outputs()]
 np.savez(outputs_file, **dict(zip(names, session.run(names, feeds), strict=True)))
 """
 
 
-def run_onnx(path, feeds):
-    """`{output name: array}` from ONNX Runtime, run on the CPU in a fresh process."""
+def onnx_runtime_process(path, feeds, optimization="ORT_ENABLE_ALL"):
+    """`(finished process, {output name: array} or None)`: ONNX Runtime on the CPU in a fresh process,
+    with `optimization` as its graph optimization level (ONNX Runtime's default is ORT_ENABLE_ALL)."""
     with tempfile.TemporaryDirectory() as work:
         feeds_file, outputs_file = os.path.join(work, "feeds.npz"), os.path.join(work, "outputs.npz")
         np.savez(feeds_file, **feeds)
-        command = [sys.executable, "-c", ONNX_RUNTIME_SCRIPT, str(path), feeds_file, outputs_file]
+        arguments = [str(path), feeds_file, outputs_file, optimization]
+        command = [sys.executable, "-c", ONNX_RUNTIME_SCRIPT, *arguments]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, (
-            f"ONNX Runtime failed on {path} (exit {result.returncode}):\n{result.stderr[-2000:]}"
-        )
+        if result.returncode != 0:
+            return result, None
         with np.load(outputs_file) as outputs:
-            return dict(outputs)
+            return result, dict(outputs)
+
+
+def run_onnx(path, feeds, optimization="ORT_ENABLE_ALL"):
+    """`{output name: array}` from ONNX Runtime, run on the CPU in a fresh process."""
+    result, outputs = onnx_runtime_process(path, feeds, optimization)
+    assert outputs is not None, (
+        f"ONNX Runtime failed on {path} (exit {result.returncode}):\n{result.stderr[-2000:]}"
+    )
+    return outputs
+
+
+def on_the_keras_floor() -> bool:
+    """Keras 3.10 with TensorFlow 2.19: where the serving guide says one ONNX case differs."""
+    import tensorflow as tf
+
+    return keras.__version__ == "3.10.0" and tf.__version__.startswith("2.19.")
+
+
+# That case, as the serving guide describes it: on the floor, ONNX Runtime crashes loading this file
+# at its default optimization level, and loads it at ORT_ENABLE_EXTENDED with outputs within 1e-3.
+FLOOR_CRASH = ("NoisyLSTMCell (RNN, unroll=False)", "mixed_float16")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -104,9 +128,17 @@ def test_which_layers_convert_to_onnx_is_what_the_guide_says(tmp_path, dtype_pol
             assert not path.exists()
             measured[name] = "fails"
             continue
-        served = run_onnx(path, {"sequence": x})
+        if (name, policy) == FLOOR_CRASH and on_the_keras_floor():
+            # The guide's paragraph on the floor, checked: the crash (a negative exit status, the
+            # signal), then the file loaded one optimization level lower, within the guide's 1e-3.
+            crashed, _ = onnx_runtime_process(path, {"sequence": x})
+            assert crashed.returncode < 0, f"expected ONNX Runtime to crash (exit {crashed.returncode})"
+            served = run_onnx(path, {"sequence": x}, "ORT_ENABLE_EXTENDED")
+            np.testing.assert_allclose(served["scores"], model.predict(x, verbose=0), rtol=0, atol=1e-3)
+        else:
+            served = run_onnx(path, {"sequence": x})
+            np.testing.assert_allclose(served["scores"], model.predict(x, verbose=0), **tolerance)
         assert list(served) == ["scores"]
-        np.testing.assert_allclose(served["scores"], model.predict(x, verbose=0), **tolerance)
         measured[name] = "converts"
     column = 0 if policy == "float32" else 1
     assert measured == {layer: verdicts[column] for layer, verdicts in onnx_table().items()}

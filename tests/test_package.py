@@ -88,6 +88,19 @@ def test_every_declared_python_runs_in_ci_and_has_tox_envs():
     assert elsewhere <= declared and declared - elsewhere == {"3.11"}
 
 
+def test_the_markers_by_path_name_existing_files_and_the_jobs_select_them():
+    import conftest
+
+    tests = ROOT / "tests"
+    for path in (*conftest.LAYER_LEVEL, *conftest.KERAS_INTEGRATION):
+        assert (tests / path).exists(), f"tests/conftest.py names {path}, which is not there"
+    # The floor's job, in CI and in tox, runs the slow tests of saving, export, tuning and distribution.
+    selection = '-m "keras_integration or not slow"'
+    assert selection in (ROOT / ".ci" / "run").read_text()
+    floor_env = (ROOT / "tox.ini").read_text().split("[testenv:keras-floor]", 1)[1].split("\n[", 1)[0]
+    assert selection in floor_env
+
+
 @pytest.mark.slow
 def test_importing_the_package_leaves_tensorflows_devices_configurable():
     # Splitting the CPU (or setting GPU memory growth) must still work after the import.
