@@ -131,6 +131,20 @@ def ratio_text(ratio):
     return "" if ratio is None else f"{ratio:.2f}"
 
 
+def bytes_text(ratio, census) -> str:
+    """A bytes ratio, marked "(loop)" where the step has a loop (what its body moves is not counted)."""
+    if ratio is None:
+        return ""
+    return f"{ratio:.2f} (loop)" if census and census.get("has_loop") else f"{ratio:.2f}"
+
+
+def passes_text(census) -> str:
+    """ "passes of operations" of a compiled step's census; empty where there is none."""
+    if not census or "operations" not in census:
+        return ""
+    return f"{census['input_sized_operations']} of {census['operations']}"
+
+
 def check_passed(check) -> bool:
     return check["forward"]["passed"] and check["gradient"]["passed"]
 
@@ -139,10 +153,18 @@ def checked_names(results) -> list[str]:
     return [name for name, r in results["layers"].items() if r["checks"] or r.get("check_error")]
 
 
+def compiled(results, names) -> bool:
+    """Whether these rows' compiled steps were read (JAX runs; PyTorch's steps are eager)."""
+    return any({"compiled", "compiled_error"} & set(results["layers"][name]) for name in names)
+
+
 def speed_table(results, names) -> list[str]:
+    traffic = compiled(results, names)
+    extra_header = " bytes / ReLU | passes over the input |" if traffic else ""
     lines = [
-        "| layer | input | median ms | / ReLU (same input) | judged against | ratio | target | verdict |",
-        "|---|---|---:|---:|---|---:|---:|---|",
+        "| layer | input | median ms | / ReLU (same input) | judged against | ratio | target | verdict |"
+        + extra_header,
+        "|---|---|---:|---:|---|---:|---:|---|" + ("---:|---:|" if traffic else ""),
     ]
     for name in names:
         record = results["layers"][name]
@@ -150,11 +172,55 @@ def speed_table(results, names) -> list[str]:
         shown_median = "failed" if median is None else f"{median:.3f}"
         judged = "(baseline)" if record["baseline"] is None else record["baseline"]
         target = "" if record["baseline"] is None else f"<= {results['targets']['layer']:g}"
-        lines.append(
+        line = (
             f"| {name} | {tuple(record['input_shape'])} | {shown_median} | "
             f"{ratio_text(record.get('ratio_to_relu'))} | {judged} | {ratio_text(record.get('ratio'))} | "
             f"{target} | {record.get('verdict', '')} |"
         )
+        if traffic:
+            census = record.get("compiled")
+            line += f" {bytes_text(record.get('bytes_to_relu'), census)} | {passes_text(census)} |"
+        lines.append(line)
+    return lines
+
+
+def traffic_lines(results, names) -> list[str]:
+    """What the two census columns mean, and CompetitiveReLU's bytes against its floor's."""
+    if not compiled(results, names):
+        return []
+    lines = [
+        "",
+        "Bytes / ReLU: the bytes the compiled step's operations read and write, against ReLU's step on "
+        "the same input; a conditional (CompetitiveReLU's overflow guard) counts as the branch that runs "
+        "unless a sum overflows, and a loop (the recurrent cells, JAX's random draws) counts the state it "
+        "carries once, not what its body moves on each iteration: such rows, marked (loop), are not "
+        "that step's traffic. Passes over the "
+        "input: the step's operations that read or write an array as large as the input, of all its "
+        "operations that do work (on a GPU, about one kernel each). Both are counted in the optimized HLO "
+        "by `benchmarks/hlo_census.py`.",
+    ]
+    lines += [
+        f"- census of {name}: {results['layers'][name]['compiled_error']}"
+        for name in names
+        if "compiled_error" in results["layers"][name]
+    ]
+    floor = results["layers"].get(results.get("competition_floor"), {}).get("compiled")
+    rows = [
+        (name, results["layers"][name]["compiled"]["bytes_moved"])
+        for name in names
+        if results["layers"][name]["covers"] == "CompetitiveReLU" and "compiled" in results["layers"][name]
+    ]
+    if floor and floor["bytes_moved"] and rows and all(traffic for _, traffic in rows):
+        against = ", ".join(f"{name} {traffic / floor['bytes_moved']:.2f}x" for name, traffic in rows)
+        lines += [
+            "",
+            f"CompetitiveReLU's bytes against its floor's ({results['competition_floor']}): {against}. "
+            "The floor takes one statistic of each slice in each direction, so each direction reads its "
+            "input twice (once for the sums, once for the result): the least an exact competition "
+            "moves through memory unless a kernel keeps each slice on chip. A row near 1x reaches it "
+            "under XLA; well above, intermediates are written out and read back. ReLU's bytes (1x in "
+            "the column) are what a one-pass fused kernel would move.",
+        ]
     return lines
 
 
@@ -224,6 +290,8 @@ def cnn_lines(results) -> list[str]:
             "",
             f"**{CNN_NOT_MEASURED}.**",
         ]
+    censuses = cnn.get("compiled", {})  # JAX: each model's compiled step (absent from older files)
+    extra_header = " bytes / ReLU | passes |" if censuses else ""
     lines = [
         f"### Training step of the small CNN (batch {cnn['batch']}, {cnn['image']}x{cnn['image']}x3, "
         f"{platform_label(results)})",
@@ -231,17 +299,31 @@ def cnn_lines(results) -> list[str]:
         "Conv(32/64/128) -> activation -> max-pool, three blocks, then global average pooling and "
         f"Dense(10); SGD with momentum; {results['cnn_step_text']}, steps chained, models interleaved.",
         "",
-        "| activation | median ms/step | / ReLU | target | verdict |",
-        "|---|---:|---:|---:|---|",
+        "| activation | median ms/step | / ReLU | target | verdict |" + extra_header,
+        "|---|---:|---:|---:|---|" + ("---:|---:|" if censuses else ""),
     ]
+    relu_bytes = censuses.get("ReLU", {}).get("bytes_moved")
     for name in cnn["candidates"]:
         median = cnn["median_ms"].get(name)
         shown = "failed" if median is None else f"{median:.3f}"
         ratio = cnn["ratios"].get(name, 1.0 if name == "ReLU" and median is not None else None)
         target = f"<= {results['targets']['cnn']:g}" if name in cnn["judged"] else ""
-        lines.append(
-            f"| {name} | {shown} | {ratio_text(ratio)} | {target} | {cnn['verdicts'].get(name, '')} |"
-        )
+        line = f"| {name} | {shown} | {ratio_text(ratio)} | {target} | {cnn['verdicts'].get(name, '')} |"
+        if censuses:
+            census = censuses.get(name, {})
+            traffic = census.get("bytes_moved")
+            bytes_ratio = traffic / relu_bytes if traffic is not None and relu_bytes else None
+            line += f" {bytes_text(bytes_ratio, census)} | {passes_text(census)} |"
+        lines.append(line)
+    if censuses:
+        lines += [
+            "",
+            "Bytes / ReLU and passes as in the layer table; here the passes read or write an array as "
+            "large as the first activation's input (the first convolution's output).",
+        ]
+        lines += [
+            f"- census of {name}: {census['error']}" for name, census in censuses.items() if "error" in census
+        ]
     return lines
 
 
@@ -298,6 +380,7 @@ def section_markdown(results, section) -> str:
         lines += [*check_summary(results, layer_names), ""]
     lines += [f"### Forward + backward against ReLU ({platform_label(results)})", ""]
     lines += [*speed_table(results, names), *targets_lines(results, names), *guard_lines(results, names)]
+    lines += traffic_lines(results, names)
     if section == "activation_speed":
         lines += ["", *cnn_lines(results)]
     return "\n".join(lines).strip() + "\n"
@@ -319,6 +402,7 @@ def markdown_report(results) -> str:
         *speed_table(results, names),
         *targets_lines(results, names),
         *guard_lines(results, names),
+        *traffic_lines(results, names),
         "",
         *cnn_lines(results),
     ]

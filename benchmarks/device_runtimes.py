@@ -7,6 +7,7 @@ one place that knows them for its framework:
 - putting an array on the device, and waiting until the device has finished (`wait`);
 - one forward + backward step of a model for a fixed upstream gradient (`gradient_step`);
 - matrix products in float32 for the checks (a GPU may default to TF32);
+- the compiled step's optimized HLO text and XLA's cost analysis (JAX only: PyTorch's steps are eager);
 - the small CNN's training step;
 - the device and the versions, for the report.
 
@@ -74,6 +75,18 @@ class JaxRuntime:
 
         return step
 
+    def compiled_step(self, step, *arguments) -> tuple[str, dict | None]:
+        """The optimized HLO text of `step` compiled for `arguments`, and XLA's cost analysis of it.
+
+        `jax.jit` keeps what it compiled: asked before or after the step first runs, the step is
+        compiled once. The cost analysis is a dict on current JAX, a list of one dict on older releases.
+        """
+        compiled = step.lower(*arguments).compile()
+        cost = compiled.cost_analysis()
+        if isinstance(cost, (list, tuple)):
+            cost = cost[0] if cost else None
+        return compiled.as_text(), cost
+
     def float32_matrix_products(self):
         return self.jax.default_matmul_precision("float32")
 
@@ -82,7 +95,8 @@ class JaxRuntime:
 
     def cnn_step(self, model, optimizer, loss_function):
         """`run(images, labels)`: one training step, the weights and the optimizer's state carried from
-        step to step and donated (as `fit` does) so that XLA updates them in place; returns the loss."""
+        step to step and donated (as `fit` does) so that XLA updates them in place; returns the loss.
+        And `inspect(images, labels)`: the step's optimized HLO text and cost analysis (`compiled_step`)."""
         jax, jnp = self.jax, self.jnp
 
         def loss(trainable, non_trainable, images, labels):
@@ -112,7 +126,10 @@ class JaxRuntime:
             loss_value, state[0] = compiled(state[0], images, labels)
             return loss_value
 
-        return run
+        def inspect(images, labels):
+            return self.compiled_step(compiled, state[0], images, labels)  # lowering donates nothing
+
+        return run, inspect
 
     def environment(self) -> dict:
         import jaxlib
@@ -168,6 +185,10 @@ class TorchRuntime:
 
         return step
 
+    def compiled_step(self, step, *arguments):
+        """None: the steps run eagerly, so there is no compiled module to read."""
+        return None
+
     @contextlib.contextmanager
     def float32_matrix_products(self):
         backends = self.torch.backends
@@ -182,7 +203,8 @@ class TorchRuntime:
         return lambda x, upstream: x[0] + upstream[0]
 
     def cnn_step(self, model, optimizer, loss_function):
-        """`run(images, labels)`: one eager training step (gradients, then `optimizer.apply`); the loss."""
+        """`run(images, labels)`: one eager training step (gradients, then `optimizer.apply`); the loss.
+        And `inspect`, which gives None: there is no compiled step."""
         torch = self.torch
         variables = model.trainable_variables
 
@@ -192,7 +214,7 @@ class TorchRuntime:
             optimizer.apply(gradients, variables)
             return loss_value.detach()
 
-        return run
+        return run, lambda images, labels: None
 
     def environment(self) -> dict:
         torch = self.torch

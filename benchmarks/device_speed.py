@@ -25,13 +25,18 @@ so: its figures are then marked CPU, never GPU. In one run:
    and the recurrent cells are also timed against their Keras counterparts (Dense/ReLU/Dense with
    LayerNormalization, `LSTMCell`, `GRUCell`), the baselines they are judged against. Target: at
    most 1.3x the baseline. CompetitiveReLU's floor (`competition_floor.py`: the least work any exact
-   competition does) is timed beside them as a reference row, as on the CPU.
+   competition does) is timed beside them as a reference row, as on the CPU. On JAX, each row's
+   compiled step is also read (`hlo_census.py`): the bytes its operations read and write, against
+   ReLU's and, for CompetitiveReLU, against the floor's, and its passes over the input; with
+   `--hlo`, its optimized HLO is written too. Whether XLA fused CompetitiveReLU's reductions with what
+   produces their terms can so be read from one run, without a second call on the device.
 3. The small CNN of `activation_speed.py` (three Conv2D blocks of 32/64/128 filters, each conv ->
    activation -> max-pool, then global average pooling and Dense(10); batch 128 of 32x32x3) is
    trained step by step with ReLU, CompetitiveReLU and CompetitiveReLU(axis=(1, 2)), and with the
    floor per sample and per channel as reference rows: the step `fit` compiles on JAX
    (`stateless_call`, the loss, `optimizer.stateless_apply`, under `jax.jit`), or the eager step of
    Keras' PyTorch `fit`, timed without Keras' per-batch Python around it. Target: at most 1.05x ReLU.
+   On JAX each model's compiled step is read as the layers' are (bytes against ReLU's model, passes).
 
 The exit status is 1 if a correctness check failed (or a layer could not be built or timed, or
 TensorFlow was imported); the JSON and Markdown files are written in any case: once after step 2,
@@ -40,12 +45,13 @@ whole, at the end. Speed targets missed are verdicts in the report, not failures
 
 On the device machine (see "How these figures are made" in docs/benchmarks.md for the one call):
 
-    python3 benchmarks/device_speed.py --json $OUT/device_speed.json --markdown $OUT/device_speed.md
+    python3 benchmarks/device_speed.py --json $OUT/device_speed.json --markdown $OUT/device_speed.md \
+        --hlo $OUT/device_hlo.tar.gz
     python3 benchmarks/device_speed.py --backend torch --json $OUT/device_speed_torch.json
 
 Usage:
     python benchmarks/device_speed.py [--backend {jax,torch}] [--quick] [--repeats N] [--warmup N]
-        [--calls N] [--json PATH] [--markdown PATH]
+        [--calls N] [--json PATH] [--markdown PATH] [--hlo PATH]
 
 `--quick` shrinks every shape for a smoke run (about a minute on a 2-core CPU, most of it compiling);
 its figures mean nothing.
@@ -56,13 +62,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import io
 import json
 import os
 import pathlib
 import platform
+import re
 import shlex
 import statistics
 import sys
+import tarfile
 import time
 import traceback
 from collections.abc import Callable
@@ -95,6 +104,7 @@ for folder in (ROOT, HERE):
         sys.path.insert(0, str(folder))
 
 import device_references as references  # noqa: E402
+import hlo_census  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from competition_floor import FLOOR, FLOOR_PER_CHANNEL, FloorActivation  # noqa: E402
@@ -741,8 +751,11 @@ def progress(message):
     print(f"device_speed: {message}", file=sys.stderr, flush=True)
 
 
-def build_and_check(case, sizes, rng, inputs, record):
-    """Builds the row's layer, checks it (into `record`) and returns its timing run; None if it cannot run."""
+def build_and_check(case, sizes, rng, inputs, record, hlo_texts):
+    """Builds the row's layer, checks it (into `record`) and returns its timing run; None if it cannot run.
+
+    On JAX the compiled step is read too (`read_compiled_step`); its HLO text goes into `hlo_texts`.
+    """
     begin = time.perf_counter()
     shape = sizes[case.shape]
     try:
@@ -753,8 +766,10 @@ def build_and_check(case, sizes, rng, inputs, record):
     except Exception as error:
         record["error"] = describe(error)
         return None
-    if guarded(layer) and RUNTIME.name == "jax":  # PyTorch runs the op eagerly: no compiled step to read
-        record["overflow_guard"] = overflow_guard_form(step, model, inputs, shape)
+    fields, text = read_compiled_step(step, model, inputs, shape, guarded(layer))
+    record.update(fields)
+    if text is not None:
+        hlo_texts[case.name] = text
     try:
         record["checks"] = check_case(case, sizes, (model, layer, step), rng, inputs)
     except Exception as error:  # the row is still timed: its speed is worth having
@@ -772,27 +787,44 @@ def guarded(layer) -> bool:
     return isinstance(layer, kaa.CompetitiveReLU) and layer.competition != "count"
 
 
-def overflow_guard_form(step, model, inputs, shape) -> str:
-    """ "conditional" if the compiled step keeps the overflow guard as one, "selects" if not.
+def read_compiled_step(step, model, inputs, shape, is_guarded) -> tuple[dict, str | None]:
+    """What XLA made of the row's step (JAX only; PyTorch's steps are eager): the record's fields (its
+    census, `hlo_census.step_census`: bytes read and written, passes over the input; for a guarded
+    CompetitiveReLU, the overflow guard's form), and the optimized HLO text (None where there is none).
 
-    The guard's second branch (two reductions for each slice's largest magnitude, both sums again on
-    the shrunk slice) must run only when a sum overflowed. XLA turns a conditional whose branches hold
-    only cheap instructions into selects that run both; on TensorFlow that happened wherever the sums
-    are reductions (as on a GPU). tests/ops/test_competitive_paths.py checks the CPU's compiler, with
-    the sums laid out as on a GPU; this reads what XLA's GPU pipeline made of it.
+    The step is compiled here, before it first runs; `jax.jit` keeps it, so nothing compiles twice.
+    A failure here is a line of the report, not a failure of the row, which is still checked and timed.
+
+    The overflow guard's second branch (two reductions for each slice's largest magnitude, both sums
+    again on the shrunk slice) must run only when a sum overflowed. XLA turns a conditional whose
+    branches hold only cheap instructions into selects that run both; on TensorFlow that happened
+    wherever the sums are reductions (as on a GPU). tests/ops/test_competitive_paths.py checks the
+    CPU's compiler, with the sums laid out as on a GPU; this reads what XLA's GPU pipeline made of it.
     """
     trainable, non_trainable = model_state(model)
     x = inputs.device(shape)[0]
     upstream = inputs.device(output_shape(model, shape), "upstream")[0]
     try:
-        text = step.lower(trainable, non_trainable, x, upstream).compile().as_text()
-    except Exception as error:  # a report line, not a row: the row is still checked and timed
-        return f"unknown ({describe(error)})"
-    return "conditional" if " conditional(" in text else "selects"
+        compiled = RUNTIME.compiled_step(step, trainable, non_trainable, x, upstream)
+        if compiled is None:
+            return {}, None
+        text, cost = compiled
+        fields = {"compiled": hlo_census.step_census(text, cost, int(np.prod(shape)))}
+    except Exception as error:
+        fields = {"compiled_error": describe(error)}
+        if is_guarded:
+            fields["overflow_guard"] = f"unknown ({fields['compiled_error']})"
+        return fields, None
+    if is_guarded:
+        fields["overflow_guard"] = "conditional" if " conditional(" in text else "selects"
+    return fields, text
 
 
-def measure_layers(rows, sizes, timing, inputs) -> tuple[dict, dict | None]:
-    """name -> record (checks, times, ratios, verdict, error) for every row; and the dispatch floor."""
+def measure_layers(rows, sizes, timing, inputs, hlo_texts) -> tuple[dict, dict | None]:
+    """name -> record (checks, times, ratios, verdict, error) for every row; and the dispatch floor.
+
+    `hlo_texts` receives each compiled row's optimized HLO (JAX), by row name.
+    """
     rng = np.random.default_rng(1)
     records, runs = {}, {}
     for case in rows:
@@ -803,7 +835,7 @@ def measure_layers(rows, sizes, timing, inputs) -> tuple[dict, dict | None]:
             "relu": relu_name(case.shape),  # the ReLU row timed on the same input shape
             "checks": [],
         }
-        run = build_and_check(case, sizes, rng, inputs, records[case.name])
+        run = build_and_check(case, sizes, rng, inputs, records[case.name], hlo_texts)
         if run is not None:
             runs[case.name] = run
     runs[DISPATCH_FLOOR] = dispatch_floor_runner(inputs, sizes["image"])
@@ -829,11 +861,16 @@ def measure_layers(rows, sizes, timing, inputs) -> tuple[dict, dict | None]:
 
 
 def add_ratios(record, records):
-    """The ratio to ReLU on the same input, and to the row's own baseline with its verdict."""
+    """The ratio to ReLU on the same input (time, and the bytes moved where the step was compiled),
+    and to the row's own baseline with its verdict."""
     median = record.get("median_ms")
     relu_median = records[record["relu"]].get("median_ms")
     if median is not None and relu_median:
         record["ratio_to_relu"] = median / relu_median
+    traffic = record.get("compiled", {}).get("bytes_moved")
+    relu_traffic = records[record["relu"]].get("compiled", {}).get("bytes_moved")
+    if traffic is not None and relu_traffic:
+        record["bytes_to_relu"] = traffic / relu_traffic
     baseline = record["baseline"]
     baseline_median = records[baseline].get("median_ms") if baseline else None
     if median is not None and baseline_median:
@@ -847,6 +884,9 @@ def add_ratios(record, records):
 # ---------------------------------------------------------------------------------------------
 
 
+CNN_FILTERS = (32, 64, 128)  # the three conv blocks' filters, as in activation_speed.py
+
+
 def build_cnn(activation, image) -> keras.Sequential:
     """Three conv blocks (32, 64, 128 filters), each conv -> activation -> max-pool, then GAP -> Dense(10).
 
@@ -854,7 +894,7 @@ def build_cnn(activation, image) -> keras.Sequential:
     `keras.utils.set_random_seed`, which imports TensorFlow to seed it too where it is installed).
     """
     layers = [keras.Input((image, image, 3))]
-    for seed, filters in enumerate((32, 64, 128)):
+    for seed, filters in enumerate(CNN_FILTERS):
         convolution = keras.layers.Conv2D(
             filters, 3, padding="same", kernel_initializer=keras.initializers.GlorotUniform(seed=seed)
         )
@@ -877,9 +917,10 @@ def cnn_candidates():
     }
 
 
-def cnn_runner(model, images, labels) -> tuple[Callable[[int], object], Callable[[], float]]:
+def cnn_runner(model, images, labels) -> tuple[Callable[[int], object], Callable[[], float], Callable]:
     """`run(index)`: one training step of `model` (SGD with momentum, as activation_speed.py), carrying
-    the weights and the optimizer's state from step to step; and a function giving the last loss.
+    the weights and the optimizer's state from step to step; a function giving the last loss; and one
+    giving the compiled step's HLO text and cost analysis (None on PyTorch).
 
     The step is the framework's (`device_runtimes`): on JAX what `fit` compiles (`stateless_call`,
     the loss and its gradient, `optimizer.stateless_apply`, in one `jax.jit`, the state donated so
@@ -888,14 +929,29 @@ def cnn_runner(model, images, labels) -> tuple[Callable[[int], object], Callable
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     optimizer.build(model.trainable_variables)
     loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    step = RUNTIME.cnn_step(model, optimizer, loss_function)
+    step, inspect = RUNTIME.cnn_step(model, optimizer, loss_function)
     last_loss = [None]
 
     def run(index):
         last_loss[0] = step(images, labels)
         return last_loss[0]
 
-    return run, lambda: float(keras.ops.convert_to_numpy(last_loss[0]))
+    return run, lambda: float(keras.ops.convert_to_numpy(last_loss[0])), lambda: inspect(images, labels)
+
+
+def cnn_census(inspectors, runs, first_activation_elements) -> dict:
+    """name -> census of the compiled CNN step (`hlo_census.step_census`; passes over an array the size
+    of the first activation's input), for the models that ran; empty on PyTorch. A failure is recorded
+    in the census's place: a report line, not a failure of the run."""
+    censuses = {}
+    for name in runs:
+        try:
+            compiled = inspectors[name]()
+            if compiled is not None:
+                censuses[name] = hlo_census.step_census(*compiled, first_activation_elements)
+        except Exception as error:
+            censuses[name] = {"error": describe(error)}
+    return censuses
 
 
 def measure_cnn(sizes, timing) -> dict:
@@ -903,10 +959,11 @@ def measure_cnn(sizes, timing) -> dict:
     rng = np.random.default_rng(2)
     images = RUNTIME.array(rng.standard_normal((batch, image, image, 3), dtype=np.float32))
     labels = RUNTIME.array(rng.integers(0, 10, size=(batch,)))
-    runs, losses, errors = {}, {}, {}
+    runs, losses, inspectors, errors = {}, {}, {}, {}
     for name, activation in cnn_candidates().items():
         try:
-            runs[name], losses[name] = cnn_runner(build_cnn(activation, image), images, labels)
+            model = build_cnn(activation, image)
+            runs[name], losses[name], inspectors[name] = cnn_runner(model, images, labels)
         except Exception as error:
             errors[name] = describe(error)
     runs = warm_up(runs, timing["warmup"], errors)
@@ -925,6 +982,8 @@ def measure_cnn(sizes, timing) -> dict:
         "errors": errors,
         "ratios": {},
         "verdicts": {},
+        # The first activation's input: the first convolution's output.
+        "compiled": cnn_census(inspectors, runs, batch * image * image * CNN_FILTERS[0]),
     }
     for name, median in medians.items():
         if name != "ReLU" and medians.get("ReLU"):
@@ -957,6 +1016,11 @@ def parse_args(argv):
     parser.add_argument("--calls", type=int, help="back-to-back calls per repetition (default 10, quick 2)")
     parser.add_argument("--json", metavar="PATH", help="write every raw number here")
     parser.add_argument("--markdown", metavar="PATH", help="write the report as Markdown here")
+    parser.add_argument(
+        "--hlo",
+        metavar="PATH",
+        help="write each compiled row's optimized HLO here, one text file per row in a .tar.gz (JAX only)",
+    )
     args = parser.parse_args(argv)
     defaults = DEFAULT_TIMING["quick" if args.quick else "full"]
     for name, default in defaults.items():
@@ -1001,6 +1065,21 @@ def environment(args, sizes, started) -> dict:
     }
 
 
+def write_hlo_archive(path, hlo_texts) -> dict:
+    """Writes the optimized HLO of each compiled row into one .tar.gz (the device call brings back a few
+    files, not a folder of them); returns the row name -> file name inside it, for the results."""
+    names = {}
+    with tarfile.open(path, "w:gz") as archive:
+        for row, text in hlo_texts.items():
+            stem = re.sub(r"[^A-Za-z0-9]+", "_", row).strip("_")
+            names[row] = f"{len(names):02d}_{stem}.hlo.txt"
+            data = text.encode()
+            member = tarfile.TarInfo(names[row])
+            member.size, member.mtime = len(data), int(time.time())
+            archive.addfile(member, io.BytesIO(data))
+    return names
+
+
 def conclude(results, phases, begin, args) -> str:
     """Fills in the run's totals, failures and page sections, writes the files; returns the report."""
     results["phase_seconds"] = phases
@@ -1034,10 +1113,13 @@ def main(argv=None) -> int:
     results["public_layers"] = public_layer_classes()
     phases = {}
     phase_start = time.perf_counter()
+    hlo_texts = {}
     results["layers"], results["dispatch_floor"] = measure_layers(
-        cases(), sizes, timing, Inputs(sizes["input_sets"])
+        cases(), sizes, timing, Inputs(sizes["input_sets"]), hlo_texts
     )
     phases["layers"] = time.perf_counter() - phase_start
+    if args.hlo:
+        results["hlo_archive"] = write_hlo_archive(args.hlo, hlo_texts)
     # The files are written once here, without the CNN step, so that a run stopped by the device
     # call's time limit still leaves every layer's figures (its CNN step reported as not measured);
     # the end of the run writes them again, whole.

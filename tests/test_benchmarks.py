@@ -1,7 +1,6 @@
 """The experiment benchmarks run end to end in their quick mode (a fresh process, as a user runs it), and
 `benchmarks/run_all.py` splices their sections into docs/benchmarks.md."""
 
-import importlib.util
 import itertools
 import json
 import math
@@ -12,6 +11,7 @@ import statistics
 import subprocess
 import sys
 
+import benchmark_modules
 import pytest
 from layer_testing import tensorflow_or_skip
 
@@ -249,15 +249,7 @@ def test_noisy_lstm_claims_quick_run_writes_consistent_results(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_run_all():
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_all"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-run_all = _load_run_all()
+run_all = benchmark_modules.load("run_all")
 
 
 def _markers(name, body):

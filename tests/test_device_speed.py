@@ -8,7 +8,9 @@ import os
 import pathlib
 import subprocess
 import sys
+import tarfile
 
+import benchmark_modules
 import keras
 import numpy as np
 import pytest
@@ -19,17 +21,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = "benchmarks/device_speed.py"
 
 
-def _load(name):
-    """A module of benchmarks/ by file (they are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-references = _load("device_references")  # NumPy only: no Keras, JAX or TensorFlow
-run_all = _load("run_all")
+references = benchmark_modules.load("device_references")  # NumPy only: no Keras, JAX or TensorFlow
+report = benchmark_modules.load("device_report")  # reads the results alone
+run_all = benchmark_modules.load("run_all")
 
 
 def _public_layers():
@@ -131,6 +125,7 @@ def _blocked_quick_run(folder):
     on the device, with TensorFlow blocked."""
     command = [sys.executable, "-c", BLOCKED_RUN, SCRIPT, "--quick"]
     command += ["--json", str(folder / "r.json"), "--markdown", str(folder / "r.md")]
+    command += ["--hlo", str(folder / "hlo.tar.gz")]
     env = {key: value for key, value in os.environ.items() if key != "JAX_ENABLE_X64"}
     env.update({"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""})
     return command, env
@@ -216,6 +211,51 @@ def test_quick_run_checks_and_times_every_public_layer_on_jax_without_tensorflow
 
 
 @pytest.mark.slow
+def test_quick_run_reads_what_xla_compiled_for_every_row(quick_run):
+    _, results, _, folder = quick_run
+    assert results is not None
+    layers = results["layers"]
+    assert all("compiled" in record and "compiled_error" not in record for record in layers.values())
+    # ReLU's step reads its input and the upstream gradient and writes its output and the input
+    # gradient: at least four arrays of the input's size, whatever XLA fuses.
+    image = int(np.prod(results["sizes"]["image"]))
+    relu = layers["ReLU"]["compiled"]
+    assert relu["bytes_moved"] >= 4 * 4 * image and relu["input_sized_operations"] >= 1
+    assert layers["ReLU"]["bytes_to_relu"] == 1.0
+    # A CompetitiveReLU step also sums over each sample: more passes than ReLU's, more bytes.
+    energy = layers["CompetitiveReLU(energy)"]
+    assert energy["compiled"]["input_sized_operations"] > relu["input_sized_operations"]
+    assert energy["bytes_to_relu"] > 1.0
+    # Where a step has neither the overflow guard (a conditional) nor a loop, the count is XLA's own
+    # (to a few bytes: 16 at these tiny shapes, none at the benchmark's). The guarded rows count less
+    # than XLA, which adds the guard's second branch as if it ran. The noisy layers' random draws are
+    # loops on JAX: their rows are marked so.
+    for name, record in layers.items():
+        census = record["compiled"]
+        if record.get("overflow_guard") == "conditional":
+            assert census["bytes_moved"] < census["xla_bytes_accessed"], name
+        elif not census["has_loop"]:
+            assert census["bytes_moved"] == pytest.approx(census["xla_bytes_accessed"], rel=0.05), name
+    assert layers["NoisyHardTanh() (NAN)"]["compiled"]["has_loop"]
+    assert " (loop) |" in results["sections"]["noisy_speed"]
+    section = results["sections"]["activation_speed"]
+    assert "| bytes / ReLU | passes over the input |" in section
+    assert "CompetitiveReLU's bytes against its floor's (floor: one statistic each way)" in section
+    # The CNN's steps too: each reads at least the batch of images.
+    cnn = results["cnn"]
+    assert set(cnn["compiled"]) == set(cnn["candidates"])
+    images_bytes = 4 * cnn["batch"] * cnn["image"] ** 2 * 3
+    assert all(census["bytes_moved"] >= images_bytes for census in cnn["compiled"].values())
+    assert "| verdict | bytes / ReLU | passes |" in section.split("### Training step")[1]
+    # The optimized HLO of every row, one file each, in one archive.
+    with tarfile.open(folder / "hlo.tar.gz") as archive:
+        names = archive.getnames()
+        assert sorted(names) == sorted(results["hlo_archive"].values()) and len(names) == len(layers)
+        text = archive.extractfile(results["hlo_archive"]["CompetitiveReLU(energy)"]).read().decode()
+    assert "ENTRY" in text and " conditional(" in text  # the overflow guard, as the row reports
+
+
+@pytest.mark.slow
 def test_run_all_refuses_to_write_cpu_figures_into_the_gpu_sections(quick_run, tmp_path):
     _, results, _, folder = quick_run
     assert results is not None
@@ -293,6 +333,7 @@ def test_quick_run_on_pytorch_checks_every_public_layer_without_tensorflow(tmp_p
             for part in ("forward", "gradient")
         )
         assert record["ratio"] > 0 and "overflow_guard" not in record  # eager: no compiled step to read
+        assert "compiled" not in record
     assert set(results["cnn"]["ratios"]) == {
         "CompetitiveReLU(energy)",
         "CompetitiveReLU(energy, axis=(1, 2))",
@@ -300,10 +341,12 @@ def test_quick_run_on_pytorch_checks_every_public_layer_without_tensorflow(tmp_p
         "floor: one statistic each way, axis=(1, 2)",
     }
     assert all(np.isfinite(loss) for loss in results["cnn"]["last_loss"].values())
+    assert results["cnn"]["compiled"] == {}
     # CPU figures, marked so, in the one section of the PyTorch run (never the JAX run's sections).
     assert results["platform"] == "cpu" and set(results["sections"]) == {"device_speed_torch"}
     section = results["sections"]["device_speed_torch"]
     assert "(CPU, PyTorch backend)" in section and "PyTorch saw no GPU" in section
+    assert "bytes / ReLU" not in section
     assert "### Training step of the small CNN" in section
 
 
@@ -383,6 +426,29 @@ def test_run_all_refuses_a_results_file_that_is_not_gpu_figures(
     assert run_all.main(argv) == 2
     assert message in capsys.readouterr().err
     assert page.read_text() == _page() and docs.read_text() == before
+
+
+def test_the_census_lines_compare_competitive_relu_with_its_floor_and_name_a_census_that_failed():
+    def census(traffic):
+        return {"bytes_moved": traffic, "has_loop": False, "operations": 6, "input_sized_operations": 4}
+
+    results = {
+        "competition_floor": "floor",
+        "layers": {
+            "ReLU": {"covers": None, "compiled": census(100.0)},
+            "floor": {"covers": None, "compiled": census(200.0)},
+            "CompetitiveReLU(energy)": {"covers": "CompetitiveReLU", "compiled": census(300.0)},
+            "CompetitiveReLU(count)": {"covers": "CompetitiveReLU", "compiled": census(190.0)},
+            "Snake()": {"covers": "Snake", "compiled_error": "RuntimeError: no cost analysis"},
+        },
+    }
+    text = "\n".join(report.traffic_lines(results, list(results["layers"])))
+    assert "(floor): CompetitiveReLU(energy) 1.50x, CompetitiveReLU(count) 0.95x." in text
+    assert "- census of Snake(): RuntimeError: no cost analysis" in text
+    assert report.passes_text(census(1.0)) == "4 of 6" and report.passes_text(None) == ""
+    # Without a census (PyTorch's eager steps), no lines.
+    eager = {name: {"covers": row["covers"]} for name, row in results["layers"].items()}
+    assert report.traffic_lines({**results, "layers": eager}, list(eager)) == []
 
 
 def test_the_page_has_the_gpu_sections_of_the_device_results():
