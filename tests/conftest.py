@@ -101,6 +101,34 @@ def pytest_collection_modifyitems(config, items):
         config.stash[SLOW_LEFT_OUT] = len(slow)
 
 
+# `-n auto` (pytest-xdist) starts at most this many workers. Each imports TensorFlow and keeps its
+# own compiled functions, so memory grows with the count, while past a few workers the longest tests,
+# not the count, set the suite's time.
+MOST_WORKERS = 4
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core this process may use, at most `MOST_WORKERS`."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, MOST_WORKERS))
+
+
+def pytest_sessionfinish(session):
+    # Under pytest-xdist each worker collects (and leaves out the slow tests) on its own; the
+    # controller, which prints the report, learns the count from them (`pytest_testnodedown`).
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["slow_left_out"] = session.config.stash.get(SLOW_LEFT_OUT, 0)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    # Every worker collects the whole suite, so each reports the same count.
+    left_out = getattr(node, "workeroutput", {}).get("slow_left_out", 0)
+    node.config.stash[SLOW_LEFT_OUT] = max(node.config.stash.get(SLOW_LEFT_OUT, 0), left_out)
+
+
 def pytest_terminal_summary(terminalreporter, config):
     left_out = config.stash.get(SLOW_LEFT_OUT, 0)
     if left_out:
