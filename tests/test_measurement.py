@@ -249,12 +249,12 @@ def test_padding_behind_an_embedding_mask_is_not_counted():
     outputs = block(keras.layers.ReLU(name="relu")(embedded))
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(outputs))
     # Weights of NumPy's drawing, not the initializers': the same on every backend and in any test
-    # order (under pytest-xdist an unseeded draw once made both fractions below 0.6). The padding
-    # token's row is positive, so its steps would add no zeros after the first ReLU.
+    # order (under pytest-xdist an unseeded draw once made the two fractions below equal, 0.6). The
+    # padding token's row is positive, so its steps would add no zeros after the first ReLU.
     rng = np.random.default_rng(3)
-    table = rng.normal(size=(9, 5))
-    table[0] = 1.0
-    model.get_layer("embed").set_weights([table])
+    embedding_rows = rng.normal(size=(9, 5))
+    embedding_rows[0] = 1.0
+    model.get_layer("embed").set_weights([embedding_rows])
     block.get_layer("inner_dense").set_weights([rng.normal(size=(5, 5)), rng.normal(size=5)])
     result = measure_sparsity(model, tokens, batch_size=3)
 
