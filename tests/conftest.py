@@ -1,6 +1,7 @@
 """Test configuration: the Keras backend (and JAX's 64-bit mode) is chosen before anything imports keras."""
 
 import os
+import zlib
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -10,6 +11,23 @@ os.environ.setdefault("JAX_ENABLE_X64", "1")
 
 import keras
 import pytest
+
+
+def seed_for_test(node_id):
+    """Seeds Python, NumPy, the backend and Keras' global `SeedGenerator` from a test's node id.
+
+    A test that draws without a seed (an initializer, `keras.random`, `np.random`) would otherwise
+    inherit whatever state the tests before it left. Under pytest-xdist which tests ran before it
+    on its worker changes from run to run, so such a test could pass or fail by the order alone.
+    """
+    # crc32, not hash(): Python salts str hashes per process, and every worker must agree.
+    keras.utils.set_random_seed(zlib.crc32(node_id.encode("utf-8")) & 0x7FFFFFFF)
+
+
+@pytest.fixture(autouse=True)
+def random_state_of_its_own(request):
+    """Every test, doctests included, starts from the same random state in any order and on any worker."""
+    seed_for_test(request.node.nodeid)
 
 
 @pytest.fixture

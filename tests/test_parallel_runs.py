@@ -1,14 +1,18 @@
 """The suite's own set-up for pytest-xdist (`-n auto`), in tests/conftest.py.
 
 The README's test command and every CI job run `pytest -n auto`: these check that it starts one worker
-per usable core up to the cap, and that the report still counts the slow tests it left out when the
-workers, not the process that prints the report, did the collecting.
+per usable core up to the cap, that the report still counts the slow tests it left out when the
+workers, not the process that prints the report, did the collecting, and that each test's random
+draws do not depend on which tests ran before it on its worker.
 """
 
 import os
+import random
 from types import SimpleNamespace
 
 import conftest
+import keras
+import numpy as np
 import pytest
 
 
@@ -54,3 +58,39 @@ def test_a_run_without_workers_hands_nothing_on():
     conftest.pytest_sessionfinish(SimpleNamespace(config=config))
     assert not hasattr(config, "workeroutput")
     assert config.stash[conftest.SLOW_LEFT_OUT] == 3
+
+
+def unseeded_draws():
+    """One draw from each source a test may use without a seed, as plain floats."""
+    initial_weights = keras.initializers.GlorotUniform()((3, 2))
+    # NumPy's legacy global generator on purpose: it is the state an unseeded test inherits.
+    return (
+        random.random(),
+        float(np.random.random()),  # noqa: NPY002
+        float(keras.ops.convert_to_numpy(keras.random.uniform(()))),
+        *np.ravel(keras.ops.convert_to_numpy(initial_weights)).tolist(),
+    )
+
+
+def test_a_tests_draws_do_not_depend_on_what_ran_before_it():
+    node_id = "tests/test_example.py::test_draws[case]"
+    conftest.seed_for_test(node_id)
+    alone = unseeded_draws()
+
+    # Another test ran first on this worker: it seeded itself and drew, moving every generator.
+    conftest.seed_for_test("tests/test_other.py::test_before")
+    unseeded_draws()
+    np.random.random(1000)  # noqa: NPY002
+    conftest.seed_for_test(node_id)
+    assert unseeded_draws() == alone
+
+    # Different tests draw differently: the seed is the test's, not one shared by all.
+    conftest.seed_for_test("tests/test_example.py::test_draws[other_case]")
+    assert all(mine != theirs for mine, theirs in zip(unseeded_draws(), alone, strict=True))
+
+
+def test_this_test_started_from_its_own_seed(request):
+    # The fixture is autouse: this test's first draws are those its node id gives.
+    first = unseeded_draws()
+    conftest.seed_for_test(request.node.nodeid)
+    assert unseeded_draws() == first
