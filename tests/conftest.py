@@ -14,11 +14,14 @@ import pytest
 
 
 def seed_for_test(node_id):
-    """Seeds Python, NumPy, the backend and Keras' global `SeedGenerator` from a test's node id.
+    """Seeds Python, NumPy and the backend from a test's node id (`keras.utils.set_random_seed`).
 
-    A test that draws without a seed (an initializer, `keras.random`, `np.random`) would otherwise
+    A test that draws without a seed (an initializer, a layer's noise, `np.random`) would otherwise
     inherit whatever state the tests before it left. Under pytest-xdist which tests ran before it
     on its worker changes from run to run, so such a test could pass or fail by the order alone.
+    Keras draws the seeds of unseeded initializers and layers from Python's `random`, so these are
+    covered on every Keras in the matrix. Unseeded `keras.random` calls are not on Keras 3.10, whose
+    `set_random_seed` leaves its global `SeedGenerator` running: tests pass a seed to those.
     """
     # crc32, not hash(): Python salts str hashes per process, and every worker must agree.
     keras.utils.set_random_seed(zlib.crc32(node_id.encode("utf-8")) & 0x7FFFFFFF)

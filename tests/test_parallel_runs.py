@@ -61,15 +61,17 @@ def test_a_run_without_workers_hands_nothing_on():
 
 
 def unseeded_draws():
-    """One draw from each source a test may use without a seed, as plain floats."""
+    """One draw from each source a test may use without a seed, by source, as plain Python values."""
     initial_weights = keras.initializers.GlorotUniform()((3, 2))
-    # NumPy's legacy global generator on purpose: it is the state an unseeded test inherits.
-    return (
-        random.random(),
-        float(np.random.random()),  # noqa: NPY002
-        float(keras.ops.convert_to_numpy(keras.random.uniform(()))),
-        *np.ravel(keras.ops.convert_to_numpy(initial_weights)).tolist(),
-    )
+    # A layer's noise: Dropout without a seed makes its own SeedGenerator, seeded from Python's random.
+    dropped = keras.layers.Dropout(0.5)(keras.ops.ones((1, 64)), training=True)
+    return {
+        "python": random.random(),
+        # NumPy's legacy global generator on purpose: it is the state an unseeded test inherits.
+        "numpy": float(np.random.random()),  # noqa: NPY002
+        "initializer": tuple(np.ravel(keras.ops.convert_to_numpy(initial_weights)).tolist()),
+        "dropout_mask": tuple(np.flatnonzero(keras.ops.convert_to_numpy(dropped)).tolist()),
+    }
 
 
 def test_a_tests_draws_do_not_depend_on_what_ran_before_it():
@@ -86,7 +88,8 @@ def test_a_tests_draws_do_not_depend_on_what_ran_before_it():
 
     # Different tests draw differently: the seed is the test's, not one shared by all.
     conftest.seed_for_test("tests/test_example.py::test_draws[other_case]")
-    assert all(mine != theirs for mine, theirs in zip(unseeded_draws(), alone, strict=True))
+    other = unseeded_draws()
+    assert all(other[source] != alone[source] for source in alone), (other, alone)
 
 
 def test_this_test_started_from_its_own_seed(request):
