@@ -105,6 +105,10 @@ def pytest_configure(config):
         "markers",
         "keras_integration: saving, export, tuning and distribution; the floor's job runs the slow ones too",
     )
+    config.addinivalue_line(
+        "markers",
+        "keras_applications: builds a keras.applications model; CI's JAX and PyTorch jobs leave these out",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

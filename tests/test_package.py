@@ -84,7 +84,8 @@ def test_every_declared_python_runs_in_ci_and_has_tox_envs():
     assert {f"{name[0]}.{name[1:]}" for name in envlist.split(",")} == declared
     # The jobs on another Python name it; the README's jobs and the rest take the machine's python3,
     # which is 3.11 on CI's machine.
-    elsewhere = set(re.findall(r'"\$\(python_for (3\.\d+)\)" -m venv', (ROOT / ".ci" / "run").read_text()))
+    ci = (ROOT / ".ci" / "run").read_text()
+    elsewhere = set(re.findall(r'fresh_uv_venv \S+ "\$\(python_for (3\.\d+)\)"', ci))
     assert elsewhere <= declared and declared - elsewhere == {"3.11"}
 
 
@@ -99,6 +100,22 @@ def test_the_markers_by_path_name_existing_files_and_the_jobs_select_them():
     assert selection in (ROOT / ".ci" / "run").read_text()
     floor_env = (ROOT / "tox.ini").read_text().split("[testenv:keras-floor]", 1)[1].split("\n[", 1)[0]
     assert selection in floor_env
+
+
+def test_the_jobs_on_other_backends_leave_out_the_tests_marked_keras_applications():
+    # CI's JAX and PyTorch jobs deselect them by the marker's name (`-k` matches markers too): with
+    # either side renamed, those jobs would build the Applications' models again.
+    ci = (ROOT / ".ci" / "run").read_text()
+    jobs = [line for line in ci.splitlines() if line.startswith(("KERAS_BACKEND=jax", "KERAS_BACKEND=torch"))]
+    assert len(jobs) == 2 and all('-k "not keras_applications"' in job for job in jobs), jobs
+    marked = re.findall(
+        r"@pytest\.mark\.keras_applications\n(?:@.*\n)*def (test_\w+)",
+        (ROOT / "tests" / "test_surgery.py").read_text(),
+    )
+    assert marked == [
+        "test_keras_applications_are_swapped_completely_and_exactly",
+        "test_a_report_says_what_it_saw_when_nothing_is_targeted",
+    ]
 
 
 @pytest.mark.slow

@@ -180,7 +180,11 @@ def test_sequential_model_round_trips_through_a_keras_file_and_trains(tmp_path):
     np.testing.assert_allclose(loaded.predict(X, verbose=0), new_model.predict(X, verbose=0), rtol=1e-6)
 
 
+# Keras Applications' models are large (building one takes most of these tests' time) and add no
+# path of the package that the smaller models of this file leave out, so CI runs them on TensorFlow
+# only: its JAX and PyTorch jobs deselect the marker (`-k "not keras_applications"`).
 @pytest.mark.slow  # about 45 s: the README's run has it; the version matrix and backend jobs leave it out
+@pytest.mark.keras_applications
 @pytest.mark.parametrize("application", ["ResNet50", "DenseNet121"])
 def test_keras_applications_are_swapped_completely_and_exactly(application, tmp_path):
     model = getattr(keras.applications, application)(weights=None, input_shape=(32, 32, 3), classes=10)
@@ -205,7 +209,8 @@ def inference_outputs(model, inputs):
     return keras.ops.convert_to_numpy(model(inputs, training=False))
 
 
-@pytest.mark.slow  # about 10 s
+@pytest.mark.slow  # about 10 s on TensorFlow, 40 s on JAX
+@pytest.mark.keras_applications
 def test_a_report_says_what_it_saw_when_nothing_is_targeted():
     model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3), classes=10)
     _, report = swap(model, CompetitiveReLU)
