@@ -180,9 +180,10 @@ def test_sequential_model_round_trips_through_a_keras_file_and_trains(tmp_path):
     np.testing.assert_allclose(loaded.predict(X, verbose=0), new_model.predict(X, verbose=0), rtol=1e-6)
 
 
-# Keras Applications' models are large (building one takes most of these tests' time) and add no
-# path of the package that the smaller models of this file leave out, so CI runs them on TensorFlow
-# only: its JAX and PyTorch jobs deselect the marker (`-k "not keras_applications"`).
+# Keras Applications' models are large: building one takes most of these tests' time. What they check,
+# the rewriting of a large functional graph and its report, does not depend on the backend, and the
+# smaller models of this file check the swap on every backend; so CI runs them on TensorFlow only, and
+# its JAX and PyTorch jobs deselect the marker (`-k "not keras_applications"`).
 @pytest.mark.slow  # about 45 s: the README's run has it; the version matrix and backend jobs leave it out
 @pytest.mark.keras_applications
 @pytest.mark.parametrize("application", ["ResNet50", "DenseNet121"])
