@@ -6,9 +6,13 @@ import importlib.util
 import json
 import os
 import pathlib
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import threading
+from typing import NamedTuple
 
 import benchmark_modules
 import keras
@@ -131,22 +135,64 @@ def _blocked_quick_run(folder):
     return command, env
 
 
+# What the script prints on stderr once the layers' figures are on disk, before the CNN step.
+LAYERS_WRITTEN = "the layers' figures written"
+
+
+class QuickRun(NamedTuple):
+    result: subprocess.CompletedProcess  # its exit status, stdout and stderr
+    results: dict | None  # its JSON file, None if it wrote none
+    report: str  # its Markdown report
+    folder: pathlib.Path  # where it wrote them, and its HLO archive
+    stopped: pathlib.Path | None  # its files when it said the layers' figures were written
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """The quick run's exit status, stderr, JSON results and Markdown report."""
+    """The quick run; with a copy of its files as a time limit that killed it after the layers'
+    figures would have left them (`stopped`: None where no process can be paused)."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed: the default run of device_speed.py is on Keras' JAX backend")
-    folder = tmp_path_factory.mktemp("device_speed")
+    folder, stopped = tmp_path_factory.mktemp("device_speed"), tmp_path_factory.mktemp("stopped")
     command, env = _blocked_quick_run(folder)
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    # One run serves both: paused at that line, its files are what a kill there leaves (it writes
+    # nothing more before the CNN step ends), and then it goes on to the end. That saves a second run
+    # of about a minute. Its stdout goes to a file: a pipe left unread could fill and stall it.
+    can_pause = hasattr(signal, "SIGSTOP")  # POSIX
+    stderr, paused = [], False
+    with (
+        open(folder / "stdout.txt", "w") as stdout,
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True
+        ) as process,
+    ):
+        deadline = threading.Timer(600, process.kill)  # as `subprocess.run(timeout=600)` would
+        deadline.start()
+        try:
+            for line in process.stderr:  # to the process's exit
+                stderr.append(line)
+                if can_pause and not paused and LAYERS_WRITTEN in line:
+                    process.send_signal(signal.SIGSTOP)
+                    for name in ("r.json", "r.md"):
+                        if (folder / name).is_file():
+                            shutil.copy(folder / name, stopped / name)
+                    process.send_signal(signal.SIGCONT)
+                    paused = True
+            process.wait()
+        finally:
+            deadline.cancel()
+            if process.poll() is None:  # a failure here: the run must not outlive the test
+                process.kill()
+    output = (folder / "stdout.txt").read_text()
     results = json.loads((folder / "r.json").read_text()) if (folder / "r.json").is_file() else None
     report = (folder / "r.md").read_text() if (folder / "r.md").is_file() else ""
-    return result, results, report, folder
+    result = subprocess.CompletedProcess(command, process.returncode, output, "".join(stderr))
+    return QuickRun(result, results, report, folder, stopped if can_pause else None)
 
 
 @pytest.mark.slow
 def test_quick_run_checks_and_times_every_public_layer_on_jax_without_tensorflow(quick_run):
-    result, results, report, _ = quick_run
+    result, results, report, _, _ = quick_run
     assert result.returncode == 0, result.stderr[-4000:]
     assert results is not None and results["failures"] == []
     # TensorFlow was neither imported nor even asked for (the blocker saw no attempt).
@@ -212,7 +258,7 @@ def test_quick_run_checks_and_times_every_public_layer_on_jax_without_tensorflow
 
 @pytest.mark.slow
 def test_quick_run_reads_what_xla_compiled_for_every_row(quick_run):
-    _, results, _, folder = quick_run
+    _, results, _, folder, _ = quick_run
     assert results is not None
     layers = results["layers"]
     assert all("compiled" in record and "compiled_error" not in record for record in layers.values())
@@ -257,7 +303,7 @@ def test_quick_run_reads_what_xla_compiled_for_every_row(quick_run):
 
 @pytest.mark.slow
 def test_run_all_refuses_to_write_cpu_figures_into_the_gpu_sections(quick_run, tmp_path):
-    _, results, _, folder = quick_run
+    _, results, _, folder, _ = quick_run
     assert results is not None
     page = tmp_path / "benchmarks.md"
     page.write_text((ROOT / "docs" / "benchmarks.md").read_text())
@@ -268,26 +314,13 @@ def test_run_all_refuses_to_write_cpu_figures_into_the_gpu_sections(quick_run, t
 
 
 @pytest.mark.slow
-def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(tmp_path, capsys):
+def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(quick_run, tmp_path, capsys):
     # The device call's time limit kills the run: what it leaves must still fill the page's sections.
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("JAX is not installed: the default run of device_speed.py is on Keras' JAX backend")
-    command, env = _blocked_quick_run(tmp_path)
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        seen = []
-        for line in process.stderr:  # ends at the process's exit if the line never comes
-            seen.append(line)
-            if "the layers' figures written" in line:
-                process.kill()  # as a time limit does: no chance to write anything more
-                break
-    finally:
-        process.kill()
-        process.wait(timeout=60)
-    assert seen and "the layers' figures written" in seen[-1], "".join(seen[-20:])
-    results = json.loads((tmp_path / "r.json").read_text())
+    result, stopped = quick_run.result, quick_run.stopped
+    if stopped is None:
+        pytest.skip("no SIGSTOP on this platform: the quick run cannot be paused where a kill would stop it")
+    assert LAYERS_WRITTEN in result.stderr and (stopped / "r.json").is_file(), result.stderr[-4000:]
+    results = json.loads((stopped / "r.json").read_text())
     assert results["cnn"] is None and set(results["phase_seconds"]) == {"layers"}
     covering = [record for record in results["layers"].values() if record["covers"]]
     assert {record["covers"] for record in covering} == set(_public_layers())
@@ -295,7 +328,7 @@ def test_a_run_stopped_during_the_cnn_step_leaves_every_layers_figures(tmp_path,
     assert results["failures"] == ["CNN step: not measured, the run ended before it"]
     assert "**CNN step: not measured, the run ended before it.**" in results["sections"]["activation_speed"]
     assert "| CompetitiveReLU(l1) | (2, 4, 4, 8) |" in results["sections"]["activation_speed"]
-    assert "**CNN step: not measured" in (tmp_path / "r.md").read_text()
+    assert "**CNN step: not measured" in (stopped / "r.md").read_text()
     # run_all writes such a file's sections (were it a GPU's) and names what is missing.
     gpu_file = tmp_path / "gpu.json"
     gpu_file.write_text(json.dumps({**results, "platform": "gpu", "quick": False}))

@@ -1,6 +1,6 @@
 """The suite's own set-up for pytest-xdist (`-n auto`), in tests/conftest.py.
 
-The README's test command and every CI job run `pytest -n auto`: these check that it starts one worker
+The README's test command and CI's jobs run `pytest -n auto`: these check that it starts one worker
 per usable core up to the cap, that the report still counts the slow tests it left out when the
 workers, not the process that prints the report, did the collecting, and that each test's random
 draws do not depend on which tests ran before it on its worker.
