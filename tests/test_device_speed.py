@@ -192,7 +192,7 @@ def quick_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_quick_run_checks_and_times_every_public_layer_on_jax_without_tensorflow(quick_run):
-    result, results, report, _, _ = quick_run
+    result, results, report = quick_run.result, quick_run.results, quick_run.report
     assert result.returncode == 0, result.stderr[-4000:]
     assert results is not None and results["failures"] == []
     # TensorFlow was neither imported nor even asked for (the blocker saw no attempt).
@@ -258,7 +258,7 @@ def test_quick_run_checks_and_times_every_public_layer_on_jax_without_tensorflow
 
 @pytest.mark.slow
 def test_quick_run_reads_what_xla_compiled_for_every_row(quick_run):
-    _, results, _, folder, _ = quick_run
+    results, folder = quick_run.results, quick_run.folder
     assert results is not None
     layers = results["layers"]
     assert all("compiled" in record and "compiled_error" not in record for record in layers.values())
@@ -303,7 +303,7 @@ def test_quick_run_reads_what_xla_compiled_for_every_row(quick_run):
 
 @pytest.mark.slow
 def test_run_all_refuses_to_write_cpu_figures_into_the_gpu_sections(quick_run, tmp_path):
-    _, results, _, folder, _ = quick_run
+    results, folder = quick_run.results, quick_run.folder
     assert results is not None
     page = tmp_path / "benchmarks.md"
     page.write_text((ROOT / "docs" / "benchmarks.md").read_text())
