@@ -36,11 +36,15 @@ def _run_compare(args: argparse.Namespace) -> int:
     # Everything the user typed is checked before the first model trains; errors raised later
     # (during training) are bugs and keep their traceback.
     try:
-        labels = [compare.parse_activation(spec)[0] for spec in specs]
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
-            raise ValueError(f"activations given more than once: {', '.join(duplicates)}")
+        parsed = [compare.parse_activation(spec) for spec in specs]
+        labels = [label for label, _ in parsed]
+        repeated = compare.repeated_activations(parsed)
+        if repeated:
+            same = "; ".join(" and ".join(group) for group in repeated)
+            raise ValueError(f"activations given more than once (the same layer each time): {same}")
         data = compare.load_dataset(args.dataset)
+        if args.out:
+            _make_folder(args.out, "--out")
     except ValueError as err:
         raise UsageError(one_line(err)) from None
     except ImportError as err:
@@ -123,6 +127,15 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_folder(path: str, option: str) -> None:
+    """Creates the folder a command writes into, before any training: a path that cannot be one
+    (under a file, say) is a usage error then, not a traceback after the runs."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{option} {path!r} cannot be a folder: {one_line(err)}") from None
+
+
 def _run_tune(args: argparse.Namespace) -> int:
     from keras_adaptive_acts import compare
 
@@ -133,6 +146,7 @@ def _run_tune(args: argparse.Namespace) -> int:
     try:
         tuning.ActivationHyperModel(compare.build_model, choices=args.activations)  # checks the names
         data = compare.load_dataset(args.dataset)
+        _make_folder(args.directory, "--directory")
     except ValueError as err:
         raise UsageError(one_line(err)) from None
     except ImportError as err:

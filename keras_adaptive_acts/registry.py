@@ -339,15 +339,32 @@ def _from_config(config: dict[str, Any], kwargs: dict[str, Any]) -> keras.layers
         config["config"] = {**(config.get("config") or {}), **kwargs}
     name = config.get("class_name")
     is_short_form = config.get("module") is None and config.get("registered_name") is None
+    unknown = None  # why a short form's name is no activation name
     if is_short_form and isinstance(name, str):
-        # `{"class_name": "competitive_relu", ...}`: Keras cannot locate a class by that name.
+        # `{"class_name": "competitive_relu", ...}` or `{"class_name": "gelu", ...}`: Keras cannot
+        # locate a class by an activation's name, so the name is resolved here as a string would be.
         try:
-            layer_class = _activation_classes().get(canonical_activation_name(name))
-        except ValueError:
-            layer_class = None
-        if layer_class is not None:
-            return layer_class.from_config(config.get("config") or {})
-    return keras.saving.deserialize_keras_object(config)
+            canonical = canonical_activation_name(name)
+        except ValueError as error:
+            canonical, unknown = None, error  # maybe a class name such as "Activation", for Keras
+        if canonical is not None:
+            layer_class = _activation_classes().get(canonical)
+            if layer_class is not None:
+                return layer_class.from_config(config.get("config") or {})
+            return _construct(keras.layers.Activation, config.get("config") or {}, canonical)
+    try:
+        layer = keras.saving.deserialize_keras_object(config)
+    except TypeError:  # "Could not locate class": for a short form, say which names there are
+        if unknown is None:
+            raise
+        raise unknown from None
+    if not isinstance(layer, keras.layers.Layer):  # Keras returns a dict it cannot read as it came
+        raise ValueError(
+            f"Cannot interpret the config {config!r} as an activation layer: give a config dict as "
+            f"keras.saving.serialize_keras_object writes it, or the short form "
+            f'{{"class_name": <activation name>, "config": {{...}}}}. {_known_activations()}'
+        )
+    return layer
 
 
 def _construct(cls: type, kwargs: dict[str, Any], *args: Any) -> Any:

@@ -111,6 +111,9 @@ class _Surgeon:
         # (new, old) wrappers whose own weights (not those of the layer they wrap) are to be copied.
         self.wrapper_copies: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []
         self.appended: dict[int, keras.layers.Layer] = {}  # id(new layer) -> activation layer after it
+        # ids of the new layers that take a whole replaced layer's place (an activation layer, or a
+        # wrapper around one): called on its input alone (see `swap`).
+        self.in_place_of_a_layer: set[int] = set()
         # id(layer) -> (args, kwargs) of its first call in the graph being rebuilt, symbolic tensors: what
         # the custom layers' new activations are built on.
         self.call_arguments: dict[int, tuple[tuple, dict]] = {}
@@ -158,9 +161,15 @@ class _Surgeon:
 
     # -- the copies
 
-    def clone_layer(self, layer, prefix: str) -> tuple[keras.layers.Layer | None, keras.layers.Layer | None]:
+    def clone_layer(
+        self, layer, prefix: str, *, regularizer_follows: bool = True
+    ) -> tuple[keras.layers.Layer | None, keras.layers.Layer | None]:
         """`(stand-in, activation after it)` for `layer`; a stand-in of None for an activation layer that
-        is replaced (the new layer takes its place), an `after` of None when nothing is split off."""
+        is replaced (the new layer takes its place), an `after` of None when nothing is split off.
+
+        An `activity_regularizer` of a layer whose activation is split off penalised the activation's
+        output: it moves to the new layer, which computes that output now, unless
+        `regularizer_follows` is False (see `clone_wrapper`)."""
         path = f"{prefix}{layer.name}"
         if not isinstance(layer, keras.layers.Layer):  # a graph operation such as `-x`: no activation
             return type(layer).from_config(layer.get_config()), None
@@ -181,10 +190,18 @@ class _Surgeon:
             if reason is None:
                 config = layer.get_config()
                 config["activation"] = "linear"
+                moves = regularizer_follows and layer.activity_regularizer is not None
+                if moves:
+                    config["activity_regularizer"] = None
                 clone = type(layer).from_config(config)
                 self.copies.append((clone, layer))
                 how = f"activation of {type(layer).__name__} split off"
-                return clone, self.replace(path, how, kind, layer)
+                if moves:
+                    how += ", its activity_regularizer with it"
+                after = self.replace(path, how, kind, layer)
+                if moves:
+                    _take_activity_regularizer(after, layer, path)
+                return clone, after
             if kind is not None:
                 self.keep(path, kind, reason)
             return self.copy(layer), None
@@ -238,7 +255,11 @@ class _Surgeon:
     def clone_wrapper(
         self, wrapper, path: str
     ) -> tuple[keras.layers.Layer | None, keras.layers.Layer | None]:
-        inner, after = self.clone_layer(wrapper.layer, f"{path}/")
+        # Keras' TimeDistributed runs the wrapped layer's `call()`, which applies no activity
+        # regularizer: moved after the wrapper, one would start to count. It stays on the wrapped
+        # layer, as inert as in the original (a test compares the two models' losses).
+        follows = not isinstance(wrapper, keras.layers.TimeDistributed)
+        inner, after = self.clone_layer(wrapper.layer, f"{path}/", regularizer_follows=follows)
         if inner is None:  # the wrapped layer was an activation: the new layer takes the wrapper's place
             return None, after
         config = wrapper.get_config()
@@ -274,19 +295,32 @@ class _Surgeon:
             layers = [
                 new for layer in model.layers for new in self.clone_layer(layer, prefix) if new is not None
             ]
-            inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+            first = model.inputs[0]  # its name is the input's name in an exported signature
+            inputs = keras.Input(batch_shape=first.shape, dtype=first.dtype, name=first.name)
             new_model = keras.Sequential([inputs, *layers], name=model.name)
         elif is_functional(model):
+            # A Functional model names its outputs after the layers that compute them (the keys of
+            # `compile`'s loss dict, of `fit`'s targets, of a SavedModel's outputs): where a new
+            # activation computes an output now, it takes that name.
+            output_names = set(model.output_names)
+            names = {layer.name for layer in model.layers}
 
             def clone_function(layer):
                 stand_in, after = self.clone_layer(layer, prefix)
+                if after is not None and layer.name in output_names:
+                    _pass_name(layer.name, stand_in, after, names)
                 if stand_in is None:
+                    self.in_place_of_a_layer.add(id(after))
                     return after
                 if after is not None:
                     self.appended[id(stand_in)] = after
                 return stand_in
 
             def call_function(layer, *args, **kwargs):
+                if id(layer) in self.in_place_of_a_layer:
+                    # The replaced layer's call arguments may be a wrapper's (TimeDistributed's `mask`);
+                    # an activation takes its input, and Keras passes the mask and training flag on.
+                    return layer(args[0])
                 outputs = layer(*args, **kwargs)
                 after = self.appended.get(id(layer))
                 return outputs if after is None else after(outputs)
@@ -315,6 +349,31 @@ class _Surgeon:
         for new, old in self.wrapper_copies:
             for target, source in zip(_own_weights(new), _own_weights(old), strict=True):
                 target.assign(source.numpy())
+
+
+def _take_activity_regularizer(new: keras.layers.Layer, old: keras.layers.Layer, path: str) -> None:
+    """Gives `new` a copy of `old`'s activity regularizer (from its config, as layers are copied)."""
+    if new.activity_regularizer is not None:
+        raise ValueError(
+            f"The layer {path!r} has an activity regularizer on its activation's output, and the new "
+            f"activation layer, which computes that output now, has one of its own "
+            f"({new.activity_regularizer!r}); a layer holds one. Give the replacement no "
+            "activity_regularizer, or remove the one of the model's layer first."
+        )
+    regularizer = old.activity_regularizer
+    new.activity_regularizer = type(regularizer).from_config(regularizer.get_config())
+
+
+def _pass_name(name: str, stand_in: keras.layers.Layer | None, after: keras.layers.Layer, names: set) -> None:
+    """`after` computes the output of the layer called `name` now, and takes its name; the stand-in
+    that computes its input (the layer with its activation split off) becomes `name_preactivation`."""
+    if stand_in is not None:
+        new_name, number = f"{name}_preactivation", 1
+        while new_name in names:
+            new_name, number = f"{name}_preactivation_{number}", number + 1
+        names.add(new_name)
+        stand_in.name = new_name
+    after.name = name
 
 
 def _target_of(kind: str) -> str:
@@ -378,7 +437,11 @@ def swap_activations(
     Replaced: `ReLU()` layers, `Activation(...)` layers, and the `activation=` of Dense, EinsumDense and
     convolution layers (split off: the layer is rebuilt with a linear activation and the new layer
     follows it), also inside `TimeDistributed` and `SpectralNormalization` (the new layer follows the
-    wrapper; a wrapped activation layer is replaced, wrapper and all). Nested Sequential and Functional
+    wrapper; a wrapped activation layer is replaced, wrapper and all). The `activity_regularizer`
+    of a layer whose activation is split off moves to the new layer, whose output it penalised
+    (except inside `TimeDistributed`, which applies none). A Functional model's outputs keep their
+    names: a new activation that computes one takes its name, and the layer it was split off
+    becomes `<name>_preactivation`. Nested Sequential and Functional
     models are rebuilt the same way; a shared layer stays shared. Every other layer is rebuilt from its
     config and keeps its weights. Capped ReLUs (`ReLU(max_value=...)`, `"relu6"`) are not plain ReLUs:
     they are replaced only when `"relu6"` is among the targets, and otherwise listed in the report as

@@ -18,9 +18,12 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
 def check_number(name: str, value: Any, *, minimum: float | None = None, strict: bool = False) -> float:
     """Raises `ValueError` unless `value` is a finite real number (above `minimum`); returns it as float.
 
-    `strict=True` requires `value > minimum`, else `value >= minimum`.
+    NumPy's scalars count (`np.float32(0.1)`, read from an array or a sweep grid), as in Keras'
+    own layers; booleans do not. `strict=True` requires `value > minimum`, else `value >= minimum`.
+    Store the returned float, not `value`: a config must hold plain Python numbers.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not real or not math.isfinite(value):
         raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
     if minimum is not None and (value <= minimum if strict else value < minimum):
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"

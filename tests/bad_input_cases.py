@@ -416,6 +416,12 @@ add(
 )
 add(
     api,
+    "wrong input rank",
+    "built(CompetitiveReLU(), (2, 4))(np.ones((2, 3, 4)))",
+    error("expected ndim=2, found ndim=3"),
+)
+add(
+    api,
     "wrong input shape",
     "CompetitiveReLU(axis=5)(np.ones((2, 3)))",
     error("`axis` is out of range for inputs of rank 2"),
@@ -454,6 +460,19 @@ add(
     returns(
         "the same as NaN: that sample is NaN, the others unchanged", close([[math.nan] * 3, [0.0, 0.5, 2.0]])
     ),
+)
+add(
+    api,
+    "Inf input",
+    'weight_gradients(CompetitiveReLU(competition="energy"), np.array([[-inf, 1.0, 2.0], [-1.0, 0.5, 2.0]]))',
+    returns(
+        "finite gradients of `alpha` and `beta`, `[3.04, 8.25]`: `-inf` loses in the backward pass too "
+        "(its sample's share stays 0), and its own gradient is 0, as ReLU's",
+        # d(sum)/d(alpha*p + beta) is (K - s**2/K) = 1.5 times each sample's winners' sum (3 and 2.5);
+        # the shares p are 0 and 4.25 / 5.25.
+        close([1.5 * 2.5 * 4.25 / 5.25, 1.5 * (3.0 + 2.5)], dtype=None, rtol=1e-5),
+    ),
+    needs="tensorflow",
 )
 for competition in ("energy", "l1"):
     add(
@@ -780,6 +799,12 @@ add(api, "empty batch", "Snake()(np.zeros((0, 3)))", returns("an empty `(0, 3)` 
 
 api = "TLU"
 add(api, "wrong type", "TLU(affine='yes')", error("`affine` must be True or False"))
+add(
+    api,
+    "wrong input rank",
+    "built(TLU(), (2, 3, 4))(np.ones((2, 4)))",
+    error("expected ndim=3, found ndim=2"),
+)
 add(api, "wrong type", "TLU(axis='a')", error("`axis` must be an int or a non-empty list of distinct ints"))
 add(
     api,
@@ -846,7 +871,7 @@ add(
     api,
     "unknown choice",
     'MixedActivation(start={"class_name": "Nope", "config": {}})',
-    error("Could not locate class 'Nope'", TypeError),
+    error("Unknown activation 'Nope'"),
 )
 add(
     api,
@@ -2312,6 +2337,13 @@ add(
     "kaa.narrow.planted_network(3, 2, output_scale=(1.0, 0.5))",
     error("`output_scale` must be (low, high) with low <= high"),
 )
+add(
+    api,
+    "wrong type",
+    "kaa.narrow.planted_network(3, 2, output_scale=1.0)",
+    error("`output_scale` must be a pair (low, high)"),
+)
+add(api, "out of range", "kaa.narrow.planted_network(3, 2, seed=-1)", error("`seed` must be an integer >= 0"))
 
 api = "narrow.ReLUNetwork"
 add(

@@ -60,12 +60,33 @@ def test_help_and_version_return_zero(capsys):
             ["compare", "--dataset", "cifar"],
             "Unknown dataset 'cifar'. Known datasets: digits, mnist, mnist1d",
         ),
-        (["compare", "--activations", "relu,relu"], "more than once: relu"),
+        (
+            ["compare", "--activations", "relu,relu"],
+            "more than once (the same layer each time): relu and relu",
+        ),
+        (
+            ["compare", "--activations", "relu,gelu,ReLU"],
+            "more than once (the same layer each time): relu and ReLU",
+        ),
+        (
+            ["compare", "--activations", "competitive_relu:competition=energy,competitive_relu"],
+            "competitive_relu:competition=energy and competitive_relu",  # the default written out
+        ),
+        (["compare", "--activations", "relu:name=foo"], "An activation spec cannot name its layer"),
     ],
 )
 def test_bad_arguments_give_one_error_line_and_status_2(capsys, argv, message):
     assert main(argv) == 2
     assert message in _error_line(capsys)
+
+
+@pytest.mark.parametrize("command", [["compare", "--out"], ["tune", "--directory"]])
+def test_an_output_folder_that_cannot_be_made_is_reported_before_any_training(capsys, tmp_path, command):
+    (tmp_path / "a_file").write_text("")
+    folder = tmp_path / "a_file" / "results"
+    assert main([*command, str(folder), "--epochs", "50", "--activations", "relu"]) == 2
+    line = _error_line(capsys)  # nothing on stdout: no run started
+    assert f"{command[1]} {str(folder)!r} cannot be a folder" in line
 
 
 def test_unknown_activation_is_reported_before_any_training(capsys):

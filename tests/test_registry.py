@@ -208,6 +208,28 @@ def test_classes_instances_and_configs():
     assert short["config"] == {"competition": "count"}
 
 
+def test_the_short_config_form_takes_every_name_a_string_takes():
+    # Keras' own activations that are functions, not layers, have no class for Keras to locate.
+    for name, config in [("gelu", {}), ("Tanh", None), ("leaky_relu", {"name": "leaky"})]:
+        short = {"class_name": name} if config is None else {"class_name": name, "config": config}
+        layer = activation_layer(short)
+        assert type(layer) is keras.layers.Activation, name
+        assert layer.get_config()["activation"] == name.lower()
+    assert activation_layer({"class_name": "leaky_relu", "config": {"name": "leaky"}}).name == "leaky"
+    x = np.array([[-2.0, -0.5, 0.0, 1.5]], "float32")
+    gelu = activation_layer({"class_name": "gelu", "config": {}})
+    np.testing.assert_allclose(ops.convert_to_numpy(gelu(x)), ops.convert_to_numpy(keras.activations.gelu(x)))
+    with pytest.raises(ValueError, match="did you mean 'gelu'"):
+        activation_layer({"class_name": "gelo", "config": {}})
+
+
+def test_a_config_keras_does_not_read_as_a_layer_is_refused():
+    # Keras gives back a dict it cannot read (no "config"): a layer is promised, or an error.
+    config = {"class_name": "Dense", "module": "keras.layers", "registered_name": None}
+    with pytest.raises(ValueError, match="as an activation layer"):
+        activation_layer(config)
+
+
 @pytest.mark.parametrize("identifier", [3.0, None, ["relu"], int])
 def test_what_is_not_an_activation_identifier_is_refused(identifier):
     with pytest.raises(ValueError, match="Cannot interpret"):

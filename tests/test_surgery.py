@@ -321,6 +321,109 @@ def test_wrapped_layers_are_swapped_and_wrapped_recurrent_cells_reported():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), keras.ops.convert_to_numpy(old))
 
 
+def test_a_wrapped_activation_in_a_functional_model_is_replaced_wrapper_and_all():
+    # The wrapper's node holds its own call arguments (TimeDistributed's `mask`), which an activation
+    # layer does not take; the mask still reaches the layers after it.
+    tokens = keras.Input((None,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 6, mask_zero=True)(tokens)
+    hidden = keras.layers.TimeDistributed(keras.layers.ReLU(name="inner_relu"), name="td_relu")(embedded)
+    outputs = keras.layers.LSTM(3)(hidden)
+    model = keras.Model(tokens, outputs)
+    new_model, report = swap(model, CompetitiveReLU)
+    assert [path for path, _, _ in report.replaced] == ["td_relu/inner_relu"]
+    assert "TimeDistributed" not in [type(layer).__name__ for layer in new_model.layers]
+    ids = np.array([[3, 1, 4, 0, 0], [5, 9, 2, 6, 0]])  # padded: the LSTM skips the masked steps
+    np.testing.assert_array_equal(new_model.predict(ids, verbose=0), model.predict(ids, verbose=0))
+    # The mask still reaches the LSTM: a padded row gives what its unpadded tokens give.
+    unpadded = new_model.predict(ids[:1, :3], verbose=0)[0]
+    np.testing.assert_allclose(new_model.predict(ids, verbose=0)[0], unpadded, rtol=1e-5, atol=1e-6)
+
+
+def penalty(model, inputs):
+    """The sum of the activity regularizers' losses of one call, as Keras counts them."""
+    model(inputs, training=True)
+    return float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
+
+
+def test_an_activity_regularizer_keeps_penalising_the_activations_output():
+    # ActivationL1 is the package's sparsity penalty, written for exactly this place: a Dense's
+    # output after its ReLU. Split off the Dense, it must follow the activation: on the linear Dense
+    # it would penalise the pre-activations, negative ones included.
+    from keras_adaptive_acts.regularizers import ActivationL1
+
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(8, activation="relu", activity_regularizer=ActivationL1(0.1), name="hidden")(
+        inputs
+    )
+    projection = keras.layers.Dense(8, activation="relu", activity_regularizer=keras.regularizers.L1(0.01))
+    hidden = keras.layers.SpectralNormalization(projection, name="sn")(hidden)
+    outputs = keras.layers.Dense(2)(hidden)
+    model = keras.Model(inputs, outputs)
+    new_model, report = swap(model, CompetitiveReLU)
+    assert [how for _, how, _ in report.replaced] == [
+        "activation of Dense split off, its activity_regularizer with it"
+    ] * 2
+    assert new_model.get_layer("hidden").activity_regularizer is None  # the Dense, now linear
+    moved = [layer for layer in new_model.layers if isinstance(layer, CompetitiveReLU)]
+    assert [type(layer.activity_regularizer).__name__ for layer in moved] == ["ActivationL1", "L1"]
+    # The same penalty as Keras counts for the original model (on the pre-activations, it was 2.6x).
+    original = penalty(model, X)
+    assert original > 0.0
+    np.testing.assert_allclose(penalty(new_model, X), original, rtol=1e-6)
+    # Saved and loaded, the regularizer is still where it acts.
+    assert (
+        type(keras.layers.deserialize(keras.layers.serialize(moved[0])).activity_regularizer) is ActivationL1
+    )
+
+
+def test_an_activity_regularizer_inside_time_distributed_counts_as_in_the_original():
+    # Keras' TimeDistributed runs the wrapped layer's call(), without its activity regularizer. The
+    # swap leaves it where it was: the two models must count the same penalty (0 as Keras is now).
+    inner = keras.layers.Dense(4, activation="relu", activity_regularizer=keras.regularizers.L1(0.5))
+    model = keras.Sequential([keras.Input((5, 6)), keras.layers.TimeDistributed(inner, name="td")])
+    new_model, _ = swap(model, CompetitiveReLU)
+    assert penalty(new_model, SEQUENCES) == penalty(model, SEQUENCES)
+
+
+def test_a_replacement_with_an_activity_regularizer_of_its_own_is_refused():
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(3, activation="relu", activity_regularizer="l2")]
+    )
+    regularized = CompetitiveReLU(activity_regularizer="l1")
+    with pytest.raises(ValueError, match="has one of its own"):
+        swap_activations(model, regularized)
+    plain, _ = swap(model, CompetitiveReLU)  # the default replacement takes the Dense's
+    assert type(plain.layers[1].activity_regularizer).__name__ == "L2"
+
+
+def test_outputs_keep_their_names_and_the_sequential_input_its_name():
+    inputs = keras.Input((6,), name="features")
+    hidden = keras.layers.Dense(5, name="out_a_preactivation")(inputs)  # the name the stand-in would take
+    out_a = keras.layers.Dense(3, activation="relu", name="out_a")(hidden)
+    out_b = keras.layers.ReLU(name="out_b")(hidden)
+    model = keras.Model(inputs, [out_a, out_b])
+    new_model, _ = swap(model, CompetitiveReLU)
+    assert new_model.output_names == ["out_a", "out_b"]
+    assert [type(new_model.get_layer(name)).__name__ for name in ("out_a", "out_b")] == [
+        "CompetitiveReLU"
+    ] * 2
+    stand_in = new_model.get_layer("out_a_preactivation_1")
+    for new, old in zip(stand_in.get_weights(), model.get_layer("out_a").get_weights(), strict=True):
+        np.testing.assert_array_equal(new, old)
+    for new, old in zip(new_model.predict(X, verbose=0), model.predict(X, verbose=0), strict=True):
+        np.testing.assert_array_equal(new, old)
+    # Code written for the original model's outputs works on the new one.
+    new_model.compile("sgd", loss={"out_a": "mse", "out_b": "mse"})
+    targets = {"out_a": np.zeros((4, 3)), "out_b": np.zeros((4, 5))}
+    assert np.isfinite(new_model.fit(X, targets, epochs=1, verbose=0).history["loss"][0])
+
+    sequential = keras.Sequential(
+        [keras.Input((6,), name="features"), keras.layers.Dense(2, activation="relu")]
+    )
+    new_sequential, _ = swap(sequential, CompetitiveReLU)
+    assert new_sequential.inputs[0].name == "features"
+
+
 def test_nested_models_at_any_depth_are_swapped_shared_and_kept_frozen():
     deep_inputs = keras.Input((4,))
     deep = keras.layers.Dense(4, activation="relu", name="deep")(deep_inputs)

@@ -41,7 +41,7 @@ from keras_adaptive_acts.compare.report import (
     summarize,
     write_results,
 )
-from keras_adaptive_acts.compare.specs import parse_activation, parse_value
+from keras_adaptive_acts.compare.specs import parse_activation, parse_value, repeated_activations
 
 __all__ = [
     "DATASETS",
@@ -60,6 +60,7 @@ __all__ = [
     "parse_activation",
     "parse_value",
     "plot_learning_curves",
+    "repeated_activations",
     "split",
     "summarize",
     "write_results",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -11,7 +12,7 @@ import numpy as np
 from keras_adaptive_acts import registry
 from keras_adaptive_acts.compare.messages import root_message
 
-__all__ = ["parse_activation", "parse_value"]
+__all__ = ["parse_activation", "parse_value", "repeated_activations"]
 
 
 def parse_value(text: str) -> Any:
@@ -80,6 +81,11 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
             )
         if key in kwargs:
             raise ValueError(f"Argument {key!r} is given twice. Received: spec={spec!r}")
+        if key == "name":  # each model holds the layer at several places, and names must be unique
+            raise ValueError(
+                f"An activation spec cannot name its layer: a model holds several of them, and Keras "
+                f"names each one. Received: spec={spec!r}"
+            )
         kwargs[key] = parse_value(value)
         label += f":{key}={value}"
 
@@ -99,6 +105,25 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
             f"Invalid arguments in activation {spec!r}: {root_message(err)}. {_known_names()}"
         ) from None
     return label, factory
+
+
+def repeated_activations(parsed: Sequence[tuple[str, Callable[[], keras.layers.Layer]]]) -> list[list[str]]:
+    """The labels of parsed specs that build the same layer, in groups (empty if none repeats).
+
+    Specs are compared by the configs of the layers they build, without the layers' names: `relu`
+    and `ReLU` are one activation, and so are `competitive_relu` and
+    `competitive_relu:competition=energy` (its default), which would train the same network twice.
+
+    >>> specs = ["relu", "ReLU", "competitive_relu", "competitive_relu:competition=energy", "gelu"]
+    >>> repeated_activations([parse_activation(spec) for spec in specs])
+    [['relu', 'ReLU'], ['competitive_relu', 'competitive_relu:competition=energy']]
+    """
+    groups: dict[str, list[str]] = {}
+    for label, make in parsed:
+        config = keras.saving.serialize_keras_object(make())
+        config["config"].pop("name", None)
+        groups.setdefault(json.dumps(config, sort_keys=True, default=repr), []).append(label)
+    return [labels for labels in groups.values() if len(labels) > 1]
 
 
 def _known_names() -> str:

@@ -151,6 +151,10 @@ class CompetitiveReLU(keras.layers.Layer):
     def build(self, input_shape):
         z_shape = self._check_input_shapes(input_shape)
         self._axes = reduction_axes(len(z_shape), self.axis)
+        # The reduction axes hold for this rank only: a call on another one is refused by Keras, as
+        # for its PReLU, where it would compete over other axes (or fail inside the backend).
+        spec = keras.layers.InputSpec(ndim=len(z_shape))
+        self.input_spec = [spec, spec] if _is_list_of_shapes(input_shape) else spec
         for name in ("alpha", "beta"):
             weight = self.add_weight(
                 shape=(),
@@ -284,8 +288,7 @@ class CompetitiveReLU(keras.layers.Layer):
     @staticmethod
     def _check_input_shapes(input_shape):
         """The shape of `z`; for two inputs, checks that they have one shape."""
-        # A list of shapes, not one shape (which may itself be a list after a JSON round trip).
-        if input_shape and all(isinstance(shape, (list, tuple)) for shape in input_shape):
+        if _is_list_of_shapes(input_shape):
             if len(input_shape) != 2:
                 raise ValueError(
                     "CompetitiveReLU takes one tensor or a list [z, source] of two. "
@@ -294,6 +297,11 @@ class CompetitiveReLU(keras.layers.Layer):
             check_same_shape(input_shape[0], input_shape[1])
             return tuple(input_shape[0])
         return tuple(input_shape)
+
+
+def _is_list_of_shapes(input_shape) -> bool:
+    # A list of shapes, not one shape (which may itself be a list after a JSON round trip).
+    return bool(input_shape) and all(isinstance(shape, (list, tuple)) for shape in input_shape)
 
 
 def _scale_bound_from_former_name(scale_bound: float, kwargs: dict[str, Any]) -> float:

@@ -101,7 +101,8 @@ def _resolve(argument: str, spec: Any, dtype_policy: str) -> tuple[keras.layers.
     are stored as given, a class or an instance as the layer's config.
     """
     if isinstance(spec, dict):
-        # Deserialised as given; Keras' own error (TypeError) tells of a class it cannot locate.
+        # Deserialised as given. A short form's unknown name is a ValueError with the known names;
+        # Keras' own error (TypeError) tells of a full config's class it cannot locate.
         return registry.activation_layer(spec), spec
     makes_a_layer = isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, keras.layers.Layer))
     try:

@@ -73,14 +73,16 @@ class NoisyCellMixin:
         """Validates the noisy-unit arguments and creates the (unbuilt) units; after `super().__init__`."""
         check_choice("gate_noise", gate_noise, NOISE_MODES)
         check_choice("activation_noise", activation_noise, NOISE_MODES)
-        for name, value, strict in (
-            ("gate_alpha", gate_alpha, True),
-            ("activation_alpha", activation_alpha, True),
-            ("gate_c", gate_c, False),
-            ("activation_c", activation_c, False),
-        ):
-            if value is not None:
-                check_number(name, value, minimum=0, strict=strict)
+        # As plain floats (a NumPy scalar given here would otherwise reach the config).
+        gate_alpha, activation_alpha, gate_c, activation_c = (
+            None if value is None else check_number(name, value, minimum=0, strict=strict)
+            for name, value, strict in (
+                ("gate_alpha", gate_alpha, True),
+                ("activation_alpha", activation_alpha, True),
+                ("gate_c", gate_c, False),
+                ("activation_c", activation_c, False),
+            )
+        )
         if not isinstance(noise_at_inference, bool):
             value = noise_at_inference
             raise ValueError(
@@ -121,11 +123,13 @@ class NoisyCellMixin:
         return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
 
     def get_dropout_mask(self, step_input):
-        if not self._inside_step and self._loop_seeds is None:  # RNN setting up, before its loop
+        if not self._inside_step:  # RNN setting up, before its loop
             # Each unit's seed for the whole sequence, taken (and its stream advanced) now: a call
             # that read the streams in its loop and advanced them after would share its noise with
             # any call running meanwhile. Only a call that draws takes seeds, so an inference graph
-            # holds no variable update.
+            # holds no variable update. Taken at every call, whatever a call before left: RNN
+            # resets them after its loop, but not after a loop that raised, whose seeds a traced
+            # training step would otherwise hold as constants (the same noise at every step).
             if self._call_draws_noise():
                 self._loop_seeds = [unit.noise_stream.next() for unit in self.noisy_units]
             else:

@@ -39,7 +39,9 @@ class NoisyGRUCell(NoisyCellMixin, keras.layers.GRUCell):
     and `candidate`.
     States: `[h, noise_step]`. The last, `(batch, 3)`, counts the steps (base-256 digits, zeros to
     start) so that every step draws fresh noise inside any loop, JAX's `lax.scan` included, with
-    or without `unroll`. `RNN(..., return_state=True)` returns it too, and an `initial_state` must
+    or without `unroll`. `RNN(..., return_state=True)` returns it too (an `activity_regularizer`
+    of that RNN then counts it with the other outputs: a constant without gradient, but in the
+    reported loss; regularize `h` in a layer after the RNN instead), and an `initial_state` must
     include it (`cell.get_initial_state(batch_size)` gives zeros for every state). Inference
     neither draws nor counts. Under `Bidirectional`, give the backward layer its own seed (an
     identical config draws identical noise).

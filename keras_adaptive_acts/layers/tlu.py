@@ -119,6 +119,9 @@ class TLU(keras.layers.Layer):
         shape = tuple(input_shape[a] for a in axes)
         # The parameters broadcast over the other axes.
         self._broadcast_shape = tuple(input_shape[a] if a in axes else 1 for a in range(rank))
+        # As Keras' PReLU: the parameters' shape holds for this rank and these sizes only (another
+        # rank would broadcast against it into a wrong shape).
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={a: input_shape[a] for a in axes})
         self.tau = self.add_weight(
             shape=shape,
             name="tau",

@@ -101,6 +101,9 @@ def merge_directions(
     Greedy: the highest-scoring vector opens a cluster and absorbs every vector within the angle (flipped
     to its sign); repeat with the rest. Each cluster's direction is the score-weighted mean of its members.
 
+    A cluster whose weighted mean is the zero vector (every score 0, as the contractions of an
+    all-zero tensor give) has no direction and is left out.
+
     Returns:
         `(centres, totals)`: unit rows of the clusters and their summed scores, best first.
     """
@@ -114,9 +117,13 @@ def merge_directions(
         cosines = directions[remaining] @ leader
         members = remaining[np.abs(cosines) >= threshold]
         signs = np.sign(directions[members] @ leader)
-        centres.append((scores[members] * signs) @ directions[members])
-        totals.append(scores[members].sum())
+        centre = (scores[members] * signs) @ directions[members]
+        if np.any(centre):
+            centres.append(centre)
+            totals.append(scores[members].sum())
         remaining = remaining[np.abs(cosines) < threshold]
+    if not centres:
+        return np.zeros((0, directions.shape[1])), np.zeros(0)
     order = np.argsort(totals)[::-1]
     return _unit_rows(np.array(centres))[order], np.array(totals)[order]
 

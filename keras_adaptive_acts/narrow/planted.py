@@ -40,6 +40,15 @@ def _planted_signs(rng: np.random.Generator, k: int, signs: str | Sequence[float
     return values
 
 
+# What NumPy's Gaussian generator draws.
+SAMPLE_DTYPES = ("float32", "float64")
+
+
+def _check_seed(seed) -> None:
+    if seed is not None:
+        check_integer("seed", seed, 0)
+
+
 def planted_network(
     input_dim: int,
     k: int,
@@ -80,10 +89,15 @@ def planted_network(
     if near_parallel_pairs and input_dim < 2:
         raise ValueError("Near-parallel units need input_dim >= 2.")
     angle = check_number("parallel_angle", parallel_angle, minimum=0.0)
+    if not isinstance(output_scale, (tuple, list)) or len(output_scale) != 2:
+        raise ValueError(
+            f"`output_scale` must be a pair (low, high). Received: output_scale={output_scale!r}"
+        )
     low, high = output_scale
     check_number("output_scale[0]", low, minimum=0.0, strict=True)
     if check_number("output_scale[1]", high) < low:
         raise ValueError(f"`output_scale` must be (low, high) with low <= high. Received: {output_scale!r}")
+    _check_seed(seed)
     rng = np.random.default_rng(seed)
     directions = _random_unit_vectors(rng, k, input_dim)
     for pair in range(near_parallel_pairs):
@@ -120,7 +134,8 @@ def make_planted_regression(
         output_scale: the interval of `|lambda_i|`, as in `planted_network`.
         label_noise: standard deviation of the Gaussian label noise, as a fraction of the standard deviation
             of `network(X)` (0.1 is a signal-to-noise ratio of 100 in variance).
-        dtype: dtype of `X` (`"float32"` halves the memory of large `N`); `y` is float64.
+        dtype: dtype of `X`, `"float64"` or `"float32"` (which halves the memory of large `N`); `y` is
+            float64.
         seed: seeds the network and the samples; the same seed gives the same data.
 
     Examples:
@@ -131,6 +146,12 @@ def make_planted_regression(
     """
     check_integer("n_samples", n_samples, 1)
     noise = check_number("label_noise", label_noise, minimum=0.0)
+    try:
+        dtype_name = np.dtype(dtype).name
+    except TypeError:  # not a dtype at all
+        dtype_name = None
+    if dtype_name not in SAMPLE_DTYPES:
+        raise ValueError(f"`dtype` must be one of {SAMPLE_DTYPES}. Received: dtype={dtype!r}")
     network = planted_network(
         input_dim,
         k,

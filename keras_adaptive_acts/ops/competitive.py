@@ -252,6 +252,10 @@ def _share_derivative(z, p, derivative_scales, competition):
     shrink, multiplier = derivative_scales
     shrunk = z * shrink
     if competition == "energy":
+        # An entry of -inf only loses: its slice's share is 0 and its multiplier 0 (an infinite
+        # sum), so its derivative is 0; as the lowest finite number it is, where -inf gave
+        # 0 * -inf, NaN. (l1's sign(-inf) is finite already.)
+        shrunk = ops.maximum(shrunk, float(np.finfo(backend.standardize_dtype(shrunk.dtype)).min))
         return 2.0 * (ops.relu(shrunk) - p * shrunk) * multiplier
     return (ops.cast(shrunk > 0, shrunk.dtype) - p * ops.sign(shrunk)) * multiplier
 

@@ -44,13 +44,17 @@ def sums_over_slices(term, axes):
 def masked_product_sums(mask, first, second, axes):
     """The sum over `axes` (keepdims) of `first * second` where `mask` holds, 0 elsewhere.
 
+    Outside the mask either factor may be infinite (CompetitiveReLU's upstream gradient, or its
+    input of -inf, where an entry lost): it is dropped, and never multiplies a 0 into NaN.
+
     The term is written as this backend reads it back fastest. Where the sums are reductions it
     ends in a select: XLA:CPU hands a large reduction to its fast library only if its input does
-    not end in a product. Where they are products with ones it stays a product: with the select,
-    the count's per-sample CNN step measured 1.13x to 1.15x ReLU's instead of 1.08x.
+    not end in a product. Where they are products with ones it stays a product, of the factors
+    each selected: with the select last, the count's per-sample CNN step measured 1.13x to 1.15x
+    ReLU's instead of 1.08x.
     """
     if sums_are_products(first.shape, axes):
-        return sums_over_slices(ops.where(mask, first, 0.0) * second, axes)
+        return sums_over_slices(ops.where(mask, first, 0.0) * ops.where(mask, second, 0.0), axes)
     return sums_over_slices(ops.where(mask, first * second, 0.0), axes)
 
 

@@ -319,6 +319,24 @@ def test_second_input_of_another_shape_is_rejected():
         CompetitiveReLU()([keras.Input((4,))] * 3)
 
 
+def test_a_built_layer_refuses_another_rank_or_number_of_inputs():
+    # Its reduction axes are fixed by the first call. On another rank it would compete over other
+    # axes (per position instead of per sample) or fail inside the backend; Keras' PReLU refuses.
+    layer = CompetitiveReLU()
+    vectors = np.random.default_rng(9).normal(size=(2, 4)).astype("float32")
+    layer(vectors)
+    for shape in [(2, 3, 4), (2,)]:
+        with pytest.raises(ValueError, match=rf"expected ndim=2, found ndim={len(shape)}"):
+            layer(np.ones(shape, "float32"))
+    with pytest.raises(ValueError, match="expects 1 input"):
+        layer([vectors, vectors])
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer(vectors * 2.0)), np.maximum(vectors * 2.0, 0.0))
+    two = CompetitiveReLU()
+    two([vectors, vectors])
+    with pytest.raises(ValueError, match="expected ndim=2, found ndim=3"):
+        two([np.ones((2, 3, 4), "float32")] * 2)
+
+
 def test_all_zero_input_gives_zero_output_and_zero_weight_gradients():
     layer = CompetitiveReLU(init="competition")
     x = np.zeros((3, 4, 4, 2), "float32")

@@ -206,6 +206,25 @@ def test_an_initial_state_without_the_noise_step_is_refused(cell_class):
 
 
 @pytest.mark.parametrize("cell_class", CELLS)
+def test_a_refused_call_leaves_no_seeds_behind(cell_class):
+    # RNN gives the cell its seeds before its loop and takes them back after it, but not after a
+    # loop that raised: a compiled training step traced next held that call's seeds as constants
+    # on TensorFlow, and drew the same noise at every step.
+    rnn = probe(cell_class, seed=7)
+    keras_states = [np.zeros((BATCH, UNITS), "float32")] * (2 if cell_class is NoisyLSTMCell else 1)
+    with pytest.raises(ValueError, match="noise_step"):
+        rnn(X, initial_state=keras_states, training=True)
+    model = keras.Sequential([keras.Input((STEPS, FEATURES)), rnn])
+    model.compile(keras.optimizers.SGD(0.0), "mse", jit_compile=BACKEND != "torch")
+    y = np.zeros((BATCH, STEPS, UNITS), "float32")
+    before = [u.noise_stream.pair() for u in rnn.cell.noisy_units]
+    losses = [float(model.train_on_batch(X, y)) for _ in range(3)]  # learning rate 0: only noise moves
+    assert len(set(losses)) == 3, losses
+    for then, unit in zip(before, rnn.cell.noisy_units, strict=True):
+        np.testing.assert_array_equal(unit.noise_stream.pair() - then, [0, 3])
+
+
+@pytest.mark.parametrize("cell_class", CELLS)
 def test_a_cell_called_on_its_own_draws_afresh_each_call(cell_class):
     cell = probe(cell_class).cell
     states = cell.get_initial_state(BATCH)

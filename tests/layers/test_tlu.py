@@ -147,3 +147,15 @@ def test_swap_activations_puts_the_new_layers_in_place_of_relu():
     x = RNG.normal(size=(3, 4)).astype("float32")
     # A TLU starts at tau = 0, a ReLU: the swapped model computes what the original did.
     np.testing.assert_allclose(ops.convert_to_numpy(swapped(x)), ops.convert_to_numpy(model(x)), rtol=1e-6)
+
+
+def test_a_built_layer_refuses_another_rank_or_size_of_its_parameters_axes():
+    # The parameters' shape holds for the first call's rank and sizes, as for Keras' PReLU: on rank
+    # 2 after rank 3 it broadcast into a wrong shape, (1, 2, 4) for (2, 4).
+    layer = kaa.TLU(affine=True)
+    layer(np.ones((2, 3, 4), "float32"))
+    with pytest.raises(ValueError, match="expected ndim=3, found ndim=2"):
+        layer(np.ones((2, 4), "float32"))
+    with pytest.raises(ValueError, match="expected axis 2 of input shape to have value 4"):
+        layer(np.ones((2, 3, 5), "float32"))
+    assert tuple(layer(np.ones((5, 7, 4), "float32")).shape) == (5, 7, 4)  # other sizes elsewhere

@@ -89,6 +89,17 @@ def test_merge_directions_merges_modulo_sign_within_the_angle():
     expected = unit_rows((3 * base + near)[None])[0]  # -near flipped to the leader's sign, score-weighted
     np.testing.assert_allclose(centres[0], expected, atol=1e-12)
     assert len(merge_directions(np.stack([base, far]), 0.35)[0]) == 1
+    # Clusters of score 0 have no direction: left out, as a zero tensor's contractions give.
+    centres, totals = merge_directions(np.stack([base, far]), 0.15, np.array([0.0, 2.0]))
+    np.testing.assert_allclose(centres, far[None])
+    np.testing.assert_allclose(totals, [2.0])
+    centres, totals = merge_directions(np.stack([base, far]), 0.15, np.zeros(2))
+    assert centres.shape == (0, 3) and totals.shape == (0,)
+
+
+def test_contraction_directions_of_a_zero_tensor_find_none():
+    directions, weights = contraction_directions(np.zeros((3, 3, 3, 3)), 2, seed=0)
+    assert directions.shape == (0, 3) and weights.shape == (0,)
 
 
 def test_contraction_directions_find_orthogonal_directions_exactly():

@@ -203,6 +203,46 @@ def test_a_non_finite_sample_does_not_touch_the_others(bad, competition):
         assert np.all(np.isnan(out[1]))
 
 
+@pytest.mark.parametrize("products", [True, False], ids=["sums-as-products", "reductions"])
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_an_entry_of_minus_inf_only_loses_in_the_gradients_too(competition, products, monkeypatch):
+    # The forward pass lets -inf lose (docs/bad-input.md). Its gradient is ReLU's: 0 there, and the
+    # sample's other entries and the weights' gradients finite and exact, on either layout of the
+    # sums (products with ones on XLA CPUs, reductions on GPUs and PyTorch). Both layouts gave NaN
+    # once (a 0 of the mask times -inf).
+    from keras_adaptive_acts.ops import competitive_paths
+
+    if products and not competitive_paths._sums_as_products():
+        pytest.skip("the sums are products with ones only on TensorFlow and JAX with CPUs alone")
+    monkeypatch.setattr(competitive_paths, "_sums_as_products", lambda: products)
+    rng = np.random.default_rng(8)
+    x, upstream = rng.normal(size=(3, 6)).astype("float32"), rng.normal(size=(3, 6)).astype("float32")
+    x[1, 2] = -np.inf
+    alpha, beta, bound = 1.5, 0.25, 2.0  # s > 0: the negatives lose
+
+    def op(x, a, b):
+        return competitive_relu(x, a, b, competition=competition, scale_bound=bound)
+
+    out, (dx, d_alpha, d_beta) = vjp(op, [x, np.float32(alpha), np.float32(beta)], upstream)
+    # The reference for the sample with -inf, NumPy float64: p is constant around it (0 for energy
+    # and l1, whose sums are infinite; the count counts), so d out / d x is s where x wins, and the
+    # weights' gradient is that of s through its winners' sum of g * x.
+    row, g = x[1].astype("float64"), upstream[1].astype("float64")
+    p = reference_share(row[None], competition, 1e-6, (1,))[0, 0]
+    s = bound * np.tanh(alpha * p + beta)
+    wins = row * s > 0
+    np.testing.assert_allclose(ops.convert_to_numpy(out)[1], np.maximum(row * s, 0.0), rtol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(dx)[1], np.where(wins, g * s, 0.0), rtol=1e-6)
+    d_pre = np.sum(np.where(wins, g * row, 0.0)) * (bound - s * s / bound)
+    clean = [0, 2]  # the other samples' share of the weights' gradients, and their own gradients
+    _, (clean_dx, clean_alpha, clean_beta) = vjp(
+        op, [x[clean], np.float32(alpha), np.float32(beta)], upstream[clean]
+    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(dx)[clean], ops.convert_to_numpy(clean_dx))
+    np.testing.assert_allclose(float(d_alpha), float(clean_alpha) + d_pre * p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(d_beta), float(clean_beta) + d_pre, rtol=1e-5)
+
+
 @pytest.mark.parametrize("competition", COMPETITIONS)
 def test_an_infinite_upstream_gradient_where_the_entry_lost_is_dropped_like_relus(competition):
     # Where relu(s * x) is cut, the upstream gradient does not reach x, even if it is infinite
