@@ -44,11 +44,6 @@ def _planted_signs(rng: np.random.Generator, k: int, signs: str | Sequence[float
 SAMPLE_DTYPES = ("float32", "float64")
 
 
-def _check_seed(seed) -> None:
-    if seed is not None:
-        check_integer("seed", seed, 0)
-
-
 def planted_network(
     input_dim: int,
     k: int,
@@ -97,7 +92,8 @@ def planted_network(
     check_number("output_scale[0]", low, minimum=0.0, strict=True)
     if check_number("output_scale[1]", high) < low:
         raise ValueError(f"`output_scale` must be (low, high) with low <= high. Received: {output_scale!r}")
-    _check_seed(seed)
+    if seed is not None:
+        check_integer("seed", seed, 0)
     rng = np.random.default_rng(seed)
     directions = _random_unit_vectors(rng, k, input_dim)
     for pair in range(near_parallel_pairs):
