@@ -106,6 +106,13 @@ def test_label_noise_is_relative_to_the_targets_standard_deviation():
         ({"output_scale": (2.0, 1.0)}, "output_scale"),
         ({"label_noise": -1.0}, "label_noise"),
         ({"n_samples": 0}, "n_samples"),
+        # NumPy's own errors before: a TypeError, an unpacking error, "expected non-negative integer".
+        ({"output_scale": 1.0}, r"`output_scale` must be a pair \(low, high\). Received"),
+        ({"output_scale": (0.5,)}, r"`output_scale` must be a pair \(low, high\). Received"),
+        ({"seed": -1}, "`seed` must be an integer >= 0. Received"),
+        ({"dtype": "float16"}, r"`dtype` must be one of \('float32', 'float64'\). Received"),
+        ({"dtype": "int32"}, "`dtype` must be one of"),
+        ({"dtype": "not a dtype"}, "`dtype` must be one of"),
     ],
 )
 def test_planted_regression_rejects_bad_arguments(kwargs, match):
