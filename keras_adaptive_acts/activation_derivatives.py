@@ -11,7 +11,8 @@ applied to:
 - an activation layer (`ReLU`, `Activation("gelu")`, this package's activations): its input,
   and the derivative is the backend's autodiff of the layer itself (the same derivative its
   backward pass uses, custom gradients and noise included);
-- `CompetitiveReLU`, whose slice statistics couple the entries: its own `input_derivative`;
+- `CompetitiveReLU`, whose slice statistics couple the entries: its own `input_derivative`, also
+  where another layer holds it (a Dense's `activation=`, a part of `MixedActivation`);
 - a Dense, EinsumDense or convolution layer with a fused `activation`: `z` is recomputed from the
   layer's input and weights, checked against the layer's own output, then differentiated.
 """
@@ -50,17 +51,6 @@ def derivative_unsupported_reason(layer: keras.layers.Layer) -> str | None:
     """None if derivative sparsity is defined for `layer`; otherwise why not, for an error message."""
     if not is_activation_layer(layer):
         return "its output is not an activation"
-    if isinstance(layer, MixedActivation):
-        parts = [layer.start, layer.end]
-        if any(
-            isinstance(part, keras.layers.Layer) and derivative_unsupported_reason(part) for part in parts
-        ):
-            return "one of its two activations mixes entries"
-        return None
-    if isinstance(layer, (keras.layers.Activation, *OUTPUT_ACTIVATION_LAYERS)):
-        name = getattr(layer.activation, "__name__", "")
-        if name in _MIXING_ACTIVATIONS:
-            return f"its activation {name!r} mixes entries, so no entry has a derivative of its own"
     if isinstance(layer, OUTPUT_ACTIVATION_LAYERS):
         # Subclasses (Conv1DTranspose is not a Conv1D; Keras' own subclasses of these are named too).
         if type(layer) not in _RECOMPUTABLE:
@@ -70,6 +60,24 @@ def derivative_unsupported_reason(layer: keras.layers.Layer) -> str | None:
             )
         if getattr(layer, "quantization_mode", None):
             return f"its pre-activation cannot be read: the layer is quantized ({layer.quantization_mode})"
+    return _mixing_reason(layer)
+
+
+def _mixing_reason(activation: Any) -> str | None:
+    """Why `activation` (a function or layer, or a layer holding one) has no derivative per entry,
+    or None. The activations that a layer holds (a fused `activation=`, `Activation`'s function, the
+    two parts of `MixedActivation`) are asked in turn: one that mixes entries is found at any depth."""
+    if isinstance(activation, (keras.layers.Activation, *OUTPUT_ACTIVATION_LAYERS)):
+        return _mixing_reason(activation.activation)
+    if isinstance(activation, MixedActivation):
+        if any(_mixing_reason(part) for part in (activation.start, activation.end)):
+            return "one of its two activations mixes entries"
+        return None
+    if isinstance(activation, keras.layers.Softmax):
+        return "its activation, a Softmax layer, mixes entries, so no entry has a derivative of its own"
+    name = getattr(activation, "__name__", "")
+    if name in _MIXING_ACTIVATIONS:
+        return f"its activation {name!r} mixes entries, so no entry has a derivative of its own"
     return None
 
 
@@ -84,8 +92,37 @@ def activation_derivative(layer: keras.layers.Layer, inputs: list[Any], training
     if isinstance(layer, OUTPUT_ACTIVATION_LAYERS):
         pre_activation = _pre_activation(layer, inputs[0])
         _check_pre_activation(layer, inputs[0], pre_activation)
-        return elementwise_derivative(layer.activation, pre_activation)
-    return elementwise_derivative(lambda z: layer(z, training=training), inputs[0])
+        return _derivative(layer.activation, pre_activation, training)
+    return _derivative(layer, inputs[0], training)
+
+
+def _derivative(activation: Any, z: Any, training: bool) -> Any:
+    """The per-entry derivative of `activation` (a function or an activation layer) at `z`.
+
+    Autodiff's gradient of `sum(activation(z))` is the derivative of each entry only where no entry
+    depends on another. A CompetitiveReLU couples the entries of a slice, wherever it is held (as a
+    layer of its own, a Dense's `activation=`, a part of MixedActivation): its `input_derivative`
+    is the Jacobian's diagonal. MixedActivation is linear in its parts, so its derivative is the
+    same blend of theirs, with the same exact ends (the other part may overflow there).
+    """
+    if isinstance(activation, keras.layers.Activation) and isinstance(
+        activation.activation, keras.layers.Layer
+    ):
+        activation = activation.activation  # `Activation(CompetitiveReLU())` applies the layer it holds
+    if isinstance(activation, CompetitiveReLU):
+        return activation.input_derivative(z)
+    if isinstance(activation, MixedActivation):
+        z = ops.cast(z, activation.compute_dtype)
+        t = ops.cast(activation.t, activation.compute_dtype)
+        start, end = (
+            ops.cast(_derivative(part, z, training), z.dtype) for part in (activation.start, activation.end)
+        )
+        return ops.where(t == 0, start, ops.where(t == 1, end, (1.0 - t) * start + t * end))
+    if isinstance(activation, keras.layers.Layer):
+        # A layer held as a fused activation is called by its owner without `training`; Keras'
+        # call context passes the flag on, as here.
+        return elementwise_derivative(lambda values: activation(values, training=training), z)
+    return elementwise_derivative(activation, z)
 
 
 def _pre_activation(layer, inputs):

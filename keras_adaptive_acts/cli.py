@@ -242,6 +242,14 @@ def _load_sample(path: str | None, model) -> object:
         return sample
 
 
+def _model_input_specs(model) -> dict:
+    """`{input name: (shape with a free batch size, NumPy dtype)}` of a Keras model's inputs."""
+    import ml_dtypes  # noqa: F401 (NumPy's names for bfloat16; TensorFlow's dependency)
+    import numpy as np
+
+    return {tensor.name: ((None, *tensor.shape[1:]), np.dtype(tensor.dtype)) for tensor in model.inputs}
+
+
 def _run_export(args: argparse.Namespace) -> int:
     if args.format == "onnx" and args.monte_carlo:
         raise UsageError(
@@ -251,12 +259,15 @@ def _run_export(args: argparse.Namespace) -> int:
 
     import keras_adaptive_acts  # noqa: F401 (registers the layers for loading)
     from keras_adaptive_acts import export
+    from keras_adaptive_acts.export.verification import sample_inputs
 
     if not args.model.endswith(".keras") or not os.path.isfile(args.model):
         raise UsageError(f"MODEL must be an existing .keras file, got {args.model!r}")
     try:
         model = keras.saving.load_model(args.model, safe_mode=True)
         sample = _load_sample(args.sample, model) if args.verify else None
+        if sample is not None:  # checked now: a wrong sample must not leave an export behind
+            sample_inputs(_model_input_specs(model), sample, source="model")
         if args.format == "onnx":
             path = export.export_onnx(model, args.path, overwrite=args.overwrite)
         else:
@@ -267,7 +278,7 @@ def _run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.path!r} exists: pass --overwrite to replace it") from None
     except ImportError as err:  # the onnx extra
         raise MissingDependency(one_line(err)) from None
-    except (ValueError, RuntimeError, IsADirectoryError) as err:
+    except (ValueError, RuntimeError, IsADirectoryError, NotADirectoryError) as err:
         raise UsageError(one_line(err)) from None
     if args.format == "onnx":
         print(f"ONNX model written to {path}.")
@@ -291,6 +302,10 @@ def _run_export(args: argparse.Namespace) -> int:
             raise MissingDependency(one_line(err)) from None
         except export.ServingVerificationError as failure:
             report, status = failure.report, 1
+        except RuntimeError as err:  # a loader that failed to run: the export is not verified
+            print(f"{PROG}: verification could not run: {one_line(err)}", file=sys.stderr)
+            status = 1
+            continue
         print()
         print(report)
     return status

@@ -65,8 +65,10 @@ def measure_sparsity(
     is applied to: an activation layer's input, or, for a Dense, EinsumDense or Conv1D/2D/3D
     layer with a fused `activation`, its pre-activation, recomputed from the layer's input and
     weights and checked against the layer's output. For `CompetitiveReLU` it is the derivative of
-    each output entry with respect to its own input entry (`CompetitiveReLU.input_derivative`).
-    It is not defined for activations that mix entries (softmax, log-softmax, sparsemax, GLU)
+    each output entry with respect to its own input entry (`CompetitiveReLU.input_derivative`),
+    also where another layer holds it (a fused `activation=`, a part of `MixedActivation`).
+    It is not defined for activations that mix entries (softmax, log-softmax, sparsemax, GLU,
+    a `Softmax` layer given as an activation)
     nor for the other fused layers (transposed, separable and depthwise convolutions, quantized
     layers): by default those layers are left out, and choosing one raises `ValueError`.
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import keras
 
+from keras_adaptive_acts.ops.serializable import PACKAGE
+
 __all__ = [
     "PACKAGE",
     "activation_layer",
@@ -31,7 +33,6 @@ __all__ = [
     "with_default_name",
 ]
 
-PACKAGE = "keras_adaptive_acts"
 
 _REGISTERED: dict[str, type] = {}
 _ACTIVATIONS: set[type] = set()

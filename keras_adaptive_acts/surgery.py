@@ -117,6 +117,9 @@ class _Surgeon:
         # id(layer) -> (args, kwargs) of its first call in the graph being rebuilt, symbolic tensors: what
         # the custom layers' new activations are built on.
         self.call_arguments: dict[int, tuple[tuple, dict]] = {}
+        # id(layer) -> the shape of its output at each of its calls in the graph being rebuilt: what
+        # one shared new activation would be called on.
+        self.output_shapes: dict[int, list[tuple]] = {}
 
     # -- the report
 
@@ -130,6 +133,28 @@ class _Surgeon:
         if leaky and {"relu", "relu6"} & set(self.targets):
             return LEAKY
         return NOT_TARGETED
+
+    def sharing_reason(self, kind: str, layer: keras.layers.Layer) -> str | None:
+        """Why one new activation cannot serve every call of `layer`, or None.
+
+        A layer called at several places stays one shared layer, so its new activation is shared too.
+        A replacement that fixes its input's rank or size when built (CompetitiveReLU's reduction axes,
+        TLU's per-entry weights) cannot take calls of other shapes: one is tried on each call's shape.
+        """
+        shapes = self.output_shapes.get(id(layer), [])
+        if len({shape[1:] for shape in shapes}) < 2:
+            return None
+        trial = self.new_layer(kind, layer)
+        try:
+            for shape in shapes:
+                trial(keras.KerasTensor(shape, dtype=trial.compute_dtype))
+        except ValueError as error:
+            reason = str(error).split("\n")[0]
+            return (
+                f"a shared layer, called on outputs of shapes {', '.join(map(str, shapes))}, and one "
+                f"{type(trial).__name__} cannot serve them all ({reason})"
+            )
+        return None
 
     def keep(self, path: str, kind: str, reason: str) -> None:
         self.report.seen[kind] += 1
@@ -179,14 +204,14 @@ class _Surgeon:
             return self.clone_wrapper(layer, path)
         kind = layer_kind(layer)
         if kind is not None:
-            reason = self.decide(kind, layer)
+            reason = self.decide(kind, layer) or self.sharing_reason(kind, layer)
             if reason is None:
                 return None, self.replace(path, f"{type(layer).__name__} layer replaced", kind, layer)
             self.keep(path, kind, reason)
             return self.copy(layer), None
         if isinstance(layer, OUTPUT_ACTIVATION_LAYERS):
             kind = function_kind(layer.activation)
-            reason = NOT_TARGETED if kind is None else self.decide(kind)
+            reason = NOT_TARGETED if kind is None else self.decide(kind) or self.sharing_reason(kind, layer)
             if reason is None:
                 config = layer.get_config()
                 config["activation"] = "linear"
@@ -287,6 +312,7 @@ class _Surgeon:
             if nodes:
                 arguments = nodes[0].arguments
                 self.call_arguments[id(layer)] = (tuple(arguments.args), dict(arguments.kwargs))
+                self.output_shapes[id(layer)] = [tuple(node.output_tensors[0].shape) for node in nodes]
 
     def swap(self, model: keras.Model, prefix: str = "") -> keras.Model:
         if isinstance(model, keras.Sequential) or is_functional(model):
@@ -442,7 +468,9 @@ def swap_activations(
     (except inside `TimeDistributed`, which applies none). A Functional model's outputs keep their
     names: a new activation that computes one takes its name, and the layer it was split off
     becomes `<name>_preactivation`. Nested Sequential and Functional
-    models are rebuilt the same way; a shared layer stays shared. Every other layer is rebuilt from its
+    models are rebuilt the same way; a shared layer stays shared, and is left alone (and reported) where
+    one new activation cannot take every call's shape (CompetitiveReLU, TLU: their input's rank and
+    size are fixed when built). Every other layer is rebuilt from its
     config and keeps its weights. Capped ReLUs (`ReLU(max_value=...)`, `"relu6"`) are not plain ReLUs:
     they are replaced only when `"relu6"` is among the targets, and otherwise listed in the report as
     left alone, as are leaky or thresholded `ReLU` layers and the targeted activations inside

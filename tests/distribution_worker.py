@@ -3,7 +3,8 @@
 Each mode writes OUT_DIR/result.json (and checkpoints beside it):
 
 - `mirrored`: two logical CPU devices. The deterministic model with every layer trained by `fit` on one
-  device and under `MirroredStrategy`; checkpoints; noise per replica; `BackupAndRestore` in process.
+  device and under `MirroredStrategy`; checkpoints; noise per replica; a noisy layer called outside
+  the replicas; `BackupAndRestore` in process.
 - `worker`: one worker of a `MultiWorkerMirroredStrategy` (TF_CONFIG from the environment), trained by
   a custom loop: Keras 3.15's `fit` fails under this strategy (`fit_error` records how).
 - `guide`: runs the MirroredStrategy example of docs/guides/distribution.md, and keeps what it prints.
@@ -210,6 +211,25 @@ def noise_on_replicas(strategy, x):
     return outputs
 
 
+def cross_replica_calls(strategy, x):
+    """A noisy layer built in the strategy's scope, called outside `strategy.run`: once in the scope,
+    once after it. Its two outputs, what one device draws from the same seed, and the position of
+    each replica's copy of its stream afterwards."""
+    with strategy.scope():
+        layer = kaa.RReLU(seed=7)
+        outputs = [np.asarray(layer(x, training=True)).tolist()]
+    outputs.append(np.asarray(layer(x, training=True)).tolist())
+    one_device = kaa.RReLU(seed=7)
+    expected = [np.asarray(one_device(x, training=True)).tolist() for _ in range(2)]
+    (position,) = [v for v in layer.weights if "noise_stream_position" in v.path]
+    copies = [np.asarray(copy).astype("int64") for copy in position.value.values]  # one per replica
+    return {
+        "outputs": outputs,
+        "one_device": expected,
+        "positions": [[int(state[2]), int(state[0] // 256)] for state in copies],
+    }
+
+
 def mirrored(out_dir):
     import tensorflow as tf
 
@@ -247,6 +267,7 @@ def mirrored(out_dir):
     ]
     result["deterministic_on_replicas"] = replica_outputs(strategy, model, x_test)
     result["noise"] = noise_on_replicas(strategy, x_test)
+    result["cross_replica"] = cross_replica_calls(strategy, 3.0 * x_test)
     progress("checkpoints reloaded, noise drawn")
 
     # BackupAndRestore: interrupted (an exception) in epoch 1, resumed from the backup by the model

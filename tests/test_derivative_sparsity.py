@@ -108,6 +108,57 @@ def test_the_fraction_matches_finite_differences_of_the_forward_pass(name):
     assert measured == pytest.approx(expected_zeros / x.size, abs=1e-12), name
 
 
+# A CompetitiveReLU couples the entries of a sample once `alpha != 0` (init="competition"), wherever
+# it is held. Autodiff of the holder gives the Jacobian's column sums, which are never 0 there.
+HELD_COMPETITIVE_RELU = {
+    "mixed_activation_part": lambda held: kaa.MixedActivation("relu", held, t=0.5, dtype="float64"),
+    "dense_activation": lambda held: keras.layers.Dense(
+        10, kernel_initializer="identity", activation=held, dtype="float64"
+    ),
+    "activation_layer": lambda held: keras.layers.Activation(held, dtype="float64"),
+}
+
+
+@pytest.mark.parametrize("holder", sorted(HELD_COMPETITIVE_RELU))
+def test_a_competitive_relu_held_by_another_layer_counts_its_diagonal(holder):
+    held = kaa.CompetitiveReLU(init="competition", dtype="float64")
+    layer = HELD_COMPETITIVE_RELU[holder](held)
+    x = np.random.default_rng(7).normal(scale=3.0, size=(16, 10))
+    inputs = keras.Input((10,), dtype="float64")
+    model = keras.Model(inputs, layer(inputs))
+    measured = measure_sparsity(model, x, derivative=True)[layer.name]
+
+    def forward(values):
+        return keras.ops.convert_to_numpy(layer(values, training=False))
+
+    delta = 1e-6
+    diagonal = np.zeros_like(x)
+    for column in range(x.shape[1]):  # each row is a sample of its own: one step per row and column
+        step = np.zeros_like(x)
+        step[:, column] = delta
+        diagonal[:, column] = (forward(x + step) - forward(x - step))[:, column] / (2 * delta)
+    expected = np.mean(np.abs(diagonal) < 1e-9)
+    assert 0.1 < expected < 0.9  # a case where the count means something
+    assert measured == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_mixing_layer_held_as_an_activation_has_no_derivative_sparsity():
+    inputs = keras.Input((6,))
+    head = keras.layers.Dense(3, activation=keras.layers.Softmax(), name="head")(inputs)
+    wrapped = keras.layers.Activation(keras.layers.Softmax(), name="wrapped")(head)
+    mixed = kaa.MixedActivation("relu", keras.layers.Softmax(), t=0.5, name="mixed")(wrapped)
+    model = keras.Model(inputs, keras.layers.ReLU(name="relu")(mixed))
+    x = _data((10, 6), seed=8)
+    assert set(measure_sparsity(model, x, derivative=True)) == {"relu"}
+    for name, reason in [
+        ("head", "a Softmax layer, mixes entries"),
+        ("wrapped", "a Softmax layer, mixes entries"),
+        ("mixed", "one of its two activations mixes entries"),
+    ]:
+        with pytest.raises(ValueError, match=rf"{name!r} is not defined: (its activation, )?{reason}"):
+            measure_sparsity(model, x, layers=[name], derivative=True)
+
+
 def _derivative_at_zero_is_zero(name):
     """Whether the layer's backward pass gives 0 at an input of exactly 0 (a documented convention)."""
     return name in ("relu", "relu6", "lisht", "competitive_relu")

@@ -178,6 +178,15 @@ def test_each_replica_draws_its_own_noise(runs):
 
 
 @pytest.mark.slow
+def test_a_noisy_layer_called_outside_its_replicas_draws_as_on_one_device(runs):
+    """Built in `strategy.scope()`, called in it and after it (not through `fit` or `strategy.run`):
+    the draws are one device's, and every replica's copy of the stream advances alike."""
+    result = runs.result("mirrored")["cross_replica"]
+    np.testing.assert_array_equal(result["outputs"], result["one_device"])
+    assert result["positions"] == [[7, 2], [7, 2]]  # seed 7, two draws, on both replicas
+
+
+@pytest.mark.slow
 def test_backup_and_restore_resumes_under_mirrored_strategy(runs):
     result = runs.result("mirrored")
     backup, uninterrupted = result["backup"], result["mirrored"]

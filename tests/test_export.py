@@ -32,6 +32,7 @@ from keras_adaptive_acts.export import (
     export_for_serving,
     verify_serving,
 )
+from keras_adaptive_acts.export.verification import default_tolerance, run_process
 from keras_adaptive_acts.layers.noise import inference_noise
 
 
@@ -421,6 +422,95 @@ def test_unbuilt_and_subclassed_models_are_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def served_outputs(path, **inputs):
+    """The inference signature's outputs, by name, from the SavedModel loaded here by TensorFlow."""
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return {
+        name: value.numpy()
+        for name, value in served(**{k: tf.constant(v) for k, v in inputs.items()}).items()
+    }
+
+
+def test_outputs_of_one_layer_are_numbered_and_a_dict_is_served_by_its_keys(tmp_path):
+    """Names are written out by hand here: the export and its verification share `output_names`, so
+    a name it gives wrongly would pass the verification (two outputs were once served as one)."""
+    rng = np.random.default_rng(6)
+    sequence = keras.Input((5, 3), name="sequence")
+    rnn = keras.layers.RNN(kaa.NoisyGRUCell(4, seed=1), return_sequences=True, return_state=True, name="rnn")
+    model = keras.Model(sequence, rnn(sequence))  # the sequence, the state, the noise step
+    x = rng.standard_normal((2, 5, 3)).astype("float32")
+    served = served_outputs(export_for_serving(model, tmp_path / "rnn"), sequence=x)
+    expected = model(x)
+    assert sorted(served) == ["rnn", "rnn_1", "rnn_2"]
+    for name, value in zip(["rnn", "rnn_1", "rnn_2"], expected, strict=True):
+        np.testing.assert_allclose(served[name], keras.ops.convert_to_numpy(value), rtol=1e-5, atol=1e-6)
+
+    features = keras.Input((4,), name="features")
+    left = keras.layers.Dense(2, name="left")(features)
+    right = keras.layers.Dense(1, name="right")(features)
+    crossed = keras.Model(features, {"right": left, "left": right})  # keys that cross the layers' names
+    x = rng.standard_normal((3, 4)).astype("float32")
+    served = served_outputs(export_for_serving(crossed, tmp_path / "dict"), features=x)
+    predicted = crossed.predict(x, verbose=0)
+    assert sorted(served) == ["left", "right"]
+    for key in ("left", "right"):
+        np.testing.assert_allclose(served[key], predicted[key], rtol=1e-5, atol=1e-6)
+
+
+def test_input_names_are_served_as_given_or_refused_up_front(tmp_path):
+    inputs = keras.Input((4,), name="Input-1")  # not a Python name: TensorFlow's argument is Input_1
+    model = keras.Model(inputs, kaa.CompetitiveReLU()(keras.layers.Dense(3)(inputs)))
+    path = export_for_serving(model, tmp_path / "dashed")
+    x = np.random.default_rng(7).standard_normal((2, 4)).astype("float32")
+    np.testing.assert_allclose(
+        served_outputs(path, **{"Input-1": x})[model.output_names[0]], model(x), rtol=1e-6
+    )
+    assert verify_serving(path, {"Input-1": x}, model).passed
+    for name in ("my input", "x:0", "entrée"):
+        spaced = keras.Input((4,), name=name)
+        with pytest.raises(ValueError, match=f"The model's input {name!r} cannot name an input"):
+            export_for_serving(keras.Model(spaced, keras.layers.Dense(3)(spaced)), tmp_path / "spaced")
+    assert not (tmp_path / "spaced").exists()
+
+
+def test_a_mixed_precision_model_with_a_float32_head_is_checked_at_16_bit_tolerance(dtype_policy):
+    """Keras advises a float32 last layer under mixed precision: its outputs are float32, computed
+    from float16 ones, and another runtime's float16 kernels differ by about 1e-3."""
+    dtype_policy("mixed_float16")
+    inputs = keras.Input((4,))
+    head = keras.layers.Dense(2, dtype="float32")(kaa.CompetitiveReLU()(keras.layers.Dense(8)(inputs)))
+    model = keras.Model(inputs, head)
+    assert model.outputs[0].dtype == "float32"
+    assert default_tolerance(["float32"], model) == {"rtol": 1e-2, "atol": 1e-2}
+    dtype_policy("float32")
+    assert default_tolerance(["float32"], small_model()) == {"rtol": 1e-5, "atol": 1e-6}
+
+
+def test_bad_tolerances_timeouts_and_paths_are_refused_before_any_process(tmp_path):
+    model = small_model()
+    path = export_for_serving(model, tmp_path / "m")
+    sample = np.ones((2, 4), "float32")
+    for kwargs, message in [
+        ({"rtol": "1e-3"}, "`rtol` must be a finite number"),
+        ({"atol": -1.0}, "`atol` must be >= 0"),
+        ({"timeout": 0}, "`timeout` must be > 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            verify_serving(path, sample, model, **kwargs)
+    for bad in (3, None):
+        with pytest.raises(ValueError, match="`path` must be a str or a path"):
+            export_for_serving(model, bad)
+    (tmp_path / "afile").write_text("not a folder")
+    for under in ("afile/1", "afile/sub/1"):
+        with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+            export_for_serving(model, tmp_path / under, overwrite=True)
+
+
+def test_a_loader_that_does_not_finish_in_time_is_a_runtime_error():
+    with pytest.raises(RuntimeError, match=r"The sleeper did not finish within timeout=0.5 s"):
+        run_process([sys.executable, "-c", "import time; time.sleep(30)"], "The sleeper", timeout=0.5)
+
+
 def test_an_existing_path_is_kept_unless_overwrite_and_replaced_whole(tmp_path):
     model = small_model()
     target = tmp_path / "model" / "1"
@@ -530,7 +620,13 @@ def test_kaa_export_reports_bad_input_in_one_line(tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.ones((2, 3), "float32"))
     args = ["export", str(tmp_path / "model.keras"), str(tmp_path / "new"), "--verify", "--sample"]
     assert main([*args, str(tmp_path / "bad.npy")]) == 2
-    assert "the signature expects (None, 4)" in capsys.readouterr().err
+    assert "the model expects (None, 4)" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # checked before the export: nothing written
+    (tmp_path / "afile").write_text("not a folder")
+    for path, flags in [("afile/1", []), ("afile/1", ["--overwrite"]), ("afile/sub/1", [])]:
+        assert main(["export", str(tmp_path / "model.keras"), str(tmp_path / path), *flags]) == 2
+        error = capsys.readouterr().err
+        assert f"{str(tmp_path / 'afile')!r} is a file, not a folder" in error and "--overwrite" not in error
     # NumPy's own messages for these suggest allow_pickle=True, which kaa never passes.
     (tmp_path / "sample.csv").write_text("1,2,3,4\n")
     assert main([*args, str(tmp_path / "sample.csv")]) == 2
@@ -540,3 +636,19 @@ def test_kaa_export_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main([*args, str(tmp_path / "objects.npz")]) == 2
     error = capsys.readouterr().err
     assert "x is an object array (pickled Python objects)" in error and "allow_pickle" not in error
+
+
+def test_kaa_export_says_when_a_verification_could_not_run(tmp_path, capsys, monkeypatch):
+    from keras_adaptive_acts import export
+    from keras_adaptive_acts.cli import main
+
+    small_model().save(tmp_path / "model.keras")
+
+    def loader_fails(*args, **kwargs):
+        raise RuntimeError("Loading the SavedModel in a fresh process failed (exit 1): boom")
+
+    monkeypatch.setattr(export, "verify_serving", loader_fails)
+    assert main(["export", str(tmp_path / "model.keras"), str(tmp_path / "out"), "--verify"]) == 1
+    captured = capsys.readouterr()
+    assert "kaa: verification could not run: Loading the SavedModel" in captured.err
+    assert "Traceback" not in captured.err and (tmp_path / "out" / "saved_model.pb").is_file()

@@ -121,3 +121,30 @@ def test_console_scripts_run_code_the_wheel_holds():
         tree = ast.parse(path.read_text(), filename=str(path))
         defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
         assert function in defined, f"{name} = {target}: {path.relative_to(ROOT)} defines no {function}()"
+
+
+def test_the_getting_started_table_lists_every_extra_with_what_it_installs():
+    """docs/getting-started.md's table of extras against setup.cfg: each extra has a row, and each
+    requirement of it is named there by its project name (or the row says what stands for it)."""
+    extras = _setup_cfg()["options.extras_require"]
+    text = (ROOT / "docs" / "getting-started.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 3:
+            rows[cells[0].strip("`")] = cells[1]
+    assert set(rows) == set(extras), "the table's extras are not setup.cfg's"
+    for extra, requirements in extras.items():
+        if extra == "keras-hub":  # the row names the rule (KerasHub's requirements) instead of the list
+            assert "KerasHub's requirements" in rows[extra]
+            continue
+        names = [re.split(r"[<>=!\[;\s]", line.strip())[0] for line in requirements.splitlines()]
+        for name in filter(None, names):
+            assert f"`{name}" in rows[extra] or (extra == "test" and name in TEST_REQUIREMENTS_BY_GROUP), (
+                extra,
+                name,
+            )
+
+
+# The test extra's row names these by group: "the datasets", "the `onnx` extra's three".
+TEST_REQUIREMENTS_BY_GROUP = {"mlxtend", "mnist1d", "tf2onnx", "onnx", "onnxruntime", "tensorboard", "six"}

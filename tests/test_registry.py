@@ -82,6 +82,43 @@ def test_registration_with_keras():
     assert "CompetitiveReLU" in registered_names()
 
 
+def _activation_functions():
+    """The public ops that map a tensor to one of its shape with their other arguments at their
+    defaults: what a user passes as `activation=`. Found by calling each, so a new one is not missed."""
+    found = []
+    for name in kaa.ops.__all__:
+        function = getattr(kaa.ops, name)
+        parameters = inspect.signature(function).parameters.values()
+        if sum(parameter.default is inspect.Parameter.empty for parameter in parameters) != 1:
+            continue
+        if ops.convert_to_numpy(function(X)).shape == X.shape:
+            found.append(name)
+    return found
+
+
+# The paper's hard sigmoid, clip(x / 4 + 1/2, 0, 1); Keras' function of that name is relu6(x + 3) / 6.
+PAPER_HARD_SIGMOID = np.clip(X.astype("float64") / 4 + 0.5, 0.0, 1.0)
+
+
+def test_every_activation_function_of_the_ops_saves_and_loads_as_itself(tmp_path):
+    names = _activation_functions()
+    assert {"hard_sigmoid", "hard_tanh", "j_squared_relu", "lisht", "snake", "tlu"} <= set(names)
+    for name in names:
+        function = getattr(kaa.ops, name)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(5, activation=function)])
+        model.save(tmp_path / f"{name}.keras")
+        loaded = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True)
+        assert loaded.layers[0].activation is function, name
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(loaded(X)), ops.convert_to_numpy(model(X)), err_msg=name
+        )
+    # Not Keras' function of the same name: the paper's values, as the file records them.
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Activation(kaa.ops.hard_sigmoid)])
+    model.save(tmp_path / "paper.keras")
+    loaded = keras.saving.load_model(tmp_path / "paper.keras")
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded(X)), PAPER_HARD_SIGMOID, rtol=1e-7)
+
+
 def test_a_second_class_under_a_taken_name_is_refused():
     class CompetitiveRelu(keras.layers.Layer):  # same key once case and underscores are ignored
         pass

@@ -140,6 +140,35 @@ def test_functional_with_nested_sequential_keeps_outputs_weights_and_reports():
     assert "Replaced 3 activation(s)" in str(report)
 
 
+def shared_at_two_ranks():
+    """A Dense(relu) and a ReLU each called on a rank-2 and a rank-3 tensor."""
+    flat, sequence = keras.Input((4,)), keras.Input((3, 4))
+    dense = keras.layers.Dense(5, activation="relu", name="dense")
+    relu = keras.layers.ReLU(name="relu")
+    outputs = [relu(dense(flat)), relu(dense(sequence))]
+    return keras.Model([flat, sequence], [keras.layers.Identity()(output) for output in outputs])
+
+
+def test_a_shared_activation_one_replacement_cannot_serve_at_every_shape_is_left_alone():
+    """CompetitiveReLU fixes its reduction axes when built: one shared instance cannot take rank 2 and
+    rank 3. The two activations stay, with why; the model computes what it did."""
+    model = shared_at_two_ranks()
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(2, 4)).astype("float32"), rng.normal(size=(2, 3, 4)).astype("float32")]
+    new_model, report = swap(model, CompetitiveReLU)
+    assert report.replaced == []
+    assert [path for path, _ in report.left_alone] == ["dense", "relu"]
+    for _, reason in report.left_alone:
+        assert "a shared layer, called on outputs of shapes (None, 5), (None, 3, 5)" in reason
+        assert "one CompetitiveReLU cannot serve them all" in reason and "expected ndim=" in reason
+    for new, old in zip(new_model(inputs), model(inputs), strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), keras.ops.convert_to_numpy(old))
+    # An elementwise replacement takes any shape: both are replaced, each by one shared layer.
+    new_model, report = swap(model, "rrelu")
+    assert [path for path, _, _ in report.replaced] == ["dense", "relu"] and report.left_alone == []
+    assert sum(type(layer).__name__ == "RReLU" for layer in new_model.layers) == 2
+
+
 def test_targets_and_factories_choose_the_replacement_per_activation():
     seen = []
 

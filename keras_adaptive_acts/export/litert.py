@@ -18,9 +18,11 @@ __all__ = ["convert_to_litert"]
 def convert_to_litert(path: str | os.PathLike, signature: str = INFERENCE_SIGNATURE) -> bytes:
     """Converts one signature of an exported SavedModel to a LiteRT (TFLite) model, built-in ops only.
 
-    Every layer of the package converts, except that a recurrent layer (`RNN` with a noisy cell,
-    like Keras' own `LSTM`) needs `unroll=True`: its `while` loop uses tensor lists, which the
-    built-in ops cannot lower. The serving guide has the table, which the tests measure.
+    Every layer of the package converts in a float32 model, except that a recurrent layer (`RNN`
+    with a noisy cell, like Keras' own `LSTM`) needs `unroll=True`: its `while` loop uses tensor
+    lists, which the built-in ops cannot lower. The serving guide has the table, which the tests
+    measure. A model that computes in float16 or float64 does not convert, not even a Keras `Dense`
+    (the built-in ops have no such `MatMul`): convert a float32 copy of it.
 
     Args:
         path: the SavedModel directory, from `export_for_serving`.
@@ -34,7 +36,7 @@ def convert_to_litert(path: str | os.PathLike, signature: str = INFERENCE_SIGNAT
         FileNotFoundError: if `path` holds no SavedModel.
         ValueError: if the SavedModel has no such signature.
     """
-    tf = require_tensorflow()
+    tf = require_tensorflow("LiteRT conversion")
     read_signature(Path(path), signature)  # a clear error before the converter's long one
     converter = tf.lite.TFLiteConverter.from_saved_model(str(path), signature_keys=[signature])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -33,6 +33,7 @@ from keras_adaptive_acts.export.serving_interface import (
     output_names,
     require_tensorflow,
 )
+from keras_adaptive_acts.export.target_path import checked_target
 from keras_adaptive_acts.layers.noise import inference_noise
 
 __all__ = ["export_onnx", "require_onnx"]
@@ -80,6 +81,7 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, overwrite: bool = F
             is not a string or path.
         FileExistsError: if `path` exists and `overwrite` is False.
         IsADirectoryError: if `path` is a directory.
+        NotADirectoryError: if a folder on the way to `path` is a file.
         RuntimeError: if the conversion fails or the ONNX checker rejects its result (the message
             ends with the converter's or the checker's error), or on a backend other than TensorFlow.
         ImportError: without tf2onnx or onnx.
@@ -94,18 +96,14 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, overwrite: bool = F
     """
     tf = require_tensorflow("ONNX export")
     check_model(model, exporter="export_onnx")
-    if not isinstance(path, str | os.PathLike):
-        raise ValueError(f"`path` must be a str or a path (the ONNX file to write). Received: path={path!r}")
     if not isinstance(overwrite, bool):
         raise ValueError(f"`overwrite` must be True or False. Received: overwrite={overwrite!r}")
-    target = Path(path)
-    if target.is_dir():
+    if isinstance(path, str | os.PathLike) and Path(path).is_dir():
         raise IsADirectoryError(
-            f"{str(target)!r} is a directory: give the path of the ONNX file to write, "
-            f"e.g. {str(target / 'model.onnx')!r}."
+            f"{str(path)!r} is a directory: give the path of the ONNX file to write, "
+            f"e.g. {str(Path(path) / 'model.onnx')!r}."
         )
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{str(target)!r} exists: pass overwrite=True to replace it.")
+    target = checked_target(path, overwrite, "the ONNX file to write")
     onnx = require_onnx("tf2onnx")
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +174,8 @@ def _name_outputs(proto: Any, names: list[str], onnx: Any) -> None:
     """Gives the graph's outputs the model's output names, in order, through `Identity` nodes.
 
     An `Identity` node per renamed output leaves every tensor of the graph as tf2onnx named it, so
-    no reference to it (in a loop's body, say) needs to change. Dict outputs already have their names.
+    no reference to it (in a loop's body, say) needs to change. Outputs that tf2onnx already named so (a
+    dict's keys) stay as they are.
     """
     graph = proto.graph
     if len(graph.output) != len(names):
@@ -192,6 +191,7 @@ def _name_outputs(proto: Any, names: list[str], onnx: Any) -> None:
             )
         graph.node.append(onnx.helper.make_node("Identity", [output.name], [name], name=f"{name}/output"))
         output.name = name
+        taken.add(name)
 
 
 def _check(proto: Any, onnx: Any, converter_errors: list[str]) -> None:

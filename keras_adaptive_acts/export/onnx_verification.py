@@ -22,9 +22,11 @@ import numpy as np
 from keras_adaptive_acts.export.onnx_export import require_onnx
 from keras_adaptive_acts.export.verification import (
     ServingVerificationError,
+    checked_tolerance,
     default_tolerance,
     differing_outputs,
     max_abs_errors,
+    reference_model,
     reference_outputs,
     run_process,
     sample_inputs,
@@ -164,9 +166,10 @@ def verify_onnx(
             `model(sample, training=False)` inside `inference_noise(False)`, as the ONNX model
             computes it (`predict` would draw noise in layers built with `noise_at_inference=True`).
         expected: the reference outputs instead of a model: an array, or a dict by output name.
-        rtol: relative tolerance; default 1e-5 (1e-2 if an output is float16 or bfloat16).
-        atol: absolute tolerance; default 1e-6 (1e-2 if an output is float16 or bfloat16).
-        timeout: seconds allowed to the fresh process.
+        rtol: relative tolerance, >= 0; default 1e-5 (1e-2 if an output is float16 or bfloat16, or
+            if `model` computes in float16 or bfloat16 anywhere, as a mixed-precision model does).
+        atol: absolute tolerance, >= 0; default 1e-6 (1e-2 in the same cases).
+        timeout: seconds allowed to the fresh process (> 0).
 
     Returns:
         An `ONNXReport`, when every check passed.
@@ -174,9 +177,10 @@ def verify_onnx(
     Raises:
         ServingVerificationError: if a check failed; its `report` (an `ONNXReport`) says which.
         ValueError: for a file that is not an ONNX model, a sample of the wrong shape, dtype or
-            inputs, or not exactly one of `model` and `expected`.
+            inputs, not exactly one of `model` and `expected`, or a bad `rtol`, `atol` or `timeout`.
         FileNotFoundError: if there is no file at `path`.
-        RuntimeError: if ONNX Runtime cannot load or run the file (the message ends with its error).
+        RuntimeError: if ONNX Runtime cannot load or run the file (the message ends with its error),
+            or the fresh process does not finish within `timeout`.
         ImportError: without onnx or onnxruntime.
     """
     onnx = require_onnx("onnxruntime")
@@ -187,12 +191,10 @@ def verify_onnx(
     output_specs = _value_specs(proto.graph.output, onnx)
     inputs = sample_inputs(input_specs, sample, source=SOURCE)
     names = list(output_specs)
+    model = reference_model(model)
     reference = reference_outputs(model, expected, inputs, names, source=SOURCE)
-    defaults = default_tolerance(dtype.name for _, dtype in output_specs.values())
-    tolerance = {
-        "rtol": defaults["rtol"] if rtol is None else rtol,
-        "atol": defaults["atol"] if atol is None else atol,
-    }
+    output_dtypes = [dtype.name for _, dtype in output_specs.values()]
+    tolerance = checked_tolerance(rtol, atol, timeout, default_tolerance(output_dtypes, model))
 
     with tempfile.TemporaryDirectory(prefix="kaa-verify-onnx-") as work:
         work_dir = Path(work)

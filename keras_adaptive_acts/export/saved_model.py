@@ -9,6 +9,7 @@ the two a signature computes is decided once, while it is traced, by the noise m
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,6 +26,7 @@ from keras_adaptive_acts.export.serving_interface import (
     output_names,
     require_tensorflow,
 )
+from keras_adaptive_acts.export.target_path import checked_target
 from keras_adaptive_acts.layers.noise import inference_noise
 
 __all__ = ["export_for_serving"]
@@ -65,7 +67,9 @@ def export_for_serving(
       normalisation) stay in inference mode. Every call draws new noise.
 
     Both take the model's inputs by the names of its `keras.Input` tensors, with a free batch size,
-    and return a dict keyed by the model's output names. The model's variables are saved with it
+    and return a dict keyed by the model's output names: a dict of outputs by its keys, otherwise
+    the names of the layers that compute them, numbered where one layer computes several (`rnn`,
+    `rnn_1` for an RNN with `return_state=True`). The model's variables are saved with it
     and custom gradients are kept, so the reloaded SavedModel can be differentiated (e.g. for
     fine-tuning). The directory is written to a temporary sibling first and renamed into place, so
     a failed export leaves nothing behind and an existing export is replaced only when complete.
@@ -81,8 +85,11 @@ def export_for_serving(
         The path written, as a `pathlib.Path`.
 
     Raises:
-        ValueError: for a model that is not a built Sequential or Functional model.
+        ValueError: for a model that is not a built Sequential or Functional model, an input name
+            TensorFlow cannot give a signature's input (a space, `:`, a letter beyond ASCII), or a
+            `path` that is not a string or path.
         FileExistsError: if `path` exists and `overwrite` is False.
+        NotADirectoryError: if a folder on the way to `path` is a file.
         RuntimeError: on a backend other than TensorFlow.
 
     Examples:
@@ -95,12 +102,11 @@ def export_for_serving(
     """
     tf = require_tensorflow()
     check_model(model)
+    _check_input_names(model)
     for flag, value in (("monte_carlo", monte_carlo), ("overwrite", overwrite)):
         if not isinstance(value, bool):
             raise ValueError(f"`{flag}` must be True or False. Received: {flag}={value!r}")
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{str(target)!r} exists: pass overwrite=True to replace it.")
+    target = checked_target(path, overwrite, "the SavedModel's folder")
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -123,6 +129,21 @@ def export_for_serving(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+# The names TensorFlow takes for a graph's nodes, and so for a signature's inputs.
+_TENSORFLOW_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
+
+
+def _check_input_names(model: keras.Model) -> None:
+    """Raises `ValueError` for a `keras.Input` name that TensorFlow cannot give a signature's input."""
+    for tensor in model.inputs:
+        if not _TENSORFLOW_NAME.fullmatch(tensor.name):
+            raise ValueError(
+                f"The model's input {tensor.name!r} cannot name an input of a SavedModel signature: "
+                "TensorFlow takes letters, digits and `_ . - / \\ >` (not first). Rename it where the "
+                "model is built (`keras.Input(shape, name=...)`); an ONNX export takes any name."
+            )
 
 
 def _replace(new: Path, target: Path) -> None:

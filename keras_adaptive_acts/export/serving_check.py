@@ -62,7 +62,11 @@ def main(argv):
     function = loaded.signatures[signature]
     specs = function.structured_input_signature[1]
     with np.load(inputs_file) as data:
-        inputs = {name: tf.constant(data[name], dtype=specs[name].dtype) for name in specs}
+        # The function takes Python argument names (TensorFlow makes "Input-1" `Input_1`); the sample
+        # is keyed by the signature's input names, which each spec keeps.
+        inputs = {
+            argument: tf.constant(data[spec.name], dtype=spec.dtype) for argument, spec in specs.items()
+        }
     first = function(**inputs)
     second = function(**inputs)
 

@@ -80,9 +80,27 @@ def input_specs(model: keras.Model, tf: Any) -> dict[str, Any]:
 
 
 def output_names(model: keras.Model) -> list[str]:
-    """The names of the model's outputs, in the order of `keras.tree.flatten(model(...))`."""
-    names = getattr(model, "output_names", None)  # Functional models have them; Sequential does not
-    return list(names) if names else [model.layers[-1].name]
+    """The names of the model's outputs, one per tensor, in the order of `keras.tree.flatten(model(...))`.
+
+    A model built with a dict of outputs is served by its keys, as `predict()` and Keras' own
+    `model.export()` name them (flattened in sorted order, as the outputs are). Otherwise the names
+    are Keras' `output_names`, the layers that compute the outputs. A layer that computes several
+    (an RNN with `return_state=True`, a layer shared by two heads) gives its name to each: the
+    repeats are numbered as Keras numbers layers, `rnn`, `rnn_1`, `rnn_2`, so that no output is lost.
+    """
+    if isinstance(model, keras.Sequential):
+        return [model.layers[-1].name]
+    structure = model.output
+    if isinstance(structure, Mapping) and all(isinstance(key, str) for key in structure):
+        return keras.tree.flatten({key: key for key in structure})
+    names: list[str] = []
+    for name in model.output_names:
+        unique, number = name, 0
+        while unique in names or (number and unique in model.output_names):
+            number += 1
+            unique = f"{name}_{number}"
+        names.append(unique)
+    return names
 
 
 def call_structure(model: keras.Model, inputs: Mapping[str, Any]) -> Any:

@@ -31,13 +31,17 @@ from keras_adaptive_acts.export.serving_interface import (
     require_tensorflow,
 )
 from keras_adaptive_acts.layers.noise import inference_noise
+from keras_adaptive_acts.model_graph import all_layers
+from keras_adaptive_acts.validation import check_number
 
 __all__ = [
     "ServingReport",
     "ServingVerificationError",
+    "checked_tolerance",
     "default_tolerance",
     "differing_outputs",
     "max_abs_errors",
+    "reference_model",
     "reference_outputs",
     "run_process",
     "sample_inputs",
@@ -161,6 +165,11 @@ def _signature_specs(signature_def: Any, tf: Any) -> dict[str, tuple[tuple[int |
     }
 
 
+def reference_model(model: Any) -> Any:
+    """The reference `model` of a verification, loaded if it is the path of a `.keras` file."""
+    return keras.saving.load_model(model) if isinstance(model, str | os.PathLike) else model
+
+
 def reference_outputs(
     model: Any, expected: Any, inputs: dict[str, np.ndarray], names: list[str], source: str = "signature"
 ) -> dict[str, np.ndarray]:
@@ -174,8 +183,7 @@ def reference_outputs(
             "Give exactly one reference: `model` (its predict is compared) or `expected` outputs."
         )
     if model is not None:
-        if isinstance(model, str | os.PathLike):
-            model = keras.saving.load_model(model)
+        model = reference_model(model)
         check_model(model)
         # The inference signature (and the ONNX model) serve the expectation even for layers built
         # with noise_at_inference=True, whose predict() draws noise: the reference is computed in
@@ -193,17 +201,37 @@ def reference_outputs(
     return {name: np.asarray(value, dtype="float64") for name, value in expected.items()}
 
 
-def default_tolerance(output_dtypes: Iterable[str]) -> dict[str, float]:
-    """`{"rtol", "atol"}` for outputs of these dtypes (by name): looser if one is 16-bit."""
-    if any(dtype in ("bfloat16", "float16") for dtype in output_dtypes):
+_SIXTEEN_BIT = ("bfloat16", "float16")
+
+
+def default_tolerance(output_dtypes: Iterable[str], model: Any = None) -> dict[str, float]:
+    """`{"rtol", "atol"}` for outputs of these dtypes (by name): looser if one is 16-bit, or if the
+    reference `model` computes in 16 bits anywhere (a mixed-precision model with a float32 head, as
+    Keras advises, has float32 outputs computed from float16 ones)."""
+    sixteen_bit = any(dtype in _SIXTEEN_BIT for dtype in output_dtypes)
+    if isinstance(model, keras.Model):
+        sixteen_bit |= any(layer.compute_dtype in _SIXTEEN_BIT for layer in all_layers(model))
+    if sixteen_bit:
         return {"rtol": 1e-2, "atol": 1e-2}
     return {"rtol": 1e-5, "atol": 1e-6}
+
+
+def checked_tolerance(rtol: Any, atol: Any, timeout: Any, defaults: dict[str, float]) -> dict[str, float]:
+    """`{"rtol", "atol"}`: those given, else the defaults; `ValueError` for a bad one (or `timeout`)."""
+    check_number("timeout", timeout, minimum=0, strict=True)
+    return {
+        name: defaults[name] if value is None else check_number(name, value, minimum=0)
+        for name, value in (("rtol", rtol), ("atol", atol))
+    }
 
 
 def run_process(command: list[str], what: str, timeout: float) -> str:
     """Runs `command` (TensorFlow's log lines off); its stdout, or a `RuntimeError` naming `what`."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{what} did not finish within timeout={timeout:g} s.") from None
     if result.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
     return result.stdout
@@ -281,32 +309,32 @@ def verify_serving(
             `noise_at_inference=True`).
         expected: the reference outputs instead of a model: an array, or a dict by output name.
         signature: the signature to check.
-        rtol: relative tolerance; default 1e-5 (1e-2 if an output is float16 or bfloat16).
-        atol: absolute tolerance; default 1e-6 (1e-2 if an output is float16 or bfloat16).
-        timeout: seconds allowed to each of the three processes.
+        rtol: relative tolerance, >= 0; default 1e-5 (1e-2 if an output is float16 or bfloat16, or
+            if `model` computes in float16 or bfloat16 anywhere, as a mixed-precision model does).
+        atol: absolute tolerance, >= 0; default 1e-6 (1e-2 in the same cases).
+        timeout: seconds allowed to each of the three processes (> 0).
 
     Returns:
         A `ServingReport`, when every check passed.
 
     Raises:
         ServingVerificationError: if a check failed; its `report` says which.
-        ValueError: for a missing signature, a sample of the wrong shape, dtype or inputs, or not
-            exactly one of `model` and `expected`.
+        ValueError: for a missing signature, a sample of the wrong shape, dtype or inputs, not
+            exactly one of `model` and `expected`, or a bad `rtol`, `atol` or `timeout`.
         FileNotFoundError: if `path` holds no SavedModel.
+        RuntimeError: if a loader fails or does not finish within `timeout` (the message names it).
     """
-    tf = require_tensorflow()
+    tf = require_tensorflow("verify_serving (a SavedModel)")
     path = Path(path)
     signature_def = read_signature(path, signature)
     inputs = sample_inputs(_signature_specs(signature_def, tf), sample)
     signature_outputs = sorted(signature_def.outputs)
+    model = reference_model(model)
     reference = None
     if signature == INFERENCE_SIGNATURE:
         reference = reference_outputs(model, expected, inputs, signature_outputs)
-    defaults = default_tolerance(tf.as_dtype(info.dtype).name for info in signature_def.outputs.values())
-    tolerance = {
-        "rtol": defaults["rtol"] if rtol is None else rtol,
-        "atol": defaults["atol"] if atol is None else atol,
-    }
+    output_dtypes = [tf.as_dtype(info.dtype).name for info in signature_def.outputs.values()]
+    tolerance = checked_tolerance(rtol, atol, timeout, default_tolerance(output_dtypes, model))
 
     with tempfile.TemporaryDirectory(prefix="kaa-verify-") as work:
         work_dir = Path(work)

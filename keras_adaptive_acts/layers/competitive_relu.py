@@ -9,6 +9,7 @@ from typing import Any
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from keras_adaptive_acts.exact_numbers import exact_initializer
 from keras_adaptive_acts.ops.competitive import (
     axis_tuple,
     check_competition_args,
@@ -159,7 +160,7 @@ class CompetitiveReLU(keras.layers.Layer):
             weight = self.add_weight(
                 shape=(),
                 name=name,
-                initializer=getattr(self, f"{name}_initializer"),
+                initializer=exact_initializer(getattr(self, f"{name}_initializer")),
                 regularizer=getattr(self, f"{name}_regularizer"),
                 constraint=getattr(self, f"{name}_constraint"),
                 autocast=False,  # kept in float32 under mixed precision, like the statistics

@@ -6,9 +6,10 @@ import copy
 from typing import Any
 
 import keras
-from keras import initializers, ops
+from keras import ops
 
 from keras_adaptive_acts import registry
+from keras_adaptive_acts.exact_numbers import exact_initializer
 from keras_adaptive_acts.validation import check_number
 
 
@@ -59,7 +60,7 @@ class MixedActivation(keras.layers.Layer):
             if not part.built:
                 part.build(input_shape)
         self.t = self.add_weight(
-            shape=(), name="t", initializer=initializers.Constant(self.initial_t), trainable=False
+            shape=(), name="t", initializer=exact_initializer(self.initial_t), trainable=False
         )
 
     def call(self, inputs, training=False):

@@ -143,7 +143,9 @@ class NoiseStream:
     def next(self):
         if self._philox:
             return self._for_replica(self._read_and_skip())
-        seed = self.position.value * 1  # a copy: the assignment below must not change it
+        # A copy: the assignment below must not change it. Not `value * 1`, which torch.compile turns
+        # into an alias of the variable: each compiled step then drew with the next step's seed.
+        seed = keras.ops.copy(self.position.value)
         increment = keras.ops.convert_to_tensor(np.array([0, 1]), dtype=self.position.dtype)
         self.position.assign(keras.ops.add(seed, increment))
         return self._for_replica(seed)
@@ -153,7 +155,16 @@ class NoiseStream:
         import tensorflow as tf  # TensorFlow-only
 
         variable = self.position.value  # the tf.Variable (or the local copy of a replicated one)
-        if isinstance(variable, tf.Variable):
+        if isinstance(variable, tf.distribute.DistributedValues) and (
+            not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
+        ):
+            # A replicated variable called outside its replicas (a call in `strategy.scope()` or after
+            # it, not through `fit` or `strategy.run`): it has no one handle, and advancing the first
+            # copy alone would leave the others a draw behind. One cross-replica assignment advances
+            # every copy. Eager code, not a served graph: no other call runs between read and write.
+            state = variable.read_value()
+            variable.assign_add(tf.constant([_PHILOX_SKIP, 0, 0], variable.dtype))
+        elif isinstance(variable, tf.Variable):
             # A read first, though its value is not used: it records the variable as one the traced
             # function uses (a bare `handle` does not), so a SavedModel restores it for the function;
             # without it TF Serving and `saved_model_cli` find the resource uninitialised.

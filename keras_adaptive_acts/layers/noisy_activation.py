@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import constraints, initializers, ops, regularizers
 
+from keras_adaptive_acts.exact_numbers import exact_initializer
 from keras_adaptive_acts.layers.stochastic import StochasticLayer
 from keras_adaptive_acts.ops.noisy import INPUT_NOISE_C, NOISE_MODES, noisy_input, noisy_output
 from keras_adaptive_acts.validation import check_choice, check_number
@@ -71,7 +72,7 @@ class NoisyActivation(StochasticLayer):
     def build(self, input_shape):
         # c is a variable so that a schedule can change it in a compiled step without retracing.
         self.c = self.add_weight(
-            shape=(), name="c", initializer=initializers.Constant(self.initial_c), trainable=False
+            shape=(), name="c", initializer=exact_initializer(self.initial_c), trainable=False
         )
         if self.uses_p:
             if len(input_shape) == 0:
@@ -87,7 +88,7 @@ class NoisyActivation(StochasticLayer):
             self.p = self.add_weight(
                 shape=(units,),
                 name="p",
-                initializer=self.p_initializer,
+                initializer=exact_initializer(self.p_initializer),
                 regularizer=self.p_regularizer,
                 constraint=self.p_constraint,
             )

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from keras_adaptive_acts.exact_numbers import exact_initializer
 from keras_adaptive_acts.ops.addons import snake
 from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_number
@@ -76,7 +77,7 @@ class Snake(keras.layers.Layer):
         self.frequency = self.add_weight(
             shape=(),
             name="frequency",
-            initializer=self.frequency_initializer or initializers.Constant(self.initial_frequency),
+            initializer=exact_initializer(self.frequency_initializer or self.initial_frequency),
             regularizer=self.frequency_regularizer,
             constraint=self.frequency_constraint,
         )

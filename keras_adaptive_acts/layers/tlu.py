@@ -8,6 +8,7 @@ from typing import Any
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from keras_adaptive_acts.exact_numbers import exact_initializer
 from keras_adaptive_acts.ops.addons import tlu
 from keras_adaptive_acts.registry import register
 
@@ -125,7 +126,7 @@ class TLU(keras.layers.Layer):
         self.tau = self.add_weight(
             shape=shape,
             name="tau",
-            initializer=self.tau_initializer,
+            initializer=exact_initializer(self.tau_initializer),
             regularizer=self.tau_regularizer,
             constraint=self.tau_constraint,
         )
@@ -133,7 +134,7 @@ class TLU(keras.layers.Layer):
             self.alpha = self.add_weight(
                 shape=shape,
                 name="alpha",
-                initializer=self.alpha_initializer,
+                initializer=exact_initializer(self.alpha_initializer),
                 regularizer=self.alpha_regularizer,
                 constraint=self.alpha_constraint,
             )

@@ -5,23 +5,21 @@ frequency, a TLU threshold and slope) are tensors or numbers that broadcast agai
 passes its weights in, cast to its compute dtype. Infinite inputs give the function's limit, never
 NaN from a `0 * inf`; NaN stays NaN.
 
-`lisht` and `snake` are registered Keras functions, so `keras.layers.Dense(8, activation=lisht)`
+`lisht`, `snake` and `tlu` are registered Keras functions, so `keras.layers.Dense(8, activation=lisht)`
 saves to a `.keras` file and loads again after `import keras_adaptive_acts`.
 """
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor
 from keras_adaptive_acts.ops.maximum import maximum
 from keras_adaptive_acts.ops.parameter_gradients import parameter_where_nonzero
+from keras_adaptive_acts.ops.serializable import activation_function
 
-_PACKAGE = "keras_adaptive_acts"  # as `registry.PACKAGE` (ops import nothing above them)
 
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@activation_function
 def lisht(x: Tensor) -> Tensor:
     """LiSHT, the linearly scaled hyperbolic tangent: `x * tanh(x)`.
 
@@ -34,6 +32,7 @@ def lisht(x: Tensor) -> Tensor:
     `tfa.activations.lisht`. `x` must be a floating tensor (integers raise `ValueError`).
 
     Examples:
+        >>> import keras
         >>> import numpy as np
         >>> np.round(keras.ops.convert_to_numpy(lisht(np.array([-1.0, 0.0, 1.0]))), 6).tolist()
         [0.761594, 0.0, 0.761594]
@@ -47,7 +46,7 @@ def lisht(x: Tensor) -> Tensor:
     return x * ops.tanh(x)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@activation_function
 def snake(x: Tensor, frequency: Tensor | float = 1.0) -> Tensor:
     """Snake, a periodic activation: `x + sin(frequency * x)**2 / frequency`.
 
@@ -67,6 +66,7 @@ def snake(x: Tensor, frequency: Tensor | float = 1.0) -> Tensor:
         frequency: a number or a tensor that broadcasts against `x`. Default 1.
 
     Examples:
+        >>> import keras
         >>> import numpy as np
         >>> np.round(keras.ops.convert_to_numpy(snake(np.array([-1.0, 0.0, 1.0]))), 6).tolist()
         [-0.291927, 0.0, 1.708073]
@@ -110,6 +110,7 @@ def _like(value: Tensor | float, x: Tensor, name: str) -> Tensor:
     return ops.cast(value, x.dtype)
 
 
+@activation_function
 def tlu(x: Tensor, tau: Tensor | float = 0.0, alpha: Tensor | float | None = None) -> Tensor:
     """TLU, the thresholded linear unit: `max(x, tau)`, or `max(x, alpha * x + tau)` (TLU-affine).
 
@@ -127,6 +128,7 @@ def tlu(x: Tensor, tau: Tensor | float = 0.0, alpha: Tensor | float | None = Non
         alpha: None for the plain form, else the slope of the affine form (broadcasting as `tau`).
 
     Examples:
+        >>> import keras
         >>> import numpy as np
         >>> keras.ops.convert_to_numpy(tlu(np.array([-2.0, 0.0, 3.0]), tau=-1.0)).tolist()
         [-1.0, 0.0, 3.0]

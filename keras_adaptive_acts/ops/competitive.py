@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from keras import backend, ops
 
+from keras_adaptive_acts.exact_numbers import exact_number
 from keras_adaptive_acts.ops.competitive_paths import masked_product_sums, sums_are_products, sums_over_slices
 from keras_adaptive_acts.validation import check_choice, check_number
 
@@ -397,9 +398,13 @@ def _measurable(x):
 
 
 def _weights(alpha, beta, dtype):
-    """`alpha` and `beta` as tensors in the statistics dtype of inputs of `dtype`."""
+    """`alpha` and `beta` as tensors in the statistics dtype of inputs of `dtype`.
+
+    A Python number converts exactly (`exact_number`): `beta = relu_identity_beta(K)` must be the
+    exact identity point of `_scale` in float64 too.
+    """
     stats = statistics_dtype(dtype)
-    return ops.cast(ops.convert_to_tensor(alpha), stats), ops.cast(ops.convert_to_tensor(beta), stats)
+    return tuple(ops.cast(ops.convert_to_tensor(exact_number(value)), stats) for value in (alpha, beta))
 
 
 def competition_share(

@@ -13,6 +13,7 @@ from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor
 from keras_adaptive_acts.ops.parameter_gradients import parameter_where_nonzero
+from keras_adaptive_acts.ops.serializable import activation_function
 from keras_adaptive_acts.validation import check_choice
 
 BASES = ("tanh", "sigmoid")
@@ -22,6 +23,7 @@ INPUT_NOISE_C = {"input": 0.05, "input_saturated": 0.25, "input_learned": 0.25} 
 HALF_NORMAL_MEAN = math.sqrt(2.0 / math.pi)  # E|xi| for xi ~ N(0, 1)
 
 
+@activation_function
 def hard_tanh(x: Tensor) -> Tensor:
     """clip(x, -1, 1).
 
@@ -31,6 +33,7 @@ def hard_tanh(x: Tensor) -> Tensor:
     return ops.clip(floating_tensor(x), -1.0, 1.0)
 
 
+@activation_function
 def hard_sigmoid(x: Tensor) -> Tensor:
     """The paper's hard sigmoid, clip(0.25 * x + 0.5, 0, 1) (not Keras' relu6(x + 3) / 6).
 

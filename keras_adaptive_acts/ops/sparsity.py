@@ -14,9 +14,11 @@ import math
 from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor, statistics_dtype
+from keras_adaptive_acts.ops.serializable import activation_function
 from keras_adaptive_acts.validation import check_number
 
 
+@activation_function
 def j_squared_relu(x: Tensor) -> Tensor:
     """J-SquaredReLU: `relu(x) + 0.5 * relu(x)**2`; derivative `(x + 1) * 1[x > 0]` (0 at x = 0, as ReLU's).
 

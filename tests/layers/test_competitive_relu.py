@@ -23,7 +23,9 @@ from layer_testing import (
     weight_values,
 )
 
+import keras_adaptive_acts as kaa
 from keras_adaptive_acts import CompetitiveReLU
+from keras_adaptive_acts.ops.competitive import relu_identity_beta
 
 COMPETITIONS = ("energy", "l1", "count")
 SHAPES = {"dense": (16, 32), "sequence": (4, 7, 12), "conv": (4, 8, 8, 3)}
@@ -65,6 +67,18 @@ def test_equals_relu_to_the_last_bit_under_mixed_precision(policy, dtype_policy)
     out = layer(x)
     assert layer.alpha.dtype == "float32" and layer.beta.dtype == "float32"
     np.testing.assert_array_equal(ops.convert_to_numpy(out), ops.convert_to_numpy(ops.relu(x)))
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_equals_relu_to_the_last_bit_in_float64(competition):
+    """Keras' `Constant` stores the preset beta through a float32 tensor; the identity point that the
+    scale is written around must be the same number, or tanh's argument is 1e-8, not 0."""
+    x = ops.convert_to_tensor(random_input((6, 20), seed=5, dtype="float64"), "float64")
+    relu = ops.convert_to_numpy(ops.relu(x))
+    layer = CompetitiveReLU(competition=competition, dtype="float64")
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer(x)), relu)
+    through_the_op = kaa.ops.competitive_relu(x, 0.0, relu_identity_beta(2.0), competition=competition)
+    np.testing.assert_array_equal(ops.convert_to_numpy(through_the_op), relu)
 
 
 @pytest.mark.parametrize("kind", sorted(SHAPES))

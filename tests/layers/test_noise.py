@@ -233,3 +233,27 @@ def test_stateless_call_draws_what_a_call_would_and_returns_the_advanced_positio
     np.testing.assert_array_equal(as_numpy(output), as_numpy(layer(SATURATED, training=True)))
     assert seed_pair(layer) == [3, 1]
     np.testing.assert_array_equal(as_numpy(position), as_numpy(layer.noise_stream.position))
+
+
+def test_a_compiled_call_draws_what_an_eager_call_draws():
+    """Each draw uses the seed read before the stream advances, in a compiled function too (torch.compile
+    once made the copy of the position an alias of it, and every compiled draw took the next seed)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        pytest.skip("JAX compiles stateless functions: the stateless_call test above covers it")
+    eager, compiled_layer = kaa.RReLU(seed=1), kaa.RReLU(seed=1)
+    if backend == "torch":
+        import torch
+
+        compiled = torch.compile(lambda values: compiled_layer(values, training=True))
+    else:
+        import tensorflow as tf
+
+        # A graph, not XLA: XLA's Philox kernel gives other values for the same seed (by design).
+        compiled = tf.function(lambda values: compiled_layer(values, training=True))
+    x = ops.convert_to_tensor(SATURATED)
+    for draw in range(3):
+        np.testing.assert_array_equal(
+            as_numpy(compiled(x)), as_numpy(eager(x, training=True)), f"draw {draw}"
+        )
+    assert seed_pair(compiled_layer) == [1, 3]
