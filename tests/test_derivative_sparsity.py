@@ -65,6 +65,24 @@ def test_saturated_entries_count_for_the_derivative_not_for_the_output():
     assert derivatives["subject"] > 0.5
 
 
+def jacobian_diagonal(layer, x, delta=1e-6):
+    """`d layer(x)[i, j] / d x[i, j]` by central differences of the forward pass (float64, inference).
+
+    One step per feature column moves every row at once: each row is a sample of its own, and the
+    layers here are elementwise or couple the entries of a sample only (CompetitiveReLU).
+    """
+
+    def forward(values):
+        return keras.ops.convert_to_numpy(layer(values, training=False))
+
+    diagonal = np.zeros_like(x)
+    for column in range(x.shape[1]):
+        step = np.zeros_like(x)
+        step[:, column] = delta
+        diagonal[:, column] = (forward(x + step) - forward(x - step))[:, column] / (2 * delta)
+    return diagonal
+
+
 # Elementwise activation layers in float64: the derivative is zero exactly where the forward
 # pass is locally constant, which central differences see without the backward pass.
 FINITE_DIFFERENCE_LAYERS = {
@@ -92,15 +110,7 @@ def test_the_fraction_matches_finite_differences_of_the_forward_pass(name):
     model = keras.Model(inputs, layer(inputs))
     measured = measure_sparsity(model, x, derivative=True)[layer.name]
 
-    def forward(values):
-        return keras.ops.convert_to_numpy(layer(values, training=False))
-
-    delta = 1e-6
-    numeric = np.zeros_like(x)
-    for column in range(x.shape[1]):  # the layers are elementwise along the features (CAReLU: diagonal)
-        step = np.zeros_like(x)
-        step[:, column] = delta
-        numeric[:, column] = (forward(x + step) - forward(x - step))[:, column] / (2 * delta)
+    numeric = jacobian_diagonal(layer, x)
     # At an exact zero input the central difference of ReLU-like layers is 1/2, not 0: the
     # backward pass picks the derivative from the right or left; those entries are checked apart.
     kink = x == 0
@@ -128,15 +138,7 @@ def test_a_competitive_relu_held_by_another_layer_counts_its_diagonal(holder):
     model = keras.Model(inputs, layer(inputs))
     measured = measure_sparsity(model, x, derivative=True)[layer.name]
 
-    def forward(values):
-        return keras.ops.convert_to_numpy(layer(values, training=False))
-
-    delta = 1e-6
-    diagonal = np.zeros_like(x)
-    for column in range(x.shape[1]):  # each row is a sample of its own: one step per row and column
-        step = np.zeros_like(x)
-        step[:, column] = delta
-        diagonal[:, column] = (forward(x + step) - forward(x - step))[:, column] / (2 * delta)
+    diagonal = jacobian_diagonal(layer, x)
     expected = np.mean(np.abs(diagonal) < 1e-9)
     assert 0.1 < expected < 0.9  # a case where the count means something
     assert measured == pytest.approx(expected, abs=1e-12)
