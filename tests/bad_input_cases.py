@@ -335,6 +335,16 @@ def scratch_dir() -> str:
     return _temporary("scratch").name
 
 
+@helper
+@functools.cache
+def a_file() -> str:
+    """The path of an existing file (not a folder)."""
+    path = f"{_temporary('file').name}/a_file"
+    with open(path, "w") as file:
+        file.write("not a folder")
+    return path
+
+
 @functools.cache
 def _export() -> tuple[Any, keras.Model]:
     model = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(2, name="y")])
@@ -2542,6 +2552,28 @@ add(
 )
 add(
     api,
+    "wrong type",
+    "kaa.export.export_for_serving(relu_model(), 3)",
+    error("`path` must be a str or a path (the SavedModel's folder). Received: path=3"),
+    **options,
+)
+add(
+    api,
+    "unsupported model",
+    'kaa.export.export_for_serving(keras.Sequential([keras.Input((2,), name="my input"), '
+    'keras.layers.Dense(2)]), scratch_dir() + "/model/1")',
+    error("The model's input 'my input' cannot name an input of a SavedModel signature"),
+    **options,
+)
+add(
+    api,
+    "misuse",
+    'kaa.export.export_for_serving(relu_model(), a_file() + "/model/1", overwrite=True)',
+    error("is a file, not a folder", NotADirectoryError),
+    **options,
+)
+add(
+    api,
     "unsupported model",
     'kaa.export.export_for_serving(subclassed_model(), scratch_dir() + "/model/1")',
     error("export_for_serving needs a Sequential or Functional model"),
@@ -2570,6 +2602,27 @@ add(
 )
 
 api = "export.verify_serving"
+add(
+    api,
+    "wrong type",
+    'kaa.export.verify_serving(exported(), np.ones((1, 3)), exported_source(), rtol="1e-3")',
+    error("`rtol` must be a finite number. Received: rtol='1e-3'"),
+    **options,
+)
+add(
+    api,
+    "out of range",
+    "kaa.export.verify_serving(exported(), np.ones((1, 3)), exported_source(), atol=-1.0)",
+    error("`atol` must be >= 0. Received: atol=-1.0"),
+    **options,
+)
+add(
+    api,
+    "out of range",
+    "kaa.export.verify_serving(exported(), np.ones((1, 3)), exported_source(), timeout=0)",
+    error("`timeout` must be > 0. Received: timeout=0"),
+    **options,
+)
 add(
     api,
     "misuse",
