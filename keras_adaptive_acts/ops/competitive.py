@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from keras import backend, ops
 
-from keras_adaptive_acts.exact_numbers import exact_number
 from keras_adaptive_acts.ops.competitive_paths import masked_product_sums, sums_are_products, sums_over_slices
 from keras_adaptive_acts.validation import check_choice, check_number
 
@@ -400,11 +399,18 @@ def _measurable(x):
 def _weights(alpha, beta, dtype):
     """`alpha` and `beta` as tensors in the statistics dtype of inputs of `dtype`.
 
-    A Python number converts exactly (`exact_number`): `beta = relu_identity_beta(K)` must be the
-    exact identity point of `_scale` in float64 too.
+    A Python number converts straight to that dtype: through a float32 tensor first (what
+    `convert_to_tensor` without a dtype gives), `beta = relu_identity_beta(K)` would miss the exact
+    identity point of `_scale` in float64.
     """
     stats = statistics_dtype(dtype)
-    return tuple(ops.cast(ops.convert_to_tensor(exact_number(value)), stats) for value in (alpha, beta))
+
+    def convert(value):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return ops.convert_to_tensor(value, dtype=stats)
+        return ops.cast(ops.convert_to_tensor(value), stats)
+
+    return convert(alpha), convert(beta)
 
 
 def competition_share(
