@@ -1,4 +1,4 @@
-"""Python numbers converted exactly to tensors and float64 weights, on every backend.
+"""Initial values given as Python numbers, stored exactly in float64 weights on every backend.
 
 TensorFlow turns a Python float into a float32 tensor before any cast (`keras.ops.cast`,
 `keras.ops.convert_to_tensor` without a dtype, Keras' `Constant` initializer): a float64 tensor or
@@ -15,23 +15,17 @@ from typing import Any
 import keras
 import numpy as np
 
-__all__ = ["exact_initializer", "exact_number"]
-
-
-def exact_number(value: Any) -> Any:
-    """`value` as a NumPy float64 if it is a Python number (not a bool); anything else as it is."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return np.float64(value)
-    return value
+__all__ = ["exact_initializer"]
 
 
 def exact_initializer(initializer: Any) -> Any:
     """What to pass to `add_weight` for `initializer` (a number, or any Keras initializer).
 
-    A number, or a `Constant` holding one, becomes a `Constant` of a NumPy float64; anything else is
-    returned as it is. Use it in `build` only: a layer's config keeps its initializer as given, in
-    plain Python numbers.
+    A Python number (not a bool), or a `Constant` holding one, becomes a `Constant` of a NumPy
+    float64; anything else is returned as it is. Use it in `build` only: a layer's config keeps its
+    initializer as given, in plain Python numbers.
     """
     value = initializer.value if type(initializer) is keras.initializers.Constant else initializer
-    exact = exact_number(value)
-    return keras.initializers.Constant(exact) if isinstance(exact, np.float64) else initializer
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return keras.initializers.Constant(np.float64(value))
+    return initializer
