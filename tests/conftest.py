@@ -80,6 +80,7 @@ LAYER_LEVEL = (
 # Applications) add time there without touching another part of Keras. Paths relative to tests/.
 KERAS_INTEGRATION = (
     "test_distribution.py",
+    "test_jax_distribution.py",
     "test_export.py",
     "test_onnx_export.py",
     "test_tuning.py",

@@ -394,6 +394,38 @@ def test_which_layers_convert_to_litert_is_what_the_guide_says(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16", "float64"])
+def test_a_model_computing_in_16_or_64_bits_does_not_convert_to_litert_its_float32_copy_does(
+    tmp_path, dtype_policy, policy
+):
+    """The serving guide's statement and its advice: not even Keras' own Dense converts, and a copy
+    built under the float32 policy, given the weights, converts and serves what the model predicts."""
+
+    def build():
+        inputs = keras.Input((4,), name="sequence")
+        hidden = kaa.CompetitiveReLU()(keras.layers.Dense(8)(inputs))
+        return keras.Model(inputs, keras.layers.Dense(3, name="scores")(hidden))
+
+    dtype_policy(policy)
+    keras.utils.set_random_seed(0)
+    model = build()
+    with pytest.raises(RuntimeError, match="'tf.MatMul' op is neither a custom op nor a flex op"):
+        convert_to_litert(export_for_serving(model, tmp_path / "model"))
+    dtype_policy("float32")
+    copy = build()
+    copy.set_weights(model.get_weights())
+    flatbuffer = convert_to_litert(export_for_serving(copy, tmp_path / "copy"))
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
+    # The copy computes in float32 what the model computed in 16 or 64 bits: float32 rounding
+    # against the float32 copy, and the 16-bit tolerance against a mixed-precision model.
+    np.testing.assert_allclose(run_litert(flatbuffer, x), copy.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    tolerance = 1e-5 if policy == "float64" else 1e-2
+    np.testing.assert_allclose(
+        run_litert(flatbuffer, x), model.predict(x, verbose=0), rtol=tolerance, atol=tolerance
+    )
+
+
+@pytest.mark.slow
 def test_the_monte_carlo_signature_does_not_convert_to_litert(tmp_path):
     model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(8), kaa.NoisyHardTanh()])
     path = export_for_serving(model, tmp_path / "m", monte_carlo=True)

@@ -144,6 +144,38 @@ def test_which_layers_convert_to_onnx_is_what_the_guide_says(tmp_path, dtype_pol
     assert measured == {layer: verdicts[column] for layer, verdicts in onnx_table().items()}
 
 
+# The layers whose float64 files ONNX Runtime cannot run, as the serving guide says, and the op
+# that tf2onnx writes for each: ONNX Runtime's CPU provider has no float64 kernel for these two.
+FLOAT64_NOT_RUN = {
+    "RestrictedLayerNormalization": "GlobalAveragePool",  # the mean
+    "SparsifiedMLP": "GlobalAveragePool",
+    "CompetitiveReLU": "GlobalMaxPool",  # the largest entry, by which it scales its statistics
+}
+
+
+@pytest.mark.slow
+def test_in_float64_every_layer_exports_and_runs_but_the_guides_two(tmp_path, dtype_policy):
+    dtype_policy("float64")
+    x = sample()  # float32: keras.Input's dtype; the layers compute in float64
+    not_run = {}
+    for index, (name, model) in enumerate(conversion_cases().items()):
+        path = export_onnx(model, tmp_path / f"{index}.onnx")  # every layer exports
+        process, served = onnx_runtime_process(path, {"sequence": x})
+        if served is None:
+            not_run[name] = process.stderr
+            continue
+        assert served["scores"].dtype == np.float64, name
+        np.testing.assert_allclose(served["scores"], model.predict(x, verbose=0), rtol=1e-9, atol=1e-9)
+    assert sorted(not_run) == sorted(FLOAT64_NOT_RUN)
+    for name, error in not_run.items():
+        assert f"Could not find an implementation for {FLOAT64_NOT_RUN[name]}" in error, error[-2000:]
+    # verify_onnx turns the refusal into a RuntimeError.
+    model = conversion_cases()["RestrictedLayerNormalization"]
+    path = export_onnx(model, tmp_path / "layer_normalization.onnx")
+    with pytest.raises(RuntimeError, match="GlobalAveragePool"):
+        verify_onnx(path, x, model)
+
+
 @pytest.mark.slow
 def test_every_layer_model_runs_in_onnx_runtime_as_predict_in_a_fresh_process(tmp_path):
     keras.utils.set_random_seed(0)
