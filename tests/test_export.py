@@ -409,7 +409,7 @@ def test_a_model_computing_in_16_or_64_bits_does_not_convert_to_litert_its_float
     dtype_policy(policy)
     keras.utils.set_random_seed(0)
     model = build()
-    with pytest.raises(RuntimeError, match="'tf.MatMul' op is neither a custom op nor a flex op"):
+    with pytest.raises(RuntimeError, match=r"'tf\.MatMul' op is neither a custom op nor a flex op"):
         convert_to_litert(export_for_serving(model, tmp_path / "model"))
     dtype_policy("float32")
     copy = build()
