@@ -87,5 +87,6 @@ def main(out_dir):
     with open(os.path.join(out_dir, "result.json"), "w") as file:
         json.dump(result, file)
 
+
 if __name__ == "__main__":
     main(sys.argv[1])
