@@ -52,7 +52,7 @@ _KERAS_HELPERS = ("deserialize", "get", "serialize")
 
 def _key(name: str) -> str:
     """Lookup key: case and underscores are ignored ("competitive_relu" == "CompetitiveReLU")."""
-    return name.split(">")[-1].replace("_", "").lower()
+    return name.split(">")[-1].strip().replace("_", "").lower()
 
 
 def register(cls: type | None = None, *, activation: bool = False):
@@ -341,6 +341,15 @@ def _from_config(config: dict[str, Any], kwargs: dict[str, Any]) -> keras.layers
     name = config.get("class_name")
     is_short_form = config.get("module") is None and config.get("registered_name") is None
     unknown = None  # why a short form's name is no activation name
+    keras_class = _keras_layer_class(name) if is_short_form else None
+    if keras_class is not None:
+        # `{"class_name": "LeakyReLU", "config": {"negative_slope": 0.1}}` is the layer config Keras
+        # writes without its module: the layer, not the function of the same name (`leaky_relu`,
+        # whose slope differs and which takes no `negative_slope`).
+        try:
+            return keras_class.from_config(config.get("config") or {})
+        except TypeError as error:  # an argument the class does not take
+            raise ValueError(f"{name} rejects its config {config.get('config')!r}: {error}") from None
     if is_short_form and isinstance(name, str):
         # `{"class_name": "competitive_relu", ...}` or `{"class_name": "gelu", ...}`: Keras cannot
         # locate a class by an activation's name, so the name is resolved here as a string would be.
@@ -366,6 +375,15 @@ def _from_config(config: dict[str, Any], kwargs: dict[str, Any]) -> keras.layers
             f'{{"class_name": <activation name>, "config": {{...}}}}. {_known_activations()}'
         )
     return layer
+
+
+def _keras_layer_class(name: Any) -> type[keras.layers.Layer] | None:
+    """Keras' layer class spelled exactly `name` (`"LeakyReLU"`, `"Softmax"`), unless this package has
+    an activation of that name; None otherwise."""
+    if not isinstance(name, str) or _key(name) in {_key(known) for known in activation_names(False)}:
+        return None
+    found = getattr(keras.layers, name, None)
+    return found if isinstance(found, type) and issubclass(found, keras.layers.Layer) else None
 
 
 def _construct(cls: type, kwargs: dict[str, Any], *args: Any) -> Any:

@@ -182,6 +182,10 @@ class _Surgeon:
         # given it on purpose (e.g. float32 for an output under mixed precision) and keeps it.
         if layer.dtype_policy.name == keras.config.dtype_policy().name:
             layer.dtype_policy = _unquantized(replaced.dtype_policy)
+        # A layer frozen for fine-tuning (`layer.trainable = False`) stays frozen, the activation
+        # that takes its place or is split off it included: `fit` must not move what the user froze.
+        if not replaced.trainable:
+            layer.trainable = False
         return layer
 
     # -- the copies
@@ -366,6 +370,10 @@ class _Surgeon:
         new_model.dtype_policy = model.dtype_policy
         if not model.trainable:
             new_model.trainable = False
+        # As keras.models.clone_model does for both kinds (our Sequential is built here, not by it):
+        # a compiled model's copy is compiled from its compile config, with a new optimizer.
+        if model.compiled and not new_model.compiled:
+            new_model.compile_from_config(model.get_compile_config())
         return new_model
 
     def copy_weights(self) -> None:
@@ -495,7 +503,11 @@ def swap_activations(
     global policy is now; a replacement made with a policy other than the global one keeps it. After a
     quantized layer, the new one takes the policy the layer computes in (`"float32"` for
     `"int8_from_float32"`). Rebuilt models keep their dtype policy, and a frozen one
-    (`trainable = False`) stays frozen.
+    (`trainable = False`) stays frozen; so does a frozen layer, and the new layer that replaces its
+    activation (or the activation layer) is frozen with it. A compiled model's copy is compiled as
+    `keras.models.clone_model` compiles one: the same loss, metrics and optimizer settings, from the
+    model's compile config, with a new optimizer. The optimizer's state (its step count, Adam's
+    moments) is not copied: the new model's variables are not the old ones.
 
     Args:
         model: a built Sequential or Functional model. It is not changed.

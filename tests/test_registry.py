@@ -260,6 +260,34 @@ def test_the_short_config_form_takes_every_name_a_string_takes():
         activation_layer({"class_name": "gelo", "config": {}})
 
 
+def test_a_short_config_spelling_a_keras_layer_class_gives_that_layer_not_the_function():
+    """Keras writes `{"class_name": "LeakyReLU", "config": {...}}` for its layer: the layer it is,
+    with its own default slope (0.3; the `leaky_relu` function's is 0.2) and its own arguments."""
+    x = np.array([[-2.0, -1.0, 0.5, 3.0]], "float32")
+    leaky = activation_layer({"class_name": "LeakyReLU", "config": {}})
+    assert type(leaky) is keras.layers.LeakyReLU
+    np.testing.assert_allclose(ops.convert_to_numpy(leaky(x)), [[-0.6, -0.3, 0.5, 3.0]], rtol=1e-6)
+    slope = activation_layer({"class_name": "LeakyReLU", "config": {"negative_slope": 0.1}})
+    np.testing.assert_allclose(ops.convert_to_numpy(slope(x)), [[-0.2, -0.1, 0.5, 3.0]], rtol=1e-6)
+    elu = activation_layer({"class_name": "ELU", "config": {"alpha": 0.5}})
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(elu(x)), [[0.5 * np.expm1(-2), 0.5 * np.expm1(-1), 0.5, 3]], rtol=1e-6
+    )
+    assert activation_layer({"class_name": "Softmax", "config": {"axis": 0}}).axis == 0
+    with pytest.raises(ValueError, match="LeakyReLU rejects its config"):
+        activation_layer({"class_name": "LeakyReLU", "config": {"slope": 0.1}})
+    # The package's own names still win, as does an activation function's snake-case name.
+    assert (
+        type(activation_layer({"class_name": "CompetitiveReLU", "config": {}})).__name__ == "CompetitiveReLU"
+    )
+    assert type(activation_layer({"class_name": "leaky_relu", "config": {}})) is keras.layers.Activation
+
+
+def test_get_and_activation_layer_read_a_name_with_spaces_around_alike():
+    assert type(kaa.get(" competitive_relu ")).__name__ == "CompetitiveReLU"
+    assert type(activation_layer(" competitive_relu ")).__name__ == "CompetitiveReLU"
+
+
 def test_a_config_keras_does_not_read_as_a_layer_is_refused():
     # Keras gives back a dict it cannot read (no "config"): a layer is promised, or an error.
     config = {"class_name": "Dense", "module": "keras.layers", "registered_name": None}

@@ -494,6 +494,61 @@ def test_nested_models_at_any_depth_are_swapped_shared_and_kept_frozen():
     )
 
 
+def test_frozen_layers_stay_frozen_with_the_activations_that_replace_theirs():
+    """The fine-tuning recipe: freeze the first layers, swap, train. Neither the frozen layers nor
+    the new activations split off them (or put in place of a frozen ReLU) move; the rest trains."""
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(5, activation="relu", name="frozen_dense"),
+            keras.layers.ReLU(name="frozen_relu"),
+            keras.layers.Dense(4, name="trained_dense"),
+            keras.layers.ReLU(name="trained_relu"),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    for layer in model.layers[:2]:
+        layer.trainable = False
+    new_model, _ = swap(model, CompetitiveReLU)
+    assert [(type(layer).__name__, layer.trainable) for layer in new_model.layers] == [
+        ("Dense", False),
+        ("CompetitiveReLU", False),  # split off the frozen Dense
+        ("CompetitiveReLU", False),  # in place of the frozen ReLU
+        ("Dense", True),
+        ("CompetitiveReLU", True),
+        ("Dense", True),
+    ]
+    before = [[np.array(w) for w in layer.weights] for layer in new_model.layers]
+    new_model.compile(keras.optimizers.SGD(0.1), "mse")
+    new_model.fit(X, np.ones((4, 1)), epochs=2, verbose=0)
+    moved = [
+        any(not np.array_equal(w, old) for w, old in zip(layer.weights, weights, strict=True))
+        for layer, weights in zip(new_model.layers, before, strict=True)
+    ]
+    assert moved == [False, False, False, True, True, True]
+
+
+@pytest.mark.parametrize("kind", ["Sequential", "Functional"])
+def test_a_compiled_model_comes_back_compiled_with_a_new_optimizer_as_clone_model_does(kind):
+    layers = [keras.layers.Dense(5, activation="relu"), keras.layers.Dense(1)]
+    if kind == "Sequential":
+        model = keras.Sequential([keras.Input((6,)), *layers])
+    else:
+        inputs = keras.Input((6,))
+        model = keras.Model(inputs, layers[1](layers[0](inputs)))
+    model.compile(keras.optimizers.Adam(0.01), "mse", metrics=["mae"])
+    model.fit(X, np.ones((4, 1)), epochs=2, verbose=0)
+    new_model, _ = swap(model, CompetitiveReLU)
+    assert new_model.compiled and new_model.optimizer is not model.optimizer
+    assert type(new_model.optimizer) is keras.optimizers.Adam
+    assert float(new_model.optimizer.learning_rate) == pytest.approx(0.01)
+    assert int(new_model.optimizer.iterations) == 0  # its state is new: the variables are new
+    history = new_model.fit(X, np.ones((4, 1)), epochs=1, verbose=0)  # no compile needed
+    assert set(history.history) == {"loss", "mae"}
+    uncompiled = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="relu")])
+    assert not swap(uncompiled, CompetitiveReLU)[0].compiled
+
+
 @keras.saving.register_keras_serializable(package="test_surgery")
 class GatedBlock(keras.layers.Layer):
     """A custom layer that applies two activations in its own call."""
