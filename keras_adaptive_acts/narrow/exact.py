@@ -102,6 +102,11 @@ def population_mse(target: ReLUNetwork, estimate: ReLUNetwork) -> float:
     Both networks are `x -> sum_j mu_j relu(<w_j, x>) + bias`; the difference is one such network, whose
     second moment follows from `arccos_kernel` and `E[relu(<w, x>)] = |w| / sqrt(2 pi)`.
 
+    The quadratic form cancels between the two networks' terms, so in float64 an error below about
+    `1e-16` to `4e-16` of the target's variance is lost in rounding; and rounding a network's weights to
+    float32 (as a Keras model holds them) alone gives `1e-15` to `4e-15`. Relative errors near `1e-15`
+    mean "exact to float32", not a measured `1e-16`.
+
     Examples:
 
     >>> net = ReLUNetwork(np.eye(2), np.array([1.0, -1.0]))

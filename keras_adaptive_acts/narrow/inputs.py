@@ -80,13 +80,17 @@ def gaussian_check(
 ) -> list[str]:
     """Tests the assumption `x ~ N(0, I_d)`; returns the failed checks (empty when none failed).
 
-    Three families of statistics, each compared with its standard error under N(0, I_d) and failed beyond
+    Four families of statistics, each compared with its standard error under N(0, I_d) and failed beyond
     `GAUSSIAN_CHECK_Z` standard errors: the mean of each feature, each covariance entry (the covariance must
-    be the identity: the data must be whitened), and the kurtosis `E[s^4] / E[s^2]^2 = 3` of each feature
-    and of `GAUSSIAN_CHECK_DIRECTIONS` random unit projections `s` (which catches non-Gaussian shapes that
-    whitening cannot fix; scale alone does not change it).
+    be the identity: the data must be whitened), and, for each feature and `GAUSSIAN_CHECK_DIRECTIONS`
+    random unit projections `s`, the skewness `E[(s - E s)^3] / Var[s]^1.5 = 0` (standard error
+    `sqrt(6 / N)`) and the kurtosis `E[s^4] / E[s^2]^2 = 3` (standard error `sqrt(24 / N)`). Skewness and
+    kurtosis catch non-Gaussian shapes that whitening cannot fix; scale alone changes neither. The
+    learner relies on odd moments too (`E[He_3(x)] = 0`), so skewed inputs with a Gaussian kurtosis fail.
 
-    `inputs` must be 2-D, shape `(n_samples, n_features)` (`ValueError` otherwise).
+    Raises:
+        ValueError: `inputs` is not 2-D, has no rows or no features, or holds a NaN or an infinity (the
+            message names the first such row).
     """
     inputs = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)  # no copy of a memmap
     if inputs.ndim != 2:
@@ -94,14 +98,28 @@ def gaussian_check(
             f"`inputs` must be 2-D, shape (n_samples, n_features). Received: inputs.shape={inputs.shape}"
         )
     n, dim = inputs.shape
+    if n == 0 or dim == 0:
+        raise ValueError(
+            f"`inputs` needs at least one row and one feature. Received: inputs.shape={inputs.shape}"
+        )
     directions = np.random.default_rng(seed).standard_normal((dim, GAUSSIAN_CHECK_DIRECTIONS))
     directions = np.concatenate([np.eye(dim), directions / np.linalg.norm(directions, axis=0)], axis=1)
-    total, gram, fourth = np.zeros(dim), np.zeros((dim, dim)), np.zeros(directions.shape[1])
+    total, gram = np.zeros(dim), np.zeros((dim, dim))
+    third, fourth = np.zeros(directions.shape[1]), np.zeros(directions.shape[1])
     for start in range(0, n, batch_size):
         x = np.asarray(inputs[start : start + batch_size], dtype=np.float64)
+        finite = np.all(np.isfinite(x), axis=1)
+        if not np.all(finite):  # NaN statistics compare False with any bound and would pass
+            row = start + int(np.argmin(finite))
+            raise ValueError(f"`inputs` must be finite; row {row} holds a NaN or an infinity.")
+        projections = x @ directions
         total += x.sum(axis=0)
         gram += x.T @ x
-        fourth += ((x @ directions) ** 4).sum(axis=0)
+        third += (projections**3).sum(axis=0)
+        fourth += (projections**4).sum(axis=0)
+    statistics = (total, gram, third, fourth)
+    if not all(np.all(np.isfinite(statistic)) for statistic in statistics):
+        return ["the moments of X overflow float64 (values far from unit variance: whiten X)"]
     root_n = math.sqrt(n)
     failures = []
     mean = total / n
@@ -117,6 +135,17 @@ def gaussian_check(
         expected = 1 if row == column else 0
         failures.append(f"{entry} {where} is {gram[row, column] / n:.4g} (expected {expected}: whiten X)")
     variances = np.einsum("id,ij,jd->d", directions, gram / n, directions)
+    projected_mean = mean @ directions
+    centred_variances = np.maximum(variances - projected_mean**2, 0.0)
+    # The central third moment from the raw ones; centring makes its standard error sqrt(6 / N).
+    central_third = third / n - 3.0 * projected_mean * variances + 2.0 * projected_mean**3
+    skewness = central_third / np.maximum(centred_variances**1.5, 1e-300)  # powered first, as below
+    worst = int(np.argmax(np.abs(skewness)))
+    if abs(skewness[worst]) * root_n / math.sqrt(6.0) > GAUSSIAN_CHECK_Z:
+        where = f"feature {worst}" if worst < dim else "a random projection"
+        failures.append(
+            f"{where} has skewness {skewness[worst]:.4g} (0 for a Gaussian; whitening cannot fix this)"
+        )
     kurtosis = (fourth / n) / np.maximum(variances**2, 1e-300)  # squared first: 1e-300**2 is 0
     worst = int(np.argmax(np.abs(kurtosis - 3.0)))
     if abs(kurtosis[worst] - 3.0) * root_n / math.sqrt(24.0) > GAUSSIAN_CHECK_Z:  # its standard error

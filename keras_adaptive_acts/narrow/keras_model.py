@@ -6,25 +6,64 @@ import keras
 import numpy as np
 
 from keras_adaptive_acts.narrow.network import ReLUNetwork
+from keras_adaptive_acts.validation import check_choice
 
 __all__ = ["build_keras_model", "narrow_relu_model", "network_from_keras", "train_square_loss"]
 
 
-def narrow_relu_model(input_dim: int, width: int, *, name: str = "narrow_relu_network") -> keras.Sequential:
+# The dtypes a model can be built in: float32 (Keras' default) and float64, for networks whose weights
+# lie outside float32's range (targets far from unit size, fitted without rescaling them).
+MODEL_DTYPES = ("float32", "float64")
+
+
+def narrow_relu_model(
+    input_dim: int, width: int, *, name: str = "narrow_relu_network", dtype: str = "float32"
+) -> keras.Sequential:
     """`Dense(width, relu, use_bias=False) -> Dense(1)` on inputs of size `input_dim`, with Keras' default
-    (random) initialisation: the model `build_keras_model` initialises by moments instead."""
+    (random) initialisation: the model `build_keras_model` initialises by moments instead. `dtype` is
+    `"float32"` (default) or `"float64"`."""
+    return _architecture(input_dim, width, name=name, dtype=dtype, initializer="glorot_uniform")
+
+
+def _architecture(input_dim: int, width: int, *, name: str, dtype: str, initializer: str) -> keras.Sequential:
+    check_choice("dtype", dtype, MODEL_DTYPES)
     return keras.Sequential(
         [
-            keras.Input((input_dim,), name="x"),
-            keras.layers.Dense(width, activation="relu", use_bias=False, name="hidden"),
-            keras.layers.Dense(1, name="readout"),
+            keras.Input((input_dim,), name="x", dtype=dtype),
+            keras.layers.Dense(
+                width,
+                activation="relu",
+                use_bias=False,
+                kernel_initializer=initializer,
+                dtype=dtype,
+                name="hidden",
+            ),
+            keras.layers.Dense(1, kernel_initializer=initializer, dtype=dtype, name="readout"),
         ],
         name=name,
     )
 
 
-def build_keras_model(network: ReLUNetwork, *, name: str = "narrow_relu_network") -> keras.Sequential:
-    """A Keras model that computes `network` (to float32 precision), initialised from its weights.
+def build_keras_model(
+    network: ReLUNetwork, *, name: str = "narrow_relu_network", dtype: str = "float32"
+) -> keras.Sequential:
+    """A Keras model that computes `network` (to the precision of `dtype`), initialised from its weights.
+
+    The layers are created with zero initialisers, which draw no random numbers: building the model
+    leaves Python's, NumPy's and Keras' global random state as it was (the weights are overwritten).
+
+    Args:
+        network: the `ReLUNetwork` to copy.
+        name: the model's name.
+        dtype: `"float32"` (default) or `"float64"`, the dtype of the model's weights and computation.
+            Keras' `predict` and `fit` cast NumPy inputs to `keras.config.floatx()` (float32 by default)
+            before the model sees them: call a float64 model directly (`model(x)`), or set floatx.
+
+    Raises:
+        ValueError: with `dtype="float32"`, a layer's weights do not fit in float32: the largest
+            overflows (above about `3.4e38`) or the largest non-zero one underflows (below about
+            `1.2e-38`, where float32 loses precision and then rounds to 0). Fit rescaled targets, or pass
+            `dtype="float64"`.
 
     Examples:
 
@@ -34,10 +73,37 @@ def build_keras_model(network: ReLUNetwork, *, name: str = "narrow_relu_network"
     >>> float(model.predict(x, verbose=0)[0, 0]), float(net(x)[0])
     (-2.5, -2.5)
     """
-    model = narrow_relu_model(network.input_dim, network.width, name=name)
+    check_choice("dtype", dtype, MODEL_DTYPES)
+    readout = np.append(network.output_weights, network.bias)
+    if dtype == "float32":
+        check_float32_range("hidden weights", network.hidden_weights)
+        check_float32_range("output weights and bias", readout)
+    model = _architecture(network.input_dim, network.width, name=name, dtype=dtype, initializer="zeros")
     model.layers[0].set_weights([network.hidden_weights.T])
     model.layers[1].set_weights([network.output_weights[:, None], np.array([network.bias])])
     return model
+
+
+def check_float32_range(what: str, values: np.ndarray) -> None:
+    """Raises `ValueError` when `values` (float64) do not fit in float32, naming the offending value.
+
+    Only the largest magnitude is judged: a weight far below its layer's largest is negligible whether
+    float32 keeps it or not, but a whole layer below float32's smallest normal number loses its
+    precision (and then rounds to 0), and one above float32's largest number becomes infinite.
+    """
+    largest = float(np.max(np.abs(values), initial=0.0))
+    limits = np.finfo(np.float32)
+    highest, lowest = float(limits.max), float(limits.tiny)  # Python floats: no float32 cast of `largest`
+    if largest > highest or 0.0 < largest < lowest:
+        if largest > highest:
+            bound = f"above float32's largest number {highest:.3g}"
+        else:
+            bound = f"below float32's smallest normal number {lowest:.3g}"
+        raise ValueError(
+            f"The network's {what} do not fit in a float32 Keras model: the largest in size is "
+            f"{largest:.3g}, {bound}. Fit targets rescaled to about unit size (e.g. y / {largest:.0e}) and "
+            'scale the predictions back, or build the model in float64 (dtype="float64").'
+        )
 
 
 def network_from_keras(model: keras.Model) -> ReLUNetwork:

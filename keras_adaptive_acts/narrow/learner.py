@@ -35,7 +35,8 @@ class NarrowReLULearner:
     3. **Directions.** From the degree-4 moment tensor projected onto the subspace: random contractions
        merged modulo sign, one neuron at a time with deflation (`method="contraction"`), or Jennrich's
        algorithm (`method="jennrich"`).
-    4. **Readout.** Least squares on `[relu(<v_j, x>), relu(-<v_j, x>), 1]`: the signs and the linear part.
+    4. **Readout.** Least squares on `[relu(<v_j, x>), relu(-<v_j, x>), 1]`: the signs, and the linear
+       part of the target within the span of the directions found (`relu(t) - relu(-t) = t`).
     5. **Refinement** (`refine=True`): Adam on the square loss, in the Keras model `to_keras()` returns.
 
     Every pass over `X` reads it in batches of `batch_size` rows, so `X` may be a memory-mapped array: the
@@ -57,7 +58,8 @@ class NarrowReLULearner:
         refine_batch_size: batch size of the refinement.
         learning_rate: Adam's initial learning rate; it decays to zero along a cosine over the refinement.
             Refinement does not shuffle (the rows are i.i.d. already) and uses no global random state.
-        ridge: relative ridge of the least-squares readout.
+        ridge: relative ridge of the least-squares readout; 0 solves it by least squares of minimum norm
+            (`np.linalg.lstsq`), which also copes with a singular system.
         batch_size: rows per batch of the moment passes.
         input_check: what a failed check of the Gaussian-input assumption does: `"error"` (default),
             `"warn"` or `"ignore"`. The other checks (shapes, finite values) always raise.
@@ -73,10 +75,13 @@ class NarrowReLULearner:
         moment_network_: the `ReLUNetwork` after the readout, of width `2k` (each direction with both signs).
         network_: the fitted `ReLUNetwork`: `moment_network_` refined, or itself when `refine=False`.
         history_: the refinement's `keras.callbacks.History.history` (`None` without refinement), whose
-            losses are of the targets divided by `target_scale_`.
-        target_scale_: the power of two nearest the root mean square of `y`. The learner fits `y /
-            target_scale_` and scales its networks back, so the fit does not depend on the unit of `y`:
-            `fit(X, 2**m * y)` gives exactly `2**m` times the networks of `fit(X, y)`.
+            losses are of the targets `(y - target_offset_) / target_scale_`.
+        target_offset_: the mean of `y`.
+        target_scale_: the power of two nearest the root mean square of `y - target_offset_`. The learner
+            fits `(y - target_offset_) / target_scale_` and maps its networks back (the output weights times
+            the scale, the offset added to the bias), so the fit depends neither on the unit nor on the
+            origin of `y`: `fit(X, 2**m * y)` gives exactly `2**m` times the networks of `fit(X, y)`, and
+            `fit(X, y + 1000)` the same networks as `fit(X, y)` up to rounding, plus 1000 in the bias.
         fit_seconds_: wall time of each stage: `checks`, `moments`, `directions`, `readout`, `refine`.
 
     Examples:
@@ -163,6 +168,12 @@ class NarrowReLULearner:
         if self.n_contractions is not None:
             check_integer("n_contractions", self.n_contractions, minimum=0)
         check_number("merge_angle", self.merge_angle, minimum=0.0, strict=True)
+        if self.merge_angle >= math.pi / 2:
+            # cos(angle) <= 0 merges every pair of directions (modulo sign, no two are further apart).
+            raise ValueError(
+                "`merge_angle` is in radians and must be below pi/2 (about 1.571): from pi/2 on, every "
+                f"direction merges with every other. Received: merge_angle={self.merge_angle!r}"
+            )
         check_integer("refine_steps", self.refine_steps, minimum=1)
         if self.refine_samples is not None:
             check_integer("refine_samples", self.refine_samples, minimum=1)
@@ -181,14 +192,22 @@ class NarrowReLULearner:
         Args:
             X: inputs, shape `(N, d)`: an array or a memory-mapped array, read in batches.
             y: targets, shape `(N,)`.
-            callbacks: Keras callbacks for the refinement's `fit` (e.g. `keras.callbacks.TensorBoard`).
+            callbacks: Keras callbacks for the refinement's `fit` (e.g. `keras.callbacks.TensorBoard`); only
+                with `refine=True` (`ValueError` otherwise: they would never be called).
 
         Raises:
-            ValueError: bad shapes, non-finite values, `k > d`, fewer than `2k + 2` samples, (with
-                `input_check="error"`) inputs that do not look like `N(0, I_d)`, or (with the check off)
-                inputs so large that their moments overflow float64.
+            ValueError: `callbacks` with `refine=False`, bad shapes, non-finite values, `k > d`, fewer
+                than `2k + 2` samples, (with `input_check="error"`) inputs that do not look like
+                `N(0, I_d)`, or (with the check off) inputs so large that their moments overflow float64.
         """
         self._check_params()
+        if callbacks and not self.refine:
+            # Refused before any work: with refine=False no Keras `fit` runs, so they would never be called.
+            raise ValueError(
+                "`callbacks` are passed to the refinement's Keras `fit`, and refine=False skips it: "
+                "pass refine=True, or call `to_keras()` and train the model with your callbacks yourself. "
+                f"Received: callbacks={callbacks!r} with refine=False"
+            )
         X, y = input_checks.check_shapes(X, y)
         n_samples, input_dim = X.shape
         if self.k > input_dim:
@@ -207,9 +226,11 @@ class NarrowReLULearner:
 
         rng = np.random.default_rng(self.seed)
         start = time.perf_counter()
-        # The estimate is of y / scale, a power of two (see `target_scale`); the networks are scaled back.
-        scale = target_scale(y)
-        y = np.asarray(y, dtype=np.float64) / scale
+        # The estimate is of (y - offset) / scale (see `target_offset_and_scale`); the networks are mapped
+        # back. Centring matters: the sampling noise of E[y x] grows with |E[y]|, so an offset of 1000
+        # buried the moments; and the float32 refinement could not resolve 1 + 1e-3 variations.
+        offset, scale = target_offset_and_scale(y)
+        y = centred_targets(y, offset, scale)
         residual, second = self._moments(X, y)
         check_finite_moments(X, (residual, second), self.batch_size)
         vectors = decomposition.contraction_vectors(second, self.k, self._n_contractions(), seed=rng)
@@ -230,17 +251,18 @@ class NarrowReLULearner:
 
         self.n_features_in_ = input_dim
         self.n_samples_seen_ = n_samples
+        self.target_offset_ = offset
         self.target_scale_ = scale
         self.subspace_ = subspace
         self.directions_ = directions
-        self.moment_network_ = scaled_network(moment_network, scale)
+        self.moment_network_ = scaled_network(moment_network, scale, offset)
         self.network_ = self.moment_network_
         self.history_ = None
         seconds["refine"] = 0.0
         if self.refine:
             start = time.perf_counter()
             refined, self.history_ = self._refine(X, y, moment_network, rng, callbacks)
-            self.network_ = scaled_network(refined, scale)
+            self.network_ = scaled_network(refined, scale, offset)
             seconds["refine"] = time.perf_counter() - start
         self.fit_seconds_ = seconds
         return self
@@ -257,24 +279,38 @@ class NarrowReLULearner:
         """The coefficient of determination R^2 of `predict(X)` against `y` (as scikit-learn's regressors).
 
         For a constant `y` (R^2 undefined) it is, as scikit-learn's `r2_score`, 1.0 for an exact
-        prediction and 0.0 otherwise.
+        prediction and 0.0 otherwise. It is computed on `y` and the prediction shifted by `y`'s mean and
+        divided by a power of two near its spread, so targets of any size in float64 (`1e-200`, `1e200`)
+        give the same score as the same targets at unit size.
         """
         X, y = input_checks.check_shapes(X, y)
         prediction = self.predict(X)
-        y = np.asarray(y, dtype=np.float64)
+        # R^2 does not change when y and the prediction are shifted and scaled alike; shifted and scaled
+        # to about unit size (by y's own mean and a power of two), the sums of squares neither overflow
+        # (targets of 1e200) nor underflow to 0 (1e-200, which read as a constant y and scored 1.0).
+        offset, scale = target_offset_and_scale(y)
+        y, prediction = centred_targets(y, offset, scale), centred_targets(prediction, offset, scale)
         total = float(((y - y.mean()) ** 2).sum())
         error = float(((y - prediction) ** 2).sum())
         if total == 0.0:
             return 1.0 if error == 0.0 else 0.0
         return 1.0 - error / total
 
-    def to_keras(self):
+    def to_keras(self, *, dtype: str = "float32"):
         """`Dense(2k, relu, use_bias=False) -> Dense(1)` initialised from `network_`, ready for `fit`.
 
         After `fit(..., refine=False)` this is the moment estimate: compile the model and train it yourself.
+
+        Args:
+            dtype: `"float32"` (default) or `"float64"`: the dtype of the model's weights and computation.
+
+        Raises:
+            ValueError: with `dtype="float32"`, the network's output weights overflow float32 (targets
+                above about `1e38`) or underflow it (targets below about `1e-38`); the message names the
+                largest weight. Fit rescaled targets, or pass `dtype="float64"`.
         """
         self._check_fitted()
-        return build_keras_model(self.network_)
+        return build_keras_model(self.network_, dtype=dtype)
 
     # Stages.
     def _check_gaussian(self, X: np.ndarray) -> None:
@@ -350,31 +386,48 @@ class NarrowReLULearner:
             raise ValueError("This NarrowReLULearner is not fitted yet: call `fit(X, y)` first.")
 
 
-def target_scale(targets: np.ndarray) -> float:
-    """The power of two nearest the root mean square of `targets` (1 for all-zero targets).
+def target_offset_and_scale(targets: np.ndarray) -> tuple[float, float]:
+    """`(offset, scale)`: the mean of `targets` and the power of two nearest the root mean square of
+    `targets - offset` (`(0, 1)` for all-zero targets; the power of two nearest `|offset|` for a constant).
 
-    The learner fits `targets / scale` and multiplies the network's output layer back. A power of two
-    divides exactly, so `fit(X, 2**m * y)` gives exactly `2**m` times the network of `fit(X, y)`, and the
-    fit does not depend on the unit of `y`: the float32 square loss of the refinement would overflow for
-    targets above about 1e19, and Adam's fixed step size would hardly move an output layer of size 1000.
+    The learner fits `(targets - offset) / scale` and maps the networks back (`scaled_network`), so the fit
+    depends neither on the unit nor on the origin of `y`. A power of two divides exactly, so
+    `fit(X, 2**m * y)` gives exactly `2**m` times the network of `fit(X, y)`. Why both: the float32 square
+    loss of the refinement would overflow for targets above about 1e19, Adam's fixed step size would
+    hardly move an output layer of size 1000, and the sampling noise of the moments grows with `|E[y]|`.
+    The mean is taken of `targets` divided by a power of two above their largest size, so that neither it
+    nor the spread overflows or underflows for any finite float64 targets.
     """
     values = np.asarray(targets, dtype=np.float64)
     largest = float(np.max(np.abs(values), initial=0.0))
     if largest == 0.0:
-        return 1.0
-    root_mean_square = largest * math.sqrt(float(np.mean(np.square(values / largest))))  # no overflow
-    return math.ldexp(1.0, round(math.log2(root_mean_square)))
+        return 0.0, 1.0
+    unit = math.ldexp(1.0, math.frexp(largest)[1])  # the power of two just above `largest`
+    normalised = values / unit  # in [-1, 1], exactly `values` in a new unit
+    mean = float(np.mean(normalised))
+    spread = math.sqrt(float(np.mean(np.square(normalised - mean))))
+    exponent = round(math.log2(spread)) if spread > 0.0 else 0  # a constant: any scale fits zeros
+    return mean * unit, math.ldexp(unit, exponent)
 
 
-def scaled_network(network: ReLUNetwork, scale: float) -> ReLUNetwork:
-    """`scale` times `network`: the output layer is linear, so only its weights and bias change."""
-    return ReLUNetwork(network.hidden_weights, network.output_weights * scale, network.bias * scale)
+def centred_targets(targets: np.ndarray, offset: float, scale: float) -> np.ndarray:
+    """`(targets - offset) / scale` in float64, computed so that no step overflows (`offset`, `scale` from
+    `target_offset_and_scale`): the targets are divided by a power of two first."""
+    values = np.asarray(targets, dtype=np.float64)
+    unit = math.ldexp(1.0, math.frexp(max(abs(offset), scale))[1])
+    return (values / unit - offset / unit) * (unit / scale)
+
+
+def scaled_network(network: ReLUNetwork, scale: float, offset: float = 0.0) -> ReLUNetwork:
+    """`scale` times `network` plus `offset`: the output layer is linear, so only it changes."""
+    return ReLUNetwork(network.hidden_weights, network.output_weights * scale, network.bias * scale + offset)
 
 
 def check_finite_moments(inputs: np.ndarray, estimates: tuple[np.ndarray, ...], batch_size: int) -> None:
     """Raises `ValueError` when a moment estimate overflowed float64 (before an eigensolver fails on it).
 
-    The targets are scaled already (`target_scale`), so the cause is `X`, far from unit variance.
+    The targets are centred and scaled already (`target_offset_and_scale`), so the cause is `X`, far
+    from unit variance.
     """
     if all(np.all(np.isfinite(estimate)) for estimate in estimates):
         return

@@ -21,9 +21,11 @@ def least_squares_readout(
     """Fits the output weights and bias of a network with hidden units `[v_1 .. v_m, -v_1 .. -v_m]`.
 
     Both signs of each direction are features because even-order moments find `v_j` only up to sign;
-    `relu(t) - relu(-t) = t`, so the pair also absorbs any linear part of the target. The normal
-    equations are accumulated a batch at a time (memory O(batch * m)) and solved with a small ridge
-    (`ridge` times the mean feature energy) that keeps near-parallel directions well posed.
+    `relu(t) - relu(-t) = t`, so the pairs also absorb the linear part of the target that lies in the
+    span of the `v_j` (and only that part: a linear term along a direction outside it stays unfitted).
+    The normal equations are accumulated a batch at a time (memory O(batch * m)) and solved with a small
+    ridge (`ridge` times the mean feature energy) that keeps near-parallel directions well posed; with
+    `ridge=0` they are solved by minimum-norm least squares instead.
 
     Returns:
         A `ReLUNetwork` of width `2 m`: the first `m` rows are `directions`, the next `m` their negatives.
@@ -39,6 +41,12 @@ def least_squares_readout(
         features[:, -1] = 1.0
         gram += features.T @ features
         moment += features.T @ y
-    regulariser = ridge * np.trace(gram) / width
-    solution = np.linalg.solve(gram + regulariser * np.eye(width), moment)
+    if ridge == 0.0:
+        # No ridge: the system is singular whenever two features coincide (k above the target's width,
+        # a direction found twice), and `solve` would raise a bare LinAlgError. The minimum-norm least
+        # squares solution is the limit of the ridge solution as the ridge goes to 0.
+        solution = np.linalg.lstsq(gram, moment, rcond=None)[0]
+    else:
+        regulariser = ridge * np.trace(gram) / width
+        solution = np.linalg.solve(gram + regulariser * np.eye(width), moment)
     return ReLUNetwork(hidden, solution[:-1], solution[-1])

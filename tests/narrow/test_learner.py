@@ -148,6 +148,10 @@ def test_scikit_learn_protocol():
         ({"refine_steps": 0}, "refine_steps"),
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"merge_angle": 0.0}, "merge_angle"),
+        ({"merge_angle": np.pi / 2}, r"below pi/2 .* Received: merge_angle=1.57"),
+        ({"merge_angle": 2.0}, r"below pi/2 .* Received: merge_angle=2.0"),
+        ({"merge_angle": 10.0}, r"below pi/2 .* Received: merge_angle=10.0"),
+        ({"ridge": -1e-8}, "ridge"),
         ({"seed": -1}, "seed"),
     ],
 )
@@ -310,3 +314,30 @@ def test_a_fitted_learner_pickles_and_predicts_the_same():
     restored = pickle.loads(pickle.dumps(learner))
     np.testing.assert_array_equal(restored.predict(X[:50]), learner.predict(X[:50]))
     assert restored.get_params() == learner.get_params()
+
+
+def test_callbacks_without_refinement_are_refused_before_any_work():
+    # They were dropped silently. The data here are bad too: the callbacks are refused first.
+    calls = []
+    recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: calls.append(epoch))
+    with pytest.raises(ValueError, match=r"refine=False skips it.*Received: callbacks=\[<"):
+        NarrowReLULearner(2, refine=False).fit(np.zeros(3), np.zeros(3), callbacks=[recorder])
+    assert calls == []
+    X, y, _ = make_planted_regression(2_000, 4, 1, seed=0)
+    NarrowReLULearner(1, refine=False).fit(X, y, callbacks=[])  # nothing to drop
+
+
+@pytest.mark.filterwarnings("ignore:NarrowReLULearner\\(k=4\\) received 5000 samples")
+def test_a_zero_ridge_solves_a_singular_readout_by_least_squares():
+    # k = 4 on a target of width 2: the readout's system is singular, and `ridge=0` once raised a bare
+    # numpy LinAlgError. The minimum-norm solution fits as well as the smallest ridge.
+    X, y, target = make_planted_regression(5_000, 5, 2, seed=0)
+    errors = [
+        relative_population_mse(
+            target,
+            NarrowReLULearner(4, ridge=ridge, refine=False, method="jennrich", seed=0).fit(X, y).network_,
+        )
+        for ridge in (1e-8, 0.0)
+    ]
+    assert errors[1] < 0.1
+    assert errors[1] == pytest.approx(errors[0], rel=0.05)
