@@ -105,7 +105,7 @@ def test_to_keras_keeps_float32_for_targets_in_range_and_refuses_other_dtypes():
 def random_draws():
     """One draw from each global stream: Python's, NumPy's legacy one and Keras' (unseeded calls)."""
     legacy = np.random.rand()  # noqa: NPY002 (the legacy global stream is the point)
-    return random.random(), legacy, float(keras.random.uniform(()).numpy())
+    return random.random(), legacy, float(keras.ops.convert_to_numpy(keras.random.uniform(())))
 
 
 def test_fit_and_to_keras_leave_the_global_random_state_alone():
