@@ -289,7 +289,9 @@ def activation_layer(identifier: Any, /, **kwargs: Any) -> keras.layers.Layer:
       `"leaky_relu"`, ...: a `keras.layers.Activation`). A new layer each call.
     - A layer class: instantiated (a new layer each call).
     - A config dict, as `keras.saving.serialize_keras_object` writes it, or the short form
-      `{"class_name": "competitive_relu", "config": {...}}`: a new layer each call.
+      `{"class_name": "competitive_relu", "config": {...}}`: a new layer each call. In the short
+      form, a name spelled exactly as a Keras layer class (`"LeakyReLU"`, `"ELU"`, `"Softmax"`)
+      gives that layer, with its config; an activation's name (`"leaky_relu"`) gives the function.
     - A layer instance: returned as is.
 
     A near miss (`"competitve_relu"`) raises `ValueError` with the nearest known name and the
