@@ -45,12 +45,13 @@ outputs of the hidden activations on the test set, the median time of a training
 step (epochs after the first, which includes tracing) and the parameters the
 activation adds to the ReLU network. The learning curves are drawn in a PNG.
 With a given seed the Dense layers start from the same weights for every
-activation.
+activation, so the runs are paired.
 
 An activation is a name, optionally followed by constructor arguments:
 name:key=value:key=value. `relu` and `prelu` are Keras' ReLU and PReLU layers,
 other Keras activations (gelu, tanh, ...) a keras.layers.Activation; the other
-names are this package's layers (case and underscores are ignored)."""
+names are this package's layers (case and underscores are ignored). The
+activation must keep the shape of its input: glu, which halves it, is refused."""
 
 _COMPARE_EPILOG = """\
 examples:
@@ -118,7 +119,9 @@ examples:
   kaa tune --dataset mnist --directory my-search --overwrite
 
 The search is kept in --directory (default kaa-tuning): running the same command
-again resumes it; finished trials are not run again. --overwrite starts afresh.
+again resumes it; finished trials are not run again. Resuming with other
+--activations is refused: pass --overwrite (which starts afresh) or another
+--directory. The same --seed gives the same trials, scores and best model.
 The search space is in the tuning guide (docs/guides/tuning.md)."""
 
 
@@ -138,8 +141,21 @@ def one_line(err: BaseException) -> str:
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors reach `main` (one line, no usage dump, no SystemExit)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.command_parsers: dict[str, argparse.ArgumentParser] = {}
+
     def error(self, message: str):
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports the arguments that no parser took from the top-level parser, whose hint
+        # would be 'kaa --help': an option the command does not have belongs to 'kaa COMMAND --help'.
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            parser = self.command_parsers.get(getattr(parsed, "command", None), self)
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
 
 
 def _positive_int(text: str) -> int:
@@ -150,6 +166,12 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
     return value
+
+
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be the path of a folder, got {text!r}")
+    return text
 
 
 def _activation_list(text: str) -> list[str]:
@@ -250,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--out",
+        type=_folder,
         metavar="DIR",
         default="kaa-results",
         help="write results.json, summary.csv and curves.png to DIR (default: kaa-results)",
@@ -287,10 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, default=64, metavar="N", help="batch size (default: 64)"
     )
     tune.add_argument(
-        "--seed", type=_positive_int, default=1, metavar="N", help="the search's seed (default: 1)"
+        "--seed",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="the search's seed: it fixes the sampled values and each trial's initial weights, noise "
+        "and batch order, so the same command gives the same trials and scores (default: 1)",
     )
     tune.add_argument(
         "--directory",
+        type=_folder,
         default="kaa-tuning",
         metavar="DIR",
         help="where the search is kept (default: kaa-tuning)",
@@ -326,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
     export.add_argument("--verify", action="store_true", help="verify the export after writing it")
     export.add_argument("--sample", metavar="FILE", help="inputs for --verify: .npy or .npz (see below)")
+    parser.command_parsers.update(compare=compare, tune=tune, export=export)  # for their error hints
     return parser
 
 

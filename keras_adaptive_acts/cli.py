@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -43,8 +44,7 @@ def _run_compare(args: argparse.Namespace) -> int:
             same = "; ".join(" and ".join(group) for group in repeated)
             raise ValueError(f"activations given more than once (the same layer each time): {same}")
         data = compare.load_dataset(args.dataset)
-        if args.out:
-            _make_folder(args.out, "--out")
+        _make_folder(args.out, "--out", files=_OUT_FILES)
     except ValueError as err:
         raise UsageError(one_line(err)) from None
     except ImportError as err:
@@ -94,46 +94,68 @@ def _run_compare(args: argparse.Namespace) -> int:
     print(compare.format_table(rows))
     print()
     print(f"{len(records)} run{'' if len(records) == 1 else 's'} in {elapsed:.1f} s.")
-    if args.out:
-        meta = {
-            "command": "compare",
-            "dataset": str(args.dataset),
-            "n_train": len(data.x_train),
-            "n_test": len(data.x_test),
-            "n_features": int(data.x_train.shape[1]),
-            "n_classes": n_classes,
-            "activations": labels,
-            "epochs": args.epochs,
-            "seeds": args.seeds,
-            "batch_size": args.batch_size,
-            "keras_version": keras.__version__,
-            "backend": backend,
-            "keras_adaptive_acts_version": __version__,
-            "seconds": elapsed,
-        }
-        json_path, csv_path = compare.write_results(records, rows, args.out, meta=meta)
-        written = [str(json_path), str(csv_path)]
-        try:
-            written.append(
-                str(
-                    compare.plot_learning_curves(
-                        records, Path(args.out) / "curves.png", dataset=Path(str(args.dataset)).name
-                    )
+    meta = {
+        "command": "compare",
+        "dataset": str(args.dataset),
+        "n_train": len(data.x_train),
+        "n_test": len(data.x_test),
+        "n_features": int(data.x_train.shape[1]),
+        "n_classes": n_classes,
+        "activations": labels,
+        "epochs": args.epochs,
+        "seeds": args.seeds,
+        "batch_size": args.batch_size,
+        "keras_version": keras.__version__,
+        "backend": backend,
+        "keras_adaptive_acts_version": __version__,
+        "seconds": elapsed,
+    }
+    json_path, csv_path = compare.write_results(records, rows, args.out, meta=meta)
+    written = [str(json_path), str(csv_path)]
+    try:
+        written.append(
+            str(
+                compare.plot_learning_curves(
+                    records, Path(args.out) / "curves.png", dataset=Path(str(args.dataset)).name
                 )
             )
-        except ImportError as err:
-            print(f"{PROG}: note: no plot: {one_line(err)}", file=sys.stderr)
-        print(f"Results written to {', '.join(written)}.")
+        )
+    except ImportError as err:
+        print(f"{PROG}: note: no plot: {one_line(err)}", file=sys.stderr)
+    print(f"Results written to {', '.join(written)}.")
     return 0
 
 
-def _make_folder(path: str, option: str) -> None:
-    """Creates the folder a command writes into, before any training: a path that cannot be one
-    (under a file, say) is a usage error then, not a traceback after the runs."""
+_OUT_FILES = ("results.json", "summary.csv", "curves.png")
+"""What `kaa compare` writes into --out."""
+
+
+def _make_folder(path: str, option: str, files: tuple[str, ...] = (), folders: tuple[str, ...] = ()) -> None:
+    """Creates the folder a command writes into and checks that it can write there, before any
+    training: a path that cannot be a folder (under a file, say), a folder it cannot write in, or a
+    `files` entry that exists but is no file (a `folders` entry that is no folder) is a usage error
+    then, not a traceback after the runs."""
+    folder = Path(path)
     try:
-        Path(path).mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"{option} {path!r} cannot be a folder: {one_line(err)}") from None
+    # Permission bits do not tell (root writes anywhere, /proc refuses root): write a file and remove it.
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".kaa-write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"{option} {path!r} is not writable: {err.strerror or one_line(err)}") from None
+    for name in files:
+        target = folder / name
+        if target.exists() and not target.is_file():
+            raise ValueError(f"{option} {path!r} holds {name}, which is not a file: it cannot be written")
+    for name in folders:
+        target = folder / name
+        if target.exists() and not target.is_dir():
+            raise ValueError(
+                f"{option} {path!r} holds {name}, which is not a folder: the search is kept there"
+            )
 
 
 def _run_tune(args: argparse.Namespace) -> int:
@@ -146,28 +168,32 @@ def _run_tune(args: argparse.Namespace) -> int:
     try:
         tuning.ActivationHyperModel(compare.build_model, choices=args.activations)  # checks the names
         data = compare.load_dataset(args.dataset)
-        _make_folder(args.directory, "--directory")
+        _make_folder(args.directory, "--directory", folders=(tuning.PROJECT_NAME,))
     except ValueError as err:
         raise UsageError(one_line(err)) from None
     except ImportError as err:
         raise MissingDependency(one_line(err)) from None
-    resuming = not args.overwrite and os.path.isdir(os.path.join(args.directory, "kaa_tune"))
+    project = os.path.join(args.directory, tuning.PROJECT_NAME)
+    resuming = not args.overwrite and os.path.isdir(project)
     print(
         f"dataset: {args.dataset} | trials: {args.trials} | epochs: {args.epochs} | seed: {args.seed} | "
-        f"{'resuming' if resuming else 'search'} in {os.path.join(args.directory, 'kaa_tune')}",
+        f"{'resuming' if resuming else 'search'} in {project}",
         flush=True,
     )
     start = time.perf_counter()
-    tuner, rows = tuning.search_activations(
-        data,
-        choices=args.activations,
-        max_trials=args.trials,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        directory=args.directory,
-        overwrite=args.overwrite,
-    )
+    try:
+        tuner, rows = tuning.search_activations(
+            data,
+            choices=args.activations,
+            max_trials=args.trials,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            directory=args.directory,
+            overwrite=args.overwrite,
+        )
+    except tuning.StoredSearchMismatch as err:  # raised before any trial: the other errors are bugs
+        raise UsageError(one_line(err)) from None
     elapsed = time.perf_counter() - start
     print()
     print(_trials_table(rows))

@@ -13,6 +13,8 @@ the search, pass the tuner `hyperparameters=fix_activation(HyperParameters(), ..
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,15 +44,19 @@ keras_tuner = require("keras_tuner", "tuner", "keras_adaptive_acts.tuning")
 
 __all__ = [
     "DEFAULT_CHOICES",
+    "PROJECT_NAME",
     "SEARCH_SPACES",
     "ActivationHyperModel",
     "SearchSpace",
+    "StoredSearchMismatch",
     "choose_activation",
     "fix_activation",
     "search_activations",
 ]
 
 HyperParameters = keras_tuner.HyperParameters
+_CHOICE = keras_tuner.engine.hyperparameters.Choice
+_FIXED = keras_tuner.engine.hyperparameters.Fixed
 Arguments = Callable[[HyperParameters, str], dict[str, Any]]
 
 
@@ -174,7 +180,8 @@ def choose_activation(
     `alpha`, `c` and `half_normal` for the noisy layers), then builds the chosen layer. The ranges
     and defaults are in the search-space table of the tuning guide; the defaults are the layers'
     own. Call it once per activation position: with the same `hp_name` every call returns a new layer
-    with the same choice (one shared choice); with different names the choices are independent.
+    with the same choice (one shared choice), so every value that name can hold must be among the
+    choices of each call; with different names the choices are independent.
 
     Args:
         hp: the trial's `keras_tuner.HyperParameters`.
@@ -193,8 +200,11 @@ def choose_activation(
 
     Raises:
         ValueError: for a name that is not an activation, an activation without a search space,
-            repeated or empty choices, a `default` not among them, or a fixed argument that is searched
-            or that one of the choices rejects; all before anything is declared on `hp`.
+            repeated or empty choices, a `default` not among them, a fixed argument that is searched
+            or that one of the choices rejects, or an `hp_name` (or one of its argument names)
+            already declared as something that can hold another value (a user's `hp.Choice` of
+            other names, an `hp.Int`, a choice of other activations, a stored search's choice); all
+            before anything is declared on `hp`.
 
     Examples:
         >>> import keras_tuner
@@ -205,10 +215,8 @@ def choose_activation(
         >>> ", ".join(name.removeprefix("activation/") for name in hp.values)
         'activation, competitive_relu/competition, competitive_relu/scale_bound, competitive_relu/init'
     """
-    if not isinstance(hp, HyperParameters):
-        raise ValueError(f"`hp` must be a keras_tuner.HyperParameters. Received: hp={hp!r}")
-    if not isinstance(hp_name, str) or not hp_name:
-        raise ValueError(f"`hp_name` must be a non-empty string. Received: hp_name={hp_name!r}")
+    _check_hp(hp)
+    _check_hp_name(hp_name)
     values = _choice_values(choices)
     default_value = values[0] if default is None else _choice_value(default)
     if default_value not in values:
@@ -216,8 +224,22 @@ def choose_activation(
 
     for value in values:
         _check_fixed_arguments(value, layer_kwargs)
+    # KerasTuner's `hp.Choice` returns the value already held under a name and ignores the new list, so
+    # a clash would build a layer outside `choices`, or with arguments the trial does not record.
+    _check_declared_choice(hp, hp_name, values)
+    for value in values:
+        _check_declared_arguments(hp, hp_name, value)
 
     chosen = hp.Choice(hp_name, values, default=default_value)
+    if chosen is None:  # KerasTuner's answer for a hyper-parameter whose conditions are not met
+        raise ValueError(
+            f"The choice {hp_name!r} is inactive in this trial (its conditional scope's condition is not "
+            "met): call `choose_activation` only where the model uses the activation."
+        )
+    if chosen not in values:  # a declaration the checks above could not see (e.g. under a name scope)
+        raise ValueError(
+            _clash_message(hp_name, f"holds the value {chosen!r}, which is not among the choices {values}")
+        )
     kwargs: dict[str, Any] = {}
     for value in values:
         with hp.conditional_scope(hp_name, [value]):
@@ -225,6 +247,94 @@ def choose_activation(
         if value == chosen:
             kwargs = arguments
     return SEARCH_SPACES[chosen].layer(**kwargs, **layer_kwargs)
+
+
+def _check_hp(hp: Any) -> None:
+    if not isinstance(hp, HyperParameters):
+        raise ValueError(f"`hp` must be a keras_tuner.HyperParameters. Received: hp={hp!r}")
+
+
+def _check_hp_name(hp_name: Any) -> None:
+    if not isinstance(hp_name, str) or not hp_name:
+        raise ValueError(f"`hp_name` must be a non-empty string. Received: hp_name={hp_name!r}")
+
+
+def _declared(hp: HyperParameters, name: str) -> list[Any]:
+    """The hyper-parameters declared on `hp` under `name`, in any conditional scope: KerasTuner keeps
+    one value per name, so a declaration in another scope shares the value all the same."""
+    return [declared for declared in hp.space if declared.name == name]
+
+
+def _describe(declared: Any) -> str:
+    """A declared hyper-parameter in words, e.g. "a Choice of ['tanh', 'gelu']" or "a Fixed 'relu'"."""
+    kind = type(declared).__name__
+    if isinstance(declared, _CHOICE):
+        return f"a Choice of {list(declared.values)}"
+    if isinstance(declared, _FIXED):
+        return f"a Fixed {declared.value!r}"
+    config = _range(declared)
+    return f"an {kind} {config}" if kind[0] in "AEIOU" else f"a {kind} {config}"
+
+
+def _clash_message(hp_name: str, problem: str) -> str:
+    return (
+        f"The hyper-parameter {hp_name!r} already {problem}: pass `hp_name=` to give the activation a "
+        "name of its own (calls that share a name share the choice of the first one)."
+    )
+
+
+def _check_declared_choice(hp: HyperParameters, hp_name: str, values: list[str]) -> None:
+    """Refuses a declaration under `hp_name` that could give a value outside `values`.
+
+    Allowed: the same choice declared by an earlier call (or by the user, as a Choice of some of
+    `values`, which narrows the search) and a value fixed with `fix_activation` among `values`.
+    """
+    for declared in _declared(hp, hp_name):
+        if isinstance(declared, _FIXED):
+            possible = [declared.value]
+        elif isinstance(declared, _CHOICE):
+            possible = list(declared.values)
+        else:
+            possible = None  # an Int, Float or Boolean of the user's: never an activation name
+        if possible is None or not set(possible) <= set(values):
+            raise ValueError(
+                _clash_message(
+                    hp_name,
+                    f"exists, as {_describe(declared)}, which can take values outside the choices {values}",
+                )
+            )
+    if hp_name in hp.values and hp.values[hp_name] not in values:  # a value set without a declaration
+        raise ValueError(
+            _clash_message(
+                hp_name, f"holds the value {hp.values[hp_name]!r}, which is not among the choices {values}"
+            )
+        )
+
+
+def _check_declared_arguments(hp: HyperParameters, hp_name: str, value: str) -> None:
+    """Refuses a hyper-parameter already declared under one of `value`'s argument names unless it is
+    the one this space declares (same kind and range) or a value fixed with `fix_activation`."""
+    reference = HyperParameters()
+    SEARCH_SPACES[value].arguments(reference, f"{hp_name}/{value}")
+    for expected in reference.space:
+        for declared in _declared(hp, expected.name):
+            if isinstance(declared, _FIXED):
+                continue  # fix_activation checked it against the layer
+            if type(declared) is not type(expected) or _range(declared) != _range(expected):
+                raise ValueError(
+                    f"The hyper-parameter {expected.name!r} already exists, as {_describe(declared)}, "
+                    f"not as {_describe(expected)}, which {value!r} searches: pass `hp_name=` to give "
+                    "the activation a name of its own."
+                )
+
+
+def _range(declared: Any) -> dict[str, Any]:
+    """A declared hyper-parameter's config without its name, conditions and default."""
+    return {
+        key: value
+        for key, value in declared.get_config().items()
+        if key not in ("name", "conditions", "default")
+    }
 
 
 def _check_fixed_arguments(value: str, layer_kwargs: dict[str, Any]) -> None:
@@ -257,14 +367,18 @@ def fix_activation(
         hp: the `keras_tuner.HyperParameters` to declare them on.
         activation: the activation name, as for `choose_activation`.
         hp_name: the name of the choice, as for `choose_activation`.
-        **arguments: values of the activation's searched arguments, e.g. `competition="l1"`.
+        **arguments: values of the activation's searched arguments, e.g. `competition="l1"`: ints,
+            floats, strings or bools (NumPy scalars are converted), as KerasTuner records them.
 
     Returns:
         `hp`, with the fixed hyper-parameters declared.
 
     Raises:
-        ValueError: for an unknown activation, an argument that is not searched for it, or a value
-            its layer rejects; nothing is declared then.
+        ValueError: for an unknown activation, a bad `hp_name`, an argument that is not searched for
+            it, a value of another type, a value its layer rejects (beside the default, or beside
+            either end of the range of another argument still searched: RReLU's `lower=0.3` against
+            `upper` searched from 0.2), or a name already declared on `hp` as a searched choice or
+            with another fixed value; nothing is declared then.
 
     Examples:
         >>> import keras_tuner
@@ -273,24 +387,95 @@ def fix_activation(
         >>> type(layer).__name__, layer.competition
         ('CompetitiveReLU', 'l1')
     """
-    if not isinstance(hp, HyperParameters):
-        raise ValueError(f"`hp` must be a keras_tuner.HyperParameters. Received: hp={hp!r}")
+    _check_hp(hp)
+    _check_hp_name(hp_name)
     value = _choice_value(activation)
     space = SEARCH_SPACES[value]
-    defaults = space.arguments(HyperParameters(), "check")
-    unknown = sorted(set(arguments) - set(defaults))
+    reference = HyperParameters()
+    space.arguments(reference, "check")
+    searched = {declared.name.removeprefix("check/"): declared for declared in reference.space}
+    unknown = sorted(set(arguments) - set(searched))
     if unknown:
-        searched = ", ".join(defaults) or "none"
-        raise ValueError(f"{unknown} are not searched for {value!r} (its searched arguments: {searched}).")
-    try:
-        space.layer(**{**defaults, **arguments})
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{value!r} rejects {arguments!r}: {error}") from None
+        names = ", ".join(searched) or "none"
+        raise ValueError(f"{unknown} are not searched for {value!r} (its searched arguments: {names}).")
+    arguments = {argument: _fixed_value(value, argument, fixed) for argument, fixed in arguments.items()}
+    _check_with_searched_bounds(value, arguments, {k: v for k, v in searched.items() if k not in arguments})
+    # Everything is checked before the first declaration, so a refused call leaves `hp` as it was.
+    fixed_values = {hp_name: value, **{f"{hp_name}/{value}/{k}": v for k, v in arguments.items()}}
+    for name, fixed in fixed_values.items():
+        _check_not_declared_otherwise(hp, name, fixed)
     hp.Fixed(hp_name, value)
     with hp.conditional_scope(hp_name, [value]):
         for argument, fixed in arguments.items():
             hp.Fixed(f"{hp_name}/{value}/{argument}", fixed)
     return hp
+
+
+def _fixed_value(value: str, argument: str, fixed: Any) -> int | float | str | bool:
+    """`fixed` as KerasTuner's `Fixed` takes it (int, float, str or bool), NumPy scalars converted."""
+    if isinstance(fixed, np.generic):
+        fixed = fixed.item()
+    if not isinstance(fixed, (int, float, str, bool)):
+        raise ValueError(
+            f"A fixed value must be an int, float, str or bool (what KerasTuner records). "
+            f"Received: {argument}={fixed!r} for {value!r}"
+        )
+    return fixed
+
+
+def _bounds(declared: Any) -> list[Any]:
+    """The values of a searched hyper-parameter that a constraint between arguments could trip on:
+    the ends of a numeric range, every value of a choice or a boolean."""
+    config = declared.get_config()
+    if "values" in config:
+        return list(config["values"])
+    if "min_value" in config:
+        return [config["min_value"], config["max_value"]]
+    return [False, True]  # Boolean
+
+
+def _check_with_searched_bounds(value: str, arguments: dict[str, Any], searched: dict[str, Any]) -> None:
+    """Builds the layer with the fixed values, first beside the defaults of the arguments still searched,
+    then beside every combination of their range's ends: a fixed value that some trial's sample would
+    make invalid (RReLU's `lower=0.3` against an `upper` searched from 0.2) is refused now, not in trials."""
+    layer = SEARCH_SPACES[value].layer
+    try:
+        layer(**{name: declared.default for name, declared in searched.items()}, **arguments)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{value!r} rejects {arguments!r}: {error}") from None
+    names = list(searched)
+    for combination in itertools.product(*(_bounds(searched[name]) for name in names)):
+        others = dict(zip(names, combination, strict=True))
+        try:
+            layer(**others, **arguments)
+        except (TypeError, ValueError) as error:
+            shown = ", ".join(f"{name}={bound!r}" for name, bound in others.items())
+            ranges = "; ".join(f"{name}: {_range_text(searched[name])}" for name in names)
+            raise ValueError(
+                f"{value!r} rejects {arguments!r} with {shown}, which the search can sample ({ranges}): "
+                f"{error}. Fix those arguments too, or choose values that suit their whole range."
+            ) from None
+
+
+def _range_text(declared: Any) -> str:
+    config = declared.get_config()
+    if "min_value" in config:
+        return f"{config['min_value']:g} to {config['max_value']:g}"
+    return " or ".join(repr(bound) for bound in _bounds(declared))
+
+
+def _check_not_declared_otherwise(hp: HyperParameters, name: str, fixed: Any) -> None:
+    """Refuses to fix a name that `hp` already searches, or has fixed to another value: KerasTuner
+    would keep the earlier declaration and silently ignore the new one."""
+    for declared in _declared(hp, name):
+        if isinstance(declared, _FIXED) and declared.value == fixed:
+            continue  # the same value again: nothing changes
+        raise ValueError(
+            f"The hyper-parameter {name!r} is already declared, as {_describe(declared)}: it cannot be "
+            f"fixed to {fixed!r} as well (KerasTuner keeps the first declaration). Start from a new "
+            "HyperParameters, or fix an argument of a searched choice with `hp.Fixed` in its conditional "
+            "scope (see the tuning guide)."
+        )
 
 
 class ActivationHyperModel(keras_tuner.HyperModel):
@@ -329,6 +514,7 @@ class ActivationHyperModel(keras_tuner.HyperModel):
     ):
         if not callable(build):
             raise ValueError(f"`build` must be a function build(hp, activation). Received: build={build!r}")
+        _check_hp_name(hp_name)  # now rather than in the first trial
         self.choices = _choice_values(choices)  # checked now rather than in the first trial
         if default is not None and _choice_value(default) not in self.choices:
             raise ValueError(
@@ -344,6 +530,50 @@ class ActivationHyperModel(keras_tuner.HyperModel):
             return choose_activation(hp, self.choices, self.hp_name, self.default, **layer_kwargs)
 
         return self.build_function(hp, activation)
+
+
+PROJECT_NAME = "kaa_tune"
+"""The KerasTuner project that `search_activations` (and `kaa tune`) keeps in its `directory`."""
+
+
+class StoredSearchMismatch(ValueError):
+    """The search kept in a directory was made with other choices than the ones given to resume it."""
+
+
+def _trial_seed(seed: int, trial_id: str) -> int:
+    """The seed of one trial, from the search's seed and the trial's number: independent streams for
+    different trials and different search seeds (`seed + trial` would give seed 1's trial 1 to seed
+    2's trial 0)."""
+    return int(np.random.SeedSequence([seed, int(trial_id)]).generate_state(1)[0])
+
+
+class _SeededRandomSearch(keras_tuner.RandomSearch):
+    """A `RandomSearch` that seeds Python, NumPy and the backend (`keras.utils.set_random_seed`) with
+    the trial's own seed before the trial builds and trains its model: its initial weights, noise and
+    shuffling depend on the search's seed and the trial alone, so the same search run again, in
+    another process or after an interruption, gives the same scores."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        keras.utils.set_random_seed(_trial_seed(self.oracle.seed, trial.trial_id))
+        return super().run_trial(trial, *args, **kwargs)
+
+
+def _check_stored_choices(tuner: keras_tuner.Tuner, values: list[str], directory: str) -> None:
+    """Refuses to resume a search whose stored choices differ from `values`.
+
+    A resumed KerasTuner search keeps the search space it stored: its oracle would go on sampling the
+    old choices, whatever the new ones.
+    """
+    stored = _declared(tuner.oracle.hyperparameters, "activation")
+    if not stored:  # a new search, or one interrupted before its space was declared
+        return
+    stored_values = [stored[0].value] if isinstance(stored[0], _FIXED) else list(stored[0].values)
+    if set(stored_values) != set(values):
+        raise StoredSearchMismatch(
+            f"The search kept in {os.path.join(str(directory), PROJECT_NAME)!r} was made with the "
+            f"choices {stored_values}, not {values}: start afresh (overwrite=True, `kaa tune "
+            "--overwrite`) or keep the new search in another directory."
+        )
 
 
 def search_activations(
@@ -369,19 +599,30 @@ def search_activations(
         max_trials: number of trials.
         epochs: training epochs per trial.
         batch_size: training batch size.
-        seed: the search's seed (KerasTuner reads 0 as no seed, so it must be >= 1).
+        seed: the search's seed (KerasTuner reads 0 as no seed, so it must be >= 1). It fixes the
+            sampled values and, through a seed per trial derived from it and the trial's number
+            (`keras.utils.set_random_seed` before the trial builds its model), each trial's initial
+            weights, noise and batch order: the same search run again, in a fresh process, gives the
+            same trials, scores and best model (same data, backend, versions and hardware).
         directory: where KerasTuner keeps the trials (project `kaa_tune`).
-        overwrite: start afresh instead of resuming.
+        overwrite: start afresh instead of resuming. A search kept in `directory` resumes only with
+            the same choices.
         verbose: Keras' `fit` verbosity in each trial.
 
     Returns:
         `(tuner, rows)`: the tuner (`tuner.get_best_models(1)`) and one row per finished trial,
         best first: `trial`, `activation`, `arguments` (the choice's searched values, by argument
         name) and `val_accuracy`.
+
+    Raises:
+        ValueError: for bad arguments or choices.
+        StoredSearchMismatch: (a `ValueError`) `overwrite=False` and the search kept in `directory`
+            has other choices; raised before any trial.
     """
     for name, value, minimum in (("max_trials", max_trials, 1), ("epochs", epochs, 1), ("seed", seed, 1)):
         check_integer(name, value, minimum=minimum)
     check_integer("batch_size", batch_size, minimum=1)
+    values = _choice_values(choices)
     x_train, y_train, _, y_test = data
     train = split(np.asarray(x_train), np.asarray(y_train))
     n_classes = int(max(np.max(y_train), np.max(y_test))) + 1
@@ -389,15 +630,16 @@ def search_activations(
     def build(hp: HyperParameters, activation: Callable[..., keras.layers.Layer]) -> keras.Model:
         return build_model(train.x_train.shape[1], n_classes, activation)
 
-    tuner = keras_tuner.RandomSearch(
-        ActivationHyperModel(build, choices=choices),
+    tuner = _SeededRandomSearch(
+        ActivationHyperModel(build, choices=values),
         objective="val_accuracy",
         max_trials=max_trials,
         seed=seed,
         directory=directory,
-        project_name="kaa_tune",
+        project_name=PROJECT_NAME,
         overwrite=overwrite,
     )
+    _check_stored_choices(tuner, values, directory)
     tuner.search(
         train.x_train,
         train.y_train,

@@ -89,6 +89,75 @@ def test_an_output_folder_that_cannot_be_made_is_reported_before_any_training(ca
     assert f"{command[1]} {str(folder)!r} cannot be a folder" in line
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", [["compare", "--out"], ["tune", "--directory"]])
+def test_a_folder_that_cannot_be_written_is_reported_before_any_training(capsys, command):
+    # /proc/self exists and is a folder, but no file can be created in it, not even by root (whom
+    # permission bits do not stop, so a chmod-ed folder would not tell).
+    assert main([*command, "/proc/self", "--epochs", "50", "--activations", "relu"]) == 2
+    line = _error_line(capsys)  # nothing on stdout: no run started
+    assert line.startswith(f"kaa: error: {command[1]} '/proc/self' is not writable: ")
+
+
+@pytest.mark.parametrize("name", ["results.json", "summary.csv", "curves.png"])
+def test_an_output_file_that_is_a_folder_is_reported_before_any_training(capsys, tmp_path, name):
+    (tmp_path / name).mkdir()
+    assert main(["compare", "--out", str(tmp_path), "--epochs", "50", "--activations", "relu"]) == 2
+    line = _error_line(capsys)
+    assert (
+        line == f"kaa: error: --out {str(tmp_path)!r} holds {name}, which is not a file: it cannot be written"
+    )
+
+
+def test_a_search_project_that_is_a_file_is_reported_before_any_training(capsys, tmp_path):
+    (tmp_path / "kaa_tune").write_text("")
+    assert main(["tune", "--directory", str(tmp_path), "--epochs", "50", "--activations", "relu"]) == 2
+    line = _error_line(capsys)
+    assert line == (
+        f"kaa: error: --directory {str(tmp_path)!r} holds kaa_tune, which is not a folder: "
+        "the search is kept there"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["compare", "--out", ""],
+            "argument --out: must be the path of a folder, got '' (see 'kaa compare --help')",
+        ),
+        (["compare", "--out", " "], "argument --out: must be the path of a folder, got ' '"),
+        (
+            ["tune", "--directory", ""],
+            "argument --directory: must be the path of a folder, got '' (see 'kaa tune --help')",
+        ),
+        (
+            ["compare", "--activations", "relu", "--bogus"],
+            "unrecognized arguments: --bogus (see 'kaa compare --help')",
+        ),
+        (
+            ["tune", "--trials", "2", "--bogus", "x"],
+            "unrecognized arguments: --bogus x (see 'kaa tune --help')",
+        ),
+        (
+            ["export", "m.keras", "out", "--bogus"],
+            "unrecognized arguments: --bogus (see 'kaa export --help')",
+        ),
+        (
+            ["compare", "--activations", "relu,glu"],
+            "Activation 'glu' changes the shape of its input ((2, 4) to (2, 2))",
+        ),
+        (
+            ["compare", "--activations", "relu,relu:negative_slope=0"],
+            "(the same layer each time): relu and relu:negative_slope=0",
+        ),
+    ],
+)
+def test_usage_errors_name_the_value_and_the_commands_help(capsys, argv, message):
+    assert main(argv) == 2
+    assert message in _error_line(capsys)
+
+
 def test_unknown_activation_is_reported_before_any_training(capsys):
     assert main(["compare", "--activations", "relu,nope", "--epochs", "50"]) == 2
     line = _error_line(capsys)  # _error_line also checks that nothing was printed on stdout
@@ -415,3 +484,38 @@ def test_tune_bad_choices_and_missing_keras_tuner(capsys, monkeypatch):
     monkeypatch.delattr(keras_adaptive_acts, "tuning", raising=False)  # set by the first import
     assert main(["tune", "--directory", "must-not-be-created"]) == 1
     assert 'pip install "keras-adaptive-acts[tuner]"' in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_tune_refuses_to_resume_a_search_of_other_choices(capsys, tmp_path):
+    common = ["--trials", "1", "--epochs", "1", "--directory", str(tmp_path)]
+    assert main(["tune", "--activations", "rrelu", *common]) == 0
+    capsys.readouterr()
+    trials = sorted(path.name for path in (tmp_path / "kaa_tune").iterdir())
+    assert main(["tune", "--activations", "relu,competitive_relu", *common]) == 2
+    out, err = capsys.readouterr()
+    assert "val accuracy" not in out and "best:" not in out  # no table: the header line only
+    assert sorted(path.name for path in (tmp_path / "kaa_tune").iterdir()) == trials  # no trial ran
+    assert err == (
+        f"kaa: error: The search kept in {str(tmp_path / 'kaa_tune')!r} was made with the choices ['rrelu'], "
+        "not ['relu', 'competitive_relu']: start afresh (overwrite=True, `kaa tune --overwrite`) or keep the "
+        "new search in another directory.\n"
+    )
+    assert main(["tune", "--activations", "relu,competitive_relu", "--overwrite", *common]) == 0
+    rows = _trial_rows(capsys.readouterr().out)
+    assert len(rows) == 1 and rows[0][1] in ("relu", "competitive_relu")
+
+
+@pytest.mark.slow
+def test_tune_with_the_same_seed_in_fresh_processes_gives_the_same_search(tmp_path):
+    outputs = []
+    for run in range(2):
+        argv = ["tune", "--activations", "relu,rrelu,noisy_hard_tanh", "--trials", "3", "--epochs", "1"]
+        argv += ["--seed", "7", "--directory", str(tmp_path / f"run{run}")]
+        result = _run_as_a_newcomer(["-m", "keras_adaptive_acts_cli", *argv], timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(result.stdout)
+    first, second = (_trial_rows(out) for out in outputs)
+    assert len(first) == 3 and first == second  # the same values, scores and order
+    best = [re.search(r"best: trial .*: test accuracy \S+, test loss \S+", out).group() for out in outputs]
+    assert best[0] == best[1]

@@ -3,13 +3,14 @@
 import csv
 import json
 import math
+import re
 import sys
 
 import keras
 import numpy as np
 import pytest
 
-from keras_adaptive_acts import CompetitiveReLU, NoisyHardTanh, compare
+from keras_adaptive_acts import CompetitiveReLU, NoisyHardTanh, compare, registry
 
 # ----------------------------------------------------------------------------------------------
 # Datasets
@@ -340,20 +341,52 @@ def test_build_model_architecture_and_parameter_count():
     assert math.isclose(float(model.optimizer.learning_rate), 1e-3, rel_tol=1e-6)
 
 
-def test_a_seed_gives_every_activation_the_same_dense_weights():
-    weights = []
-    for factory in (keras.layers.ReLU, compare.parse_activation("competitive_relu:competition=l1")[1]):
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(7)
-        model = compare.build_model(8, 3, factory)
-        weights.append([d.kernel.numpy() for d in model.layers if isinstance(d, keras.layers.Dense)])
-    for first, second in zip(*weights, strict=True):
-        np.testing.assert_array_equal(first, second)
+# The default activations, the noisy layers and RReLU (which create a noise stream when they are
+# created) and two Keras ones: the Dense weights must not depend on which one the network holds.
+PAIRED_ACTIVATIONS = [
+    *compare.DEFAULT_ACTIVATIONS,
+    "noisy_hard_sigmoid",
+    "rrelu",
+    "noisy_hard_tanh:half_normal=true",
+    "prelu",
+    "gelu",
+]
+
+
+def _dense_kernels(factory, seed):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)  # what compare_activations does before each run
+    model = compare.build_model(8, 3, factory)
+    return [layer.kernel.numpy() for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+@pytest.mark.parametrize("spec", PAIRED_ACTIVATIONS)
+def test_a_seed_gives_every_activation_the_same_dense_weights(spec):
+    # The reference is the network with Keras' ReLU, which draws no random number at all.
+    reference = _dense_kernels(keras.layers.ReLU, 7)
+    kernels = _dense_kernels(compare.parse_activation(spec)[1], 7)
+    assert len(kernels) == len(reference) == 3
+    for layer, (expected, actual) in enumerate(zip(reference, kernels, strict=True)):
+        np.testing.assert_array_equal(actual, expected, err_msg=f"{spec}: Dense layer {layer}")
+    # ...and the seed matters: another seed gives other weights.
+    assert not np.array_equal(_dense_kernels(compare.parse_activation(spec)[1], 8)[0], reference[0])
 
 
 def test_compare_activations_validates_before_training():
     data = (np.zeros((8, 2), "float32"), np.zeros(8, int), np.zeros((4, 2), "float32"), np.zeros(4, int))
     ran = []
+    # A bare string would be read letter by letter ("Unknown activation 'r'").
+    with pytest.raises(ValueError, match=re.escape("not one string: write ['relu']. Received: specs='relu'")):
+        compare.compare_activations(data, "relu", epochs=1, seeds=1, on_result=ran.append)
+    negative = (data[0], np.array([0, 1, -1, 2, 0, 1, 2, 0]), data[2], data[3])
+    with pytest.raises(ValueError, match=re.escape("y_train has negative labels (the smallest is -1)")):
+        compare.compare_activations(negative, ["relu"], epochs=1, seeds=1, on_result=ran.append)
+    fractional = (data[0], data[1], data[2], np.array([0.0, 1.5, 1.0, 0.0]))
+    with pytest.raises(ValueError, match="y_test must hold integer class labels"):
+        compare.compare_activations(fractional, ["relu"], epochs=1, seeds=1, on_result=ran.append)
+    short = (data[0], np.zeros(7, int), data[2], data[3])
+    with pytest.raises(ValueError, match=re.escape("x_train and y_train have different lengths (8 and 7)")):
+        compare.compare_activations(short, ["relu"], epochs=1, seeds=1, on_result=ran.append)
     with pytest.raises(ValueError, match="Unknown activation 'nope'"):
         compare.compare_activations(data, ["relu", "nope"], epochs=1, seeds=1, on_result=ran.append)
     with pytest.raises(ValueError, match="more than once: relu"):
@@ -538,3 +571,35 @@ def test_parameter_count_leaves_out_the_noise_stream_position():
     assert compare.parameter_count(model) == 5 * 4 + 4 + 4 + 1
     position_size = 3 if keras.backend.backend() == "tensorflow" else 2
     assert model.count_params() == compare.parameter_count(model) + position_size
+
+
+def test_an_activation_that_changes_the_shape_is_refused_and_every_other_one_builds_the_network():
+    # glu splits the last axis in two halves (a * sigmoid(b)): the Dense layer after it would get
+    # half the features it was built for.
+    with pytest.raises(
+        ValueError, match=re.escape("'glu' changes the shape of its input ((2, 4) to (2, 2))")
+    ):
+        compare.parse_activation("glu")
+    names = [name for name in registry.activation_names() if name != "glu"]
+    assert len(names) > 30  # the package's activations and Keras' own
+    x = np.random.default_rng(0).standard_normal((2, 8)).astype("float32")
+    for name in names:
+        model = compare.build_model(8, 3, compare.parse_activation(name)[1], width=4)
+        assert model.predict(x, verbose=0).shape == (2, 3), name
+
+
+@pytest.mark.parametrize(
+    ("specs", "expected"),
+    [
+        (["relu", "relu:negative_slope=0"], [["relu", "relu:negative_slope=0"]]),
+        (["relu", "relu:negative_slope=0.0"], [["relu", "relu:negative_slope=0.0"]]),
+        (
+            ["competitive_relu", "competitive_relu:scale_bound=2"],
+            [["competitive_relu", "competitive_relu:scale_bound=2"]],
+        ),
+        (["relu", "relu:negative_slope=0.1"], []),
+        (["rrelu", "rrelu:lower=0"], []),
+    ],
+)
+def test_specs_that_build_the_same_layer_are_found_whatever_the_number_type(specs, expected):
+    assert compare.repeated_activations([compare.parse_activation(spec) for spec in specs]) == expected

@@ -22,8 +22,10 @@ from keras_adaptive_acts.tuning import (
     DEFAULT_CHOICES,
     SEARCH_SPACES,
     ActivationHyperModel,
+    StoredSearchMismatch,
     choose_activation,
     fix_activation,
+    search_activations,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +121,191 @@ def test_two_names_give_independent_choices_and_one_name_a_shared_choice():
     assert type(first) is type(again) is kaa.RReLU and first is not again
     assert type(second) is kaa.CompetitiveReLU
     assert {"first/rrelu/lower", "second/competitive_relu/scale_bound"} <= set(hp.values)
+
+
+def snapshot(hp):
+    """What a HyperParameters holds: its declarations (name, kind, config) and its values."""
+    return [(p.name, type(p).__name__, p.get_config()) for p in hp.space], dict(hp.values)
+
+
+def test_a_name_that_holds_other_choices_is_refused_before_anything_is_declared():
+    # KerasTuner's hp.Choice returns the value already held under a name and ignores the new list:
+    # the second block would get CompetitiveReLU, outside its choices, built with default arguments.
+    hp = keras_tuner.HyperParameters()
+    hp.values.update({"activation": "competitive_relu", "activation/competitive_relu/competition": "l1"})
+    choose_activation(hp, ["competitive_relu", "relu"])
+    before = snapshot(hp)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "'activation' already exists, as a Choice of ['competitive_relu', 'relu'], which can take "
+            "values outside the choices ['relu', 'rrelu']: pass `hp_name=`"
+        ),
+    ):
+        choose_activation(hp, ["relu", "rrelu"])
+    assert snapshot(hp) == before
+
+    fixed = fix_activation(keras_tuner.HyperParameters(), "competitive_relu", competition="l1")
+    before = snapshot(fixed)
+    with pytest.raises(
+        ValueError, match=re.escape("already exists, as a Fixed 'competitive_relu', which can")
+    ):
+        choose_activation(fixed, ["relu", "rrelu"])
+    assert snapshot(fixed) == before
+
+
+def test_sharing_a_name_works_when_every_value_it_can_hold_is_among_the_choices():
+    hp = keras_tuner.HyperParameters()
+    hp.values["activation"] = "rrelu"
+    first = choose_activation(hp, ["relu", "rrelu"])
+    second = choose_activation(hp, ["rrelu", "relu", "competitive_relu"])  # a superset shares the choice
+    assert type(first) is type(second) is kaa.RReLU
+    assert second.get_config()["lower"] == hp.values["activation/rrelu/lower"]
+    # The guide's recipe narrows the default choices with the user's own Choice of some of them.
+    narrowed = keras_tuner.HyperParameters()
+    narrowed.Choice("activation", ["relu", "noisy_hard_tanh"])
+    assert type(choose_activation(narrowed)) is keras.layers.ReLU
+    fixed = fix_activation(keras_tuner.HyperParameters(), "rrelu", lower=0.1)
+    layer = choose_activation(fixed, ["relu", "rrelu"])
+    assert type(layer) is kaa.RReLU and layer.lower == 0.1
+
+
+@pytest.mark.parametrize(
+    ("declare", "described"),
+    [
+        (lambda hp: hp.Choice("activation", ["tanh", "gelu"]), "a Choice of ['tanh', 'gelu']"),
+        (lambda hp: hp.Int("activation", 0, 3), "an Int {'min_value': 0, 'max_value': 3"),
+        (lambda hp: hp.Boolean("activation"), "a Boolean"),
+    ],
+)
+def test_a_users_hyperparameter_of_the_same_name_is_refused_with_the_name_to_pass(declare, described):
+    def build(hp, activation):
+        units = keras.layers.Dense(4, activation="tanh" if declare(hp) is not None else None)
+        return keras.Sequential([keras.Input((3,)), units, activation(), keras.layers.Dense(1)])
+
+    hp = keras_tuner.HyperParameters()
+    with pytest.raises(ValueError, match=re.escape(f"'activation' already exists, as {described}")) as error:
+        ActivationHyperModel(build, choices=["relu", "rrelu"]).build(hp)
+    assert "pass `hp_name=`" in str(error.value)
+    assert [p.name for p in hp.space] == ["activation"]  # the user's own, and nothing of ours
+
+
+def test_an_argument_name_the_user_declared_otherwise_is_refused():
+    hp = keras_tuner.HyperParameters()
+    hp.Int("activation/rrelu/lower", 0, 3)
+    with pytest.raises(ValueError, match=re.escape("'activation/rrelu/lower' already exists, as an Int")):
+        choose_activation(hp, ["relu", "rrelu"])
+    assert [p.name for p in hp.space] == ["activation/rrelu/lower"]
+
+
+def test_fixing_a_declared_name_to_another_value_or_a_searched_name_is_refused():
+    hp = fix_activation(keras_tuner.HyperParameters(), "competitive_relu", competition="l1")
+    before = snapshot(hp)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "'activation/competitive_relu/competition' is already declared, as a Fixed 'l1': it cannot "
+            "be fixed to 'count'"
+        ),
+    ):
+        fix_activation(hp, "competitive_relu", competition="count")
+    with pytest.raises(
+        ValueError, match=re.escape("'activation' is already declared, as a Fixed 'competitive_")
+    ):
+        fix_activation(hp, "rrelu", lower=0.1)
+    assert snapshot(hp) == before
+    assert fix_activation(hp, "competitive_relu", competition="l1") is hp  # the same values again
+    assert snapshot(hp) == before
+
+    searched = keras_tuner.HyperParameters()
+    searched.Choice("activation", ["relu", "noisy_hard_tanh"])
+    before = snapshot(searched)
+    with pytest.raises(
+        ValueError, match=re.escape("'activation' is already declared, as a Choice of ['relu'")
+    ):
+        fix_activation(searched, "noisy_hard_tanh", half_normal=True)
+    assert snapshot(searched) == before
+
+
+@pytest.mark.parametrize("hp_name", ["", 5, None])
+def test_fix_activation_checks_hp_name_as_choose_activation_does(hp_name):
+    for call in (
+        lambda hp: fix_activation(hp, "relu", hp_name=hp_name),
+        lambda hp: choose_activation(hp, ["relu"], hp_name=hp_name),
+    ):
+        hp = keras_tuner.HyperParameters()
+        with pytest.raises(
+            ValueError,
+            match=re.escape(f"`hp_name` must be a non-empty string. Received: hp_name={hp_name!r}"),
+        ):
+            call(hp)
+        assert hp.space == [] and hp.values == {}
+
+
+def searched_range(choice, argument):
+    """The (min, max) that the declared search space gives an argument."""
+    (parameter,) = [p for p in declared_space([choice]).space if p.name == f"activation/{choice}/{argument}"]
+    return parameter.min_value, parameter.max_value
+
+
+def test_a_fixed_value_that_part_of_another_arguments_range_rejects_is_refused_up_front():
+    lowest_upper = searched_range("rrelu", "upper")[0]
+    highest_lower = searched_range("rrelu", "lower")[1]
+    assert lowest_upper < 0.3 < 1 / 3  # RReLU(lower=0.3) with the default upper, 1/3, is a valid layer
+    kaa.RReLU(lower=0.3)
+    with pytest.raises(ValueError, match=re.escape("`upper` must be >= `lower`")) as expected:
+        kaa.RReLU(lower=0.3, upper=lowest_upper)  # what a trial sampling upper's low end would raise
+    hp = keras_tuner.HyperParameters()
+    with pytest.raises(ValueError) as error:
+        fix_activation(hp, "rrelu", lower=0.3)
+    message = str(error.value)
+    assert f"with upper={lowest_upper!r}, which the search can sample" in message
+    assert str(expected.value) in message and "Fix those arguments too" in message
+    with pytest.raises(
+        ValueError, match=re.escape(f"with lower={highest_lower!r}, which the search can sample")
+    ):
+        fix_activation(hp, "rrelu", upper=0.15)
+    assert hp.space == []
+    # Both fixed, or one that suits the other's whole range: accepted.
+    assert (
+        fix_activation(keras_tuner.HyperParameters(), "rrelu", lower=0.3, upper=0.4).values[
+            "activation/rrelu/lower"
+        ]
+        == 0.3
+    )
+    assert (
+        fix_activation(keras_tuner.HyperParameters(), "rrelu", lower=0.05).values["activation/rrelu/lower"]
+        == 0.05
+    )
+
+
+def test_fixed_values_keras_tuner_cannot_record_are_refused_before_anything_is_declared():
+    hp = keras_tuner.HyperParameters()
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "must be an int, float, str or bool (what KerasTuner records). Received: half_normal=None"
+        ),
+    ):
+        fix_activation(hp, "noisy_hard_tanh", alpha=1.2, half_normal=None)
+    assert hp.space == [] and hp.values == {}
+    # A NumPy scalar is a number: recorded as the Python number it holds.
+    fix_activation(hp, "competitive_relu", scale_bound=np.float32(3.0), competition=np.str_("l1"))
+    assert hp.values["activation/competitive_relu/scale_bound"] == 3.0
+    assert type(hp.values["activation/competitive_relu/scale_bound"]) is float
+    assert type(hp.values["activation/competitive_relu/competition"]) is str
+
+
+def test_the_guide_names_every_choice_that_accepts_axis():
+    accepting = []
+    for choice in SEARCH_SPACES:
+        try:
+            choose_activation(keras_tuner.HyperParameters(), [choice], axis=-1)
+        except ValueError:
+            continue
+        accepting.append(LAYERS[choice].__name__)
+    (sentence,) = re.findall(r"the choices must all accept `axis`: only (.+?) do\.", GUIDE.read_text())
+    assert sorted(re.findall(r"\w+", sentence.replace(" and ", " "))) == sorted(accepting)
 
 
 def guide_table():
@@ -470,3 +657,57 @@ def test_hypermodel_builds_with_fixed_layer_arguments():
     assert isinstance(layer, kaa.CompetitiveReLU) and layer.axis == -1
     x = np.ones((2, 3, 4), dtype="float32")
     assert model(x).shape == (2, 3, 4)
+
+
+def small_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 8)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
+    return x[:120], y[:120], x[120:], y[120:]
+
+
+@pytest.mark.slow
+def test_a_seed_makes_a_search_reproducible(tmp_path):
+    runs = []
+    for run in range(2):
+        # Other random activity in between: a trial's result must not depend on the global state.
+        keras.utils.set_random_seed(100 + run)
+        keras.layers.Dense(3).build((None, 2))
+        _, rows = search_activations(
+            small_data(),
+            choices=["relu", "noisy_hard_tanh", "rrelu"],
+            max_trials=3,
+            epochs=2,
+            seed=7,
+            directory=tmp_path / f"run{run}",
+        )
+        runs.append(rows)
+    assert len(runs[0]) == 3
+    assert runs[0] == runs[1]  # values, scores and their order (the best trial first)
+    assert len({row["val_accuracy"] for row in runs[0]}) > 1  # the trials do differ from one another
+
+
+@pytest.mark.slow
+def test_resuming_a_search_with_other_choices_is_refused_before_any_trial(tmp_path):
+    data = small_data()
+    search_activations(data, choices=["rrelu"], max_trials=1, epochs=1, directory=tmp_path)
+    trials = sorted(path.name for path in (tmp_path / "kaa_tune").iterdir() if path.name.startswith("trial_"))
+    with pytest.raises(StoredSearchMismatch) as error:
+        search_activations(
+            data, choices=["relu", "competitive_relu"], max_trials=3, epochs=1, directory=tmp_path
+        )
+    assert isinstance(error.value, ValueError)
+    assert str(error.value) == (
+        f"The search kept in {str(tmp_path / 'kaa_tune')!r} was made with the choices ['rrelu'], not "
+        "['relu', 'competitive_relu']: start afresh (overwrite=True, `kaa tune --overwrite`) or keep the new "
+        "search in another directory."
+    )
+    after = sorted(path.name for path in (tmp_path / "kaa_tune").iterdir() if path.name.startswith("trial_"))
+    assert after == trials  # no trial ran
+    # The same choice, spelt otherwise, resumes; overwrite=True starts afresh with the new choices.
+    _, rows = search_activations(data, choices=["RReLU"], max_trials=2, epochs=1, directory=tmp_path)
+    assert [row["activation"] for row in rows] == ["rrelu", "rrelu"]
+    _, rows = search_activations(
+        data, choices=["relu", "competitive_relu"], max_trials=2, epochs=1, directory=tmp_path, overwrite=True
+    )
+    assert {row["activation"] for row in rows} <= {"relu", "competitive_relu"} and len(rows) == 2

@@ -189,25 +189,28 @@ def _features(x: np.ndarray, key: str, path: Path) -> np.ndarray:
     return features
 
 
-def _labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
+def _labels(y: np.ndarray, key: str, source: str | Path) -> np.ndarray:
+    """`y` as one label per sample, checked to be classes 0, 1, 2, ...; `source` (a file's path, or
+    a description such as "`data`") begins the messages."""
+    where = repr(str(source)) if isinstance(source, Path) else source
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(
-            f"{str(path)!r}: {key} must hold one integer class label per sample (shape (samples,)). "
+            f"{where}: {key} must hold one integer class label per sample (shape (samples,)). "
             f"Received: shape {y.shape}"
         )
     if y.dtype == bool:
         y = y.astype("int64")  # two classes: False is 0, True is 1
     real = np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.complexfloating)
     if real and np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
-        raise ValueError(
-            f"{str(path)!r}: {key} contains NaN or infinite labels; classes must be 0, 1, 2, ..."
-        )
+        raise ValueError(f"{where}: {key} contains NaN or infinite labels; classes must be 0, 1, 2, ...")
     if not real or (y.size and not np.all(np.mod(y, 1) == 0)):
-        raise ValueError(f"{str(path)!r}: {key} must hold integer class labels 0, 1, 2, ...")
+        raise ValueError(f"{where}: {key} must hold integer class labels 0, 1, 2, ...")
     if y.size and y.min() < 0:
-        raise ValueError(f"{str(path)!r}: {key} has negative labels; classes must be 0, 1, 2, ...")
+        raise ValueError(
+            f"{where}: {key} has negative labels (the smallest is {y.min()}); classes must be 0, 1, 2, ..."
+        )
     return y
 
 
@@ -230,8 +233,7 @@ def _class_indices(labels: dict[str, np.ndarray], path: Path) -> list[np.ndarray
     return [y.astype("int64") for y in labels.values()]
 
 
-def _check_lengths(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, path: Path) -> None:
+def _check_lengths(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, source: str | Path) -> None:
+    where = repr(str(source)) if isinstance(source, Path) else source
     if len(x) != len(y):
-        raise ValueError(
-            f"{str(path)!r}: {x_key} and {y_key} have different lengths ({len(x)} and {len(y)})."
-        )
+        raise ValueError(f"{where}: {x_key} and {y_key} have different lengths ({len(x)} and {len(y)}).")

@@ -2,8 +2,10 @@
 
 Every activation is trained in the same multilayer perceptron, with the same seeds, the same data
 split and the same budget; only the activation layers differ. With a given seed the Dense layers
-start from the same weights for every activation (the package's layers and the Keras baselines
-draw no random numbers at initialisation), so the runs are paired.
+start from the same weights for every activation, so the runs are paired: `build_model` creates the
+Dense layers, whose initializers take their seeds when created, before it calls the activation
+factory, so an activation that draws random numbers (a noisy layer's or RReLU's noise stream) cannot
+shift the Dense layers' seeds.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_adaptive_acts.compare.datasets import Dataset
+from keras_adaptive_acts.compare.datasets import Dataset, _check_lengths, _labels
 from keras_adaptive_acts.compare.specs import parse_activation
 from keras_adaptive_acts.measurement import measure_sparsity
 from keras_adaptive_acts.validation import check_integer
@@ -45,7 +47,9 @@ def build_model(
     """A compiled multilayer perceptron: `Input -> [Dense(width) -> activation] * depth -> Dense(n_classes)`.
 
     The last layer returns logits; the model is compiled with Adam(1e-3), sparse categorical
-    cross-entropy on logits and accuracy.
+    cross-entropy on logits and accuracy. All the Dense layers are created before the first call of
+    `make_activation`: after `keras.utils.set_random_seed(seed)` their initial weights are the same
+    whatever the activation, even one that draws random numbers when it is created.
 
     Args:
         n_features: number of input features.
@@ -54,10 +58,14 @@ def build_model(
         width: units of each hidden Dense layer.
         depth: number of hidden layers.
     """
+    # Keras' random initializers draw their seed from Python's `random` when they are created, and so
+    # does a noise stream created without a seed: the Dense layers take theirs first, in a fixed order.
+    hidden = [keras.layers.Dense(width) for _ in range(depth)]
+    output = keras.layers.Dense(n_classes)
     layers: list[keras.layers.Layer] = [keras.Input(shape=(n_features,))]
-    for _ in range(depth):
-        layers += [keras.layers.Dense(width), make_activation()]
-    layers.append(keras.layers.Dense(n_classes))
+    for dense in hidden:
+        layers += [dense, make_activation()]
+    layers.append(output)
     model = keras.Sequential(layers)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
@@ -104,7 +112,13 @@ def _check_data(data: Sequence[np.ndarray]) -> Dataset:
             "x_train and x_test must have shape (samples, features) with the same number of features. "
             f"Received: {data.x_train.shape} and {data.x_test.shape}"
         )
-    return data
+    # The checks `load_dataset` runs on a file's labels, so that arrays passed directly get the same
+    # clear error up front instead of a backend error in the middle of training.
+    y_train = _labels(data.y_train, "y_train", "`data`")
+    y_test = _labels(data.y_test, "y_test", "`data`")
+    _check_lengths(data.x_train, y_train, "x_train", "y_train", "`data`")
+    _check_lengths(data.x_test, y_test, "x_test", "y_test", "`data`")
+    return Dataset(data.x_train, y_train.astype("int64"), data.x_test, y_test.astype("int64"))
 
 
 def parameter_count(model: keras.Model) -> int:
@@ -136,8 +150,10 @@ def compare_activations(
     data, for the learning curves) and evaluate it on the test set.
 
     Args:
-        data: `(x_train, y_train, x_test, y_test)`, e.g. from `load_dataset`.
-        specs: activation specs (see `parse_activation`); all are validated before training starts.
+        data: `(x_train, y_train, x_test, y_test)`, e.g. from `load_dataset`; the labels must be
+            class indices 0, 1, 2, ..., checked before training starts.
+        specs: a list of activation specs (see `parse_activation`), not one string; all are
+            validated before training starts.
         epochs: training epochs per run.
         seeds: number of seeds per activation.
         batch_size: training batch size.
@@ -152,9 +168,17 @@ def compare_activations(
         (wall time of `fit`), `params`, `params_added` (parameters beyond the same model with
         ReLU; see `parameter_count`), `epochs`, `batch_size` and
         `history` (per-epoch `loss`, `accuracy`, `val_loss`, `val_accuracy`).
+
+    Raises:
+        ValueError: for bad arguments, specs or data (shapes, labels), before any training.
     """
     for name, value in (("epochs", epochs), ("seeds", seeds), ("batch_size", batch_size)):
         check_integer(name, value, minimum=1)
+    if isinstance(specs, str):  # iterating it would read each letter as an activation
+        raise ValueError(
+            f"`specs` must be a list of activation specs, not one string: write [{specs!r}]. "
+            f"Received: specs={specs!r}"
+        )
     specs = list(specs)
     if not specs:
         raise ValueError("No activations to compare.")

@@ -46,7 +46,8 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
     `tanh`, ...) a `keras.layers.Activation`, and the package's activations its own layers.
 
     The spec is validated at once: one layer is built and called on a small batch, so a typo fails
-    before any training.
+    before any training. An activation that changes the shape of its input (`glu`, which halves the
+    last axis) is refused: the network needs one that keeps the number of features.
 
     Args:
         spec: the activation spec.
@@ -56,8 +57,9 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
         that returns a new layer each time it is called.
 
     Raises:
-        ValueError: for an unknown name (with the nearest known one) or arguments the layer rejects;
-            the message names the spec and the known activations.
+        ValueError: for an unknown name (with the nearest known one), arguments the layer rejects
+            (the message names the spec and the known activations), or an activation that changes
+            the shape of its input.
 
     Example:
 
@@ -97,33 +99,57 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
     def factory() -> keras.layers.Layer:
         return registry.activation_layer(name, **kwargs)
 
+    probe = np.zeros((2, 4), dtype="float32")
     try:
         layer = factory()
-        layer(np.zeros((2, 4), dtype="float32"))  # catches the checks that happen in build()
+        output = layer(probe)  # catches the checks that happen in build()
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"Invalid arguments in activation {spec!r}: {root_message(err)}. {_known_names()}"
         ) from None
+    # The network feeds each activation's output to a Dense layer built for `width` features, and
+    # `keras.layers.Activation` reports its input shape as its output shape whatever the function does
+    # (`glu` halves the last axis): only an activation that keeps the shape fits.
+    if tuple(output.shape) != probe.shape:
+        raise ValueError(
+            f"Activation {spec!r} changes the shape of its input ({probe.shape} to {tuple(output.shape)}): "
+            "kaa compare's network needs an elementwise activation, one that keeps the number of features."
+        )
     return label, factory
 
 
 def repeated_activations(parsed: Sequence[tuple[str, Callable[[], keras.layers.Layer]]]) -> list[list[str]]:
     """The labels of parsed specs that build the same layer, in groups (empty if none repeats).
 
-    Specs are compared by the configs of the layers they build, without the layers' names: `relu`
-    and `ReLU` are one activation, and so are `competitive_relu` and
+    Specs are compared by the configs of the layers they build, without the layers' names, and with
+    numbers compared by value (`0` and `0.0` are one slope): `relu`, `ReLU` and
+    `relu:negative_slope=0` are one activation, and so are `competitive_relu` and
     `competitive_relu:competition=energy` (its default), which would train the same network twice.
 
-    >>> specs = ["relu", "ReLU", "competitive_relu", "competitive_relu:competition=energy", "gelu"]
+    >>> specs = ["relu", "ReLU", "relu:negative_slope=0", "competitive_relu",
+    ...          "competitive_relu:competition=energy", "gelu"]
     >>> repeated_activations([parse_activation(spec) for spec in specs])
-    [['relu', 'ReLU'], ['competitive_relu', 'competitive_relu:competition=energy']]
+    [['relu', 'ReLU', 'relu:negative_slope=0'], ['competitive_relu', 'competitive_relu:competition=energy']]
     """
     groups: dict[str, list[str]] = {}
     for label, make in parsed:
         config = keras.saving.serialize_keras_object(make())
         config["config"].pop("name", None)
-        groups.setdefault(json.dumps(config, sort_keys=True, default=repr), []).append(label)
+        key = json.dumps(_numbers_by_value(config), sort_keys=True, default=repr)
+        groups.setdefault(key, []).append(label)
     return [labels for labels in groups.values() if len(labels) > 1]
+
+
+def _numbers_by_value(value: Any) -> Any:
+    """`value` with every int (not bool) as a float, in nested dicts and lists: a layer keeps the number
+    it was given, so `negative_slope=0` and the default `0.0` would otherwise differ in its config."""
+    if isinstance(value, dict):
+        return {key: _numbers_by_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_numbers_by_value(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def _known_names() -> str:
