@@ -22,6 +22,7 @@ __all__ = [
     "lambda_output_shape",
     "nodes_between",
     "upstream_operations",
+    "variable_is_detached",
 ]
 
 
@@ -144,3 +145,26 @@ def call_context_training() -> Any:
 
     context = global_state.get_global_attribute("current_call_ctx")
     return None if context is None else getattr(context, "training", None)
+
+
+def variable_is_detached(variable: keras.Variable) -> bool:
+    """Whether `variable` has no value where the code now runs: the stateless scope running (if
+    any) does not map it, and its own value has been taken away.
+
+    This is the case of every non-trainable model variable inside the optimizer's update during
+    `fit` on JAX: Keras' JAX trainer takes the values out of the model's variables for the whole
+    epoch (it carries them in its own state) and runs `optimizer.stateless_apply` in a
+    `StatelessScope` that maps only the trainable and the optimizer's variables, so a weight
+    constraint that reads any other variable (a frozen LayerNormalization's gamma) finds no value.
+
+    Why private: Keras exposes neither the stateless scope now running
+    (`keras.src.backend.common.stateless_scope.get_stateless_scope`; only the class
+    `keras.StatelessScope` is public) nor whether a variable holds a value (`Variable._value`,
+    None once the JAX trainer has taken it away; reading `variable.value` then fails).
+    """
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+    scope = get_stateless_scope()
+    if scope is not None and scope.get_current_value(variable) is not None:
+        return False
+    return variable._value is None

@@ -36,6 +36,9 @@ from keras_adaptive_acts.model_graph import (  # noqa: F401 (re-exported while c
 __all__ = ["measure_sparsity"]
 
 DEFAULT_BATCH_SIZE = 32
+# `tf.data.INFINITE_CARDINALITY`, the cardinality of a dataset that repeats forever; a number
+# rather than the constant so that this module does not import TensorFlow.
+INFINITE_CARDINALITY = -1
 
 
 def measure_sparsity(
@@ -104,8 +107,12 @@ def measure_sparsity(
     Args:
         model: a built Functional or Sequential model.
         data: the inputs: an array (or dict / list of arrays for several inputs), a tuple
-            `(x, y)` or `(x, y, sample_weight)` as for `fit` (only `x` is used), or an
-            iterable of batches such as a `tf.data.Dataset` (each batch `x` or a tuple `(x, ...)`).
+            `(x, y)` or `(x, y, sample_weight)` as for `fit` (only `x` is used), or a finite
+            iterable of batches such as a `tf.data.Dataset` (each batch `x` or a tuple `(x, ...)`),
+            read to its end. A dataset known to repeat forever (`.repeat()` without a count)
+            raises `ValueError`: pass `dataset.take(number_of_batches)`. (An endless Python
+            iterable, or a dataset of unknown size that never ends, cannot be told apart
+            beforehand.)
         layers: None (every activation layer, as above) or a non-empty list of layers of the
             model or their names (any layer with one output tensor).
         batch_size: the batch size for array data; default 32. Not allowed with a dataset,
@@ -183,15 +190,25 @@ def check_batch_size(batch_size: Any, data: Any) -> int:
 
 
 def check_data(data: Any) -> None:
-    """Raises `ValueError` for data with no samples (what can be checked without iterating)."""
+    """Raises `ValueError` for data with no samples, or endless (what can be checked without iterating)."""
     if data is None:
         raise ValueError("`data` must hold at least one sample. Received: data=None")
     if _is_batch_iterable(data):
         cardinality = getattr(data, "cardinality", None)  # tf.data.Dataset: 0 when known to be empty
         if isinstance(data, Batches) and not data:
             raise ValueError("`data` must hold at least one batch. Received: no batches")
-        if callable(cardinality) and int(cardinality()) == 0:
-            raise ValueError("`data` must hold at least one batch. Received: an empty dataset")
+        if callable(cardinality):
+            batches = int(cardinality())
+            if batches == 0:
+                raise ValueError("`data` must hold at least one batch. Received: an empty dataset")
+            if batches == INFINITE_CARDINALITY:
+                # Measuring reads the data to its end: an endless dataset would never return.
+                raise ValueError(
+                    "`data` must be finite: it is read to its end, and this dataset repeats forever "
+                    "(a `.repeat()` without a count). Pass a finite sample, such as "
+                    f"`dataset.take(number_of_batches)`. Received: data={data!r} with cardinality "
+                    f"{batches} (tf.data.INFINITE_CARDINALITY)"
+                )
         return
     if _num_samples(_inputs_of(data)) == 0:
         raise ValueError("`data` must hold at least one sample. Received: 0 samples")

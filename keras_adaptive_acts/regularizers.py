@@ -12,6 +12,7 @@ penalty of 0 on every backend (see `keras_adaptive_acts.ops.sparsity`).
 from __future__ import annotations
 
 import functools
+import threading
 
 import keras
 from keras import ops
@@ -27,15 +28,38 @@ __all__ = ["ActivationL1", "ActivityPenalty", "HoyerSquare", "KLSparsity"]
 
 @functools.cache
 def keras_divides_activity_loss() -> bool:
-    """Whether this Keras divides an `activity_regularizer`'s result by the batch size (probed once)."""
+    """Whether this Keras divides an `activity_regularizer`'s result by the batch size (probed once).
 
-    class _Probe(keras.layers.Layer):
-        def call(self, inputs):
-            return inputs
+    The probe calls a small layer on a batch of 4 and reads the loss Keras records. It runs in a
+    thread of its own, so that it executes eagerly whatever the caller is in: the first regularizer
+    of a process may be created while Keras traces a model (a layer that creates its sublayers in
+    `build`, in a Sequential model without `Input`, is built inside the traced train step), where
+    the probe's loss would be a symbolic tensor. TensorFlow's graph and function-tracing state, JAX's
+    traces and Keras' own scopes (symbolic build, stateless scope, name scopes) are all per thread,
+    so the new thread starts outside all of them, and the answer never depends on what ran before.
+    """
+    answer: list[bool] = []
+    failure: list[BaseException] = []
 
-    probe = _Probe(activity_regularizer=lambda _: ops.convert_to_tensor(1.0))
-    probe(ops.ones((4, 1)))
-    return float(ops.convert_to_numpy(probe.losses[0])) == 0.25
+    def probe() -> None:
+        try:
+
+            class _Probe(keras.layers.Layer):
+                def call(self, inputs):
+                    return inputs
+
+            layer = _Probe(activity_regularizer=lambda _: ops.convert_to_tensor(1.0))
+            layer(ops.ones((4, 1)))
+            answer.append(float(ops.convert_to_numpy(layer.losses[0])) == 0.25)
+        except BaseException as error:  # re-raised in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=probe, name="keras_adaptive_acts-activity-loss-probe")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return answer[0]
 
 
 class ActivityPenalty(keras.regularizers.Regularizer):
@@ -52,8 +76,9 @@ class ActivityPenalty(keras.regularizers.Regularizer):
 
     def __init__(self, strength: float):
         self.strength = check_number("strength", strength, minimum=0)
-        # Probed here, eagerly, never first inside a traced step; and not at import, which would
-        # start TensorFlow's devices before the user could configure them.
+        # Probed once, when the first regularizer is created (in a thread of its own, so also when
+        # that happens inside a traced step); not at import, which would start TensorFlow's
+        # devices before the user could configure them.
         keras_divides_activity_loss()
 
     def penalty(self, activations):

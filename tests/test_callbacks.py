@@ -123,12 +123,104 @@ def test_steps_per_execution_counts_every_step_of_a_short_last_execution():
     assert history.history["noise_c"] == [6.0, 1.0]
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="Keras' PyTorch trainer has no steps_per_execution > 1"
+)
+def test_steps_per_execution_on_data_of_unknown_size_counts_the_real_steps():
+    tf = pytest.importorskip("tensorflow")
+    x, y = data(10)
+
+    def batches():  # a generator: the dataset's size is unknown to Keras
+        yield from ((x[i : i + 4], y[i : i + 4]) for i in range(0, 10, 4))
+
+    signature = (tf.TensorSpec((None, 4), "float32"), tf.TensorSpec((None, 1), "float32"))
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    assert int(dataset.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    model, (layer, *_), _ = noisy_mlp()
+    model.compile("sgd", "mse", steps_per_execution=2)
+    callback = NoiseAnnealing(1.0, 0.0, duration=100)
+    probe = CProbe(layer)
+    model.fit(dataset, epochs=3, verbose=0, callbacks=[callback, probe])
+
+    # 3 steps an epoch (batches of 4, 4 and 2), run as 2 + 1: executions start at steps 0, 2, 3, 5, 6, 8.
+    starts = [0, 2, 3, 5, 6, 8]
+    assert int(ops.convert_to_numpy(model.optimizer.iterations)) == 9
+    assert [n for n, _ in callback.history] == starts
+    expected = numpy_schedule("linear", 1.0, 0.0, 100, starts)
+    np.testing.assert_allclose([v for _, v in callback.history], expected, rtol=1e-12)
+    np.testing.assert_allclose(c_of(layer), np.float32(expected[-1]), rtol=1e-6)  # 0.92, the last step's
+    # Each execution's first step ran with the schedule's value. The begin of each epoch's third
+    # execution, which finds no data, sets the next step's value (seen by the probe after the
+    # callback), which the end of the epoch takes back.
+    read = numpy_schedule("linear", 1.0, 0.0, 100, [0, 2, 3, 3, 5, 6, 6, 8, 9])
+    assert probe.values == list(read.astype("float32"))
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops training at the start of an epoch, as a pre-emption would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("pre-empted")
+
+
+def test_a_run_resumed_by_backup_and_restore_continues_the_step_schedule(tmp_path):
+    x, y = data(16)
+    duration, steps, epochs = 16, 4, 4  # 4 steps an epoch
+
+    def run(extra_callbacks):
+        model, (layer, *_), _ = noisy_mlp()
+        model.compile(keras.optimizers.SGD(0.01), "mse")
+        callback, probe = NoiseAnnealing(1.0, 0.0, duration=duration), CProbe(layer)
+        backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+        history = model.fit(
+            x,
+            y,
+            batch_size=4,
+            epochs=epochs,
+            verbose=0,
+            callbacks=[callback, backup, *extra_callbacks, probe],
+        )
+        return history.history["noise_c"], probe.values, callback, layer
+
+    uninterrupted_logs, uninterrupted_values, _, _ = run([])
+    expected = numpy_schedule("linear", 1.0, 0.0, duration, np.arange(steps * epochs))
+    np.testing.assert_allclose(uninterrupted_values, expected.astype("float32"), rtol=1e-6)
+
+    with pytest.raises(RuntimeError, match="pre-empted"):
+        run([Interrupt(epoch=2)])  # epochs 0 and 1 done and backed up
+    # A new process would build and compile the model again: BackupAndRestore restores the
+    # weights, the optimizer (its step counter) and the epoch.
+    logs, values, callback, layer = run([])
+    np.testing.assert_allclose(values, expected[8:].astype("float32"), rtol=1e-6)
+    np.testing.assert_allclose(values, uninterrupted_values[8:], rtol=0)
+    assert [n for n, _ in callback.history] == list(range(8, 16))
+    np.testing.assert_allclose(logs, uninterrupted_logs[2:], rtol=0)
+    np.testing.assert_allclose(logs, expected[[11, 15]], rtol=1e-12)
+    np.testing.assert_allclose(c_of(layer), np.float32(expected[-1]), rtol=1e-6)  # 1/16, not 9/16
+
+
+def test_unit_step_counts_the_optimizer_steps_of_an_initial_epoch_fit():
+    model, (layer, *_), _ = noisy_mlp()
+    model.compile("sgd", "mse")
+    callback = NoiseAnnealing(2.0, 0.0, 8)
+    model.fit(*data(8), batch_size=4, epochs=3, initial_epoch=1, verbose=0, callbacks=[callback])
+    # A fresh optimizer: the schedule follows the optimizer's steps (as a learning-rate schedule).
+    assert [n for n, _ in callback.history] == [0, 1, 2, 3]
+    np.testing.assert_allclose(c_of(layer), np.float32(numpy_schedule("linear", 2.0, 0.0, 8, 3)), rtol=1e-6)
+
+
 def test_initial_epoch_resumes_an_epoch_schedule():
     model, layers, _ = noisy_mlp()
     model.compile("sgd", "mse")
     callback = NoiseAnnealing(2.0, 0.0, 4, unit="epoch")
     history = model.fit(*data(8), epochs=4, initial_epoch=2, verbose=0, callbacks=[callback])
     assert history.history["noise_c"] == [1.0, 0.5]
+    assert callback.history == [(2, 1.0), (3, 0.5)]  # no entry for an epoch that did not run
     assert all(c_of(layer) == 0.5 for layer in layers)
 
 
@@ -152,9 +244,12 @@ def test_compiled_fit_anneals_every_noisy_layer_without_retracing():
     if JIT_COMPILE:  # (an eager step runs the Python body every time)
         assert 1 <= traced <= 2  # traced once (or twice), not once per step as c changed 12 times
 
-    # A second fit restarts the schedule: c changes 8 more times, the compiled step is reused.
+    # A second fit continues the schedule from the optimizer's step 12 (as Keras' learning-rate
+    # schedules do): c changes 8 more times, the compiled step is reused.
     history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[callback])
-    np.testing.assert_allclose(history.history["noise_c"], expected[:2], rtol=1e-12)
+    continued = numpy_schedule("cosine", 2.0, 0.1, 20, [15, 19])
+    np.testing.assert_allclose(history.history["noise_c"], continued, rtol=1e-12)
+    assert [n for n, _ in callback.history] == list(range(12, 20))
     if JIT_COMPILE:
         assert counter.traces - before == traced
     assert len({c_of(layer) for layer in layers}) == 1

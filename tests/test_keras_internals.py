@@ -217,3 +217,40 @@ def test_every_shim_function_says_why_no_public_api_serves(name):
     assert "Why private:" in doc, f"{name} must say why Keras' public API does not serve"
     # One canary per function: a test of this module that calls it through the shim.
     assert f"_keras_internals.{name}(" in Path(__file__).read_text(), f"{name} has no canary test"
+
+
+def test_the_jax_trainer_hands_the_optimizer_step_only_trainable_variables():
+    inputs = keras.Input((3,))
+    frozen = keras.layers.Dense(3, name="frozen")
+    trained = keras.layers.Dense(1, name="trained")
+    seen = []
+
+    class Record(keras.constraints.Constraint):
+        def __call__(self, w):
+            seen.append(
+                (
+                    _keras_internals.variable_is_detached(frozen.kernel),
+                    _keras_internals.variable_is_detached(trained.bias),
+                )
+            )
+            return w
+
+    trained.kernel_constraint = Record()
+    model = keras.Model(inputs, trained(frozen(inputs)))
+    trained.kernel.constraint = Record()
+    frozen.trainable = False
+    model.compile(keras.optimizers.SGD(0.1), "mse", jit_compile=False)
+    message = (
+        "Keras changed what a variable holds during fit (see _keras_internals.variable_is_detached): the "
+        "stateless scope and `Variable._value` no longer tell whether a frozen variable can be read."
+    )
+    assert not _keras_internals.variable_is_detached(frozen.kernel), message  # outside fit: a value
+    with keras.StatelessScope(state_mapping=[(frozen.kernel, np.zeros((3, 3), "float32"))]):
+        assert not _keras_internals.variable_is_detached(frozen.kernel), message
+    model.fit(np.ones((4, 3), "float32"), np.zeros((4, 1), "float32"), batch_size=4, verbose=0)
+    assert seen, message + " (the constraint did not run)"
+    if keras.backend.backend() == "jax":  # a frozen variable is out of reach, a trainable one mapped
+        assert seen[0] == (True, False), message
+    else:  # the variables themselves are updated: all readable
+        assert seen[0] == (False, False), message
+    assert not _keras_internals.variable_is_detached(frozen.kernel), message  # values back after fit

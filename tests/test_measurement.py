@@ -304,3 +304,21 @@ def test_a_layer_inside_a_subclassed_layer_is_read_and_one_inside_a_wrapper_name
         ValueError, match=r"no layer named 'wrapped_relu' it can read \(layers inside wrappers"
     ):
         measure_sparsity(keras.Model(sequences, wrapped), x[:, None, :], layers=["wrapped_relu"])
+
+
+def test_an_infinite_dataset_is_refused_before_any_batch_is_read():
+    tf = tensorflow_or_skip()
+    from keras_adaptive_acts.callbacks import SparsityMonitor
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.ReLU(name="relu")])
+    dataset = tf.data.Dataset.from_tensor_slices(centred(16, 3)).batch(8)
+    endless = dataset.repeat()
+    assert int(endless.cardinality()) == tf.data.INFINITE_CARDINALITY
+    with pytest.raises(ValueError, match=r"must be finite.*dataset.take\(.*Received: data=<.*cardinality -1"):
+        measure_sparsity(model, endless)
+    with pytest.raises(ValueError, match=r"must be finite.*Received: data=<"):
+        SparsityMonitor(endless)
+    # A finite sample of it is measured: the same batches as the dataset itself.
+    x = np.concatenate(list(dataset.as_numpy_iterator()))
+    expected = {"relu": numpy_zero_fraction(np.maximum(x.astype("float64"), 0.0))}
+    assert measure_sparsity(model, endless.take(2)) == expected

@@ -184,3 +184,45 @@ def test_a_subclass_of_activity_penalty_adds_exactly_its_penalty(batch):
     sparsity = ActivitySparsity(SquarePenalty(0.3))
     sparsity(x)
     np.testing.assert_allclose(float(ops.convert_to_numpy(sparsity.losses[0])), expected, rtol=1e-5)
+
+
+PROBE_INSIDE_BUILD = """
+import numpy as np, keras
+from keras_adaptive_acts.regularizers import ActivationL1
+
+class Block(keras.layers.Layer):
+    # Creates its regularized sublayer in build, as KerasHub layers do.
+    def build(self, input_shape):
+        self.dense = keras.layers.Dense(
+            4, kernel_initializer="ones", activity_regularizer=ActivationL1(0.1)
+        )
+        self.dense.build(input_shape)
+
+    def call(self, x):
+        return self.dense(x)
+
+# No Input: fit builds the block while it traces the train step, so the process's first
+# regularizer, and the probe of how Keras scales it, is created inside the trace.
+model = keras.Sequential([Block(), keras.layers.Dense(1, kernel_initializer="zeros")])
+model.compile(keras.optimizers.SGD(0.0), "mse")
+print(model.fit(np.ones((8, 3), "float32"), np.zeros((8, 1)), batch_size=8, verbose=0).history["loss"][0])
+"""
+
+
+def test_the_first_regularizer_of_a_process_may_be_created_inside_a_traced_step():
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE_INSIDE_BUILD],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Each example's Dense output is 3 per unit (ones in, a kernel of ones): penalty 0.1 * 12 = 1.2;
+    # the zero head predicts the zero targets, so the loss is the penalty alone.
+    assert float(result.stdout.split()[-1]) == pytest.approx(1.2, rel=1e-6)

@@ -232,6 +232,23 @@ def test_uplift_by_epoch_on_chosen_layers_and_resumed():
     np.testing.assert_array_equal(value_of(plain.gamma), 0.75)  # a plain LayerNormalization, when listed
 
 
+def test_a_second_fit_keeps_the_floor_the_optimizer_steps_reached():
+    model, norm, _, _ = uplift_model()
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    uplift = GammaUplift(duration=4)
+    x, y = data(8, 9)
+    model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[uplift])  # 6 steps: floor 1 from step 4
+    np.testing.assert_array_equal(value_of(norm.gamma), numpy_uplift(GAMMA, 1.0).astype("float32"))
+
+    norm.gamma.assign(GAMMA)  # lowered by hand between the fits
+    probe = Probe(lambda: value_of(norm.gamma).copy())
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[uplift, probe])
+    # The counter goes on from 6: after steps 7 and 8 the floor is min(n / 4, 1) = 1, not 1/4 and 2/4.
+    assert uplift.history == [(7, 1.0)] and history.history["gamma_floor"] == [1.0]
+    np.testing.assert_array_equal(probe.values[1], numpy_uplift(GAMMA, 1.0).astype("float32"))
+    np.testing.assert_array_equal(value_of(norm.gamma), numpy_uplift(GAMMA, 1.0).astype("float32"))
+
+
 def test_uplift_errors_and_config():
     for kwargs, message in [
         ({"duration": 0}, "duration=0"),
@@ -343,9 +360,94 @@ def test_every_and_chosen_layers():
     monitor = SparsityMonitor(tf.data.Dataset.from_tensor_slices(x[:20]).batch(8), layers=["act"], every=2)
     history = model.fit(x, y, batch_size=32, epochs=5, verbose=0, callbacks=[monitor]).history
     assert [epoch for epoch, _ in monitor.history] == [1, 3]  # as fit's validation_freq
-    assert len(history["zero_fraction/act"]) == 2 and "zero_fraction/relu" not in history
+    # One entry per epoch, NaN on the epochs not measured.
+    measured = [values["zero_fraction/act"] for _, values in monitor.history]
+    assert np.isnan(history["zero_fraction/act"][0::2]).all() and "zero_fraction/relu" not in history
+    assert history["zero_fraction/act"][1::2] == measured
     assert monitor.monitored_layers == [model.get_layer("act")]
     assert monitor.measure()["zero_fraction/act"] == measure_sparsity(model, x[:20], layers=["act"])["act"]
+
+
+def test_every_epoch_has_the_same_keys_so_csv_logger_and_pandas_line_up(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(
+        4, kernel_initializer="glorot_uniform", bias_initializer="ones", name="dense"
+    )(inputs)
+    model = keras.Model(inputs, keras.layers.ReLU(name="relu")(hidden))
+    model.compile(keras.optimizers.SGD(0.0), "mse")  # no update: the fraction is the reference's
+    x = np.random.default_rng(3).normal(size=(16, 3)).astype("float32")
+    kernel, bias = (value_of(weight).astype("float64") for weight in model.get_layer("dense").weights)
+    expected = zero_fraction(np_relu(x.astype("float64") @ kernel + bias))
+    path = tmp_path / "log.csv"
+    callbacks = [SparsityMonitor(x, every=2), keras.callbacks.CSVLogger(str(path))]
+    history = model.fit(x, x @ np.ones((3, 4), "float32"), epochs=4, verbose=0, callbacks=callbacks).history
+
+    frame = pandas.DataFrame(history)  # ragged lists would raise here
+    assert len(frame) == 4
+    for key in ("zero_fraction/relu", "zero_fraction_train/relu"):
+        assert np.isnan(frame[key][[0, 2]]).all()
+        np.testing.assert_allclose(frame[key][[1, 3]], expected, rtol=1e-12)
+    written = pandas.read_csv(path)
+    assert list(written["epoch"]) == [0, 1, 2, 3]
+    np.testing.assert_allclose(
+        written["zero_fraction/relu"], [np.nan, expected, np.nan, expected], rtol=1e-12
+    )
+
+
+def test_competition_monitor_writes_nan_on_the_epochs_it_does_not_measure():
+    model, data_x, data_y = small_competitive_model()
+    monitor = CompetitionMonitor(data_x, every=3)
+    history = model.fit(data_x, data_y, epochs=3, verbose=0, callbacks=[monitor]).history
+    keys = [f"competition/carelu/{name}" for name in ("alpha", "beta", "p_mean", "s_mean")]
+    assert sorted(key for key in history if key != "loss") == sorted(keys)
+    for key in keys:
+        assert len(history[key]) == 3 and np.isnan(history[key][:2]).all()
+        assert history[key][2] == monitor.history[0][1][key]
+
+
+def test_a_monitor_with_a_dataset_sample_is_deep_copied_sharing_the_sample():
+    import copy
+
+    tf = tensorflow_or_skip()
+    x, _ = sample_and_targets()
+    sample = tf.data.Dataset.from_tensor_slices(x[:20]).batch(8)
+    monitor = SparsityMonitor(sample, layers=["act"], every=2, derivative=True)
+    copied = copy.deepcopy(monitor)
+    assert copied is not monitor and copied.data is sample  # shared: a dataset cannot be copied
+    assert copied.layers == ["act"] and copied.layers is not monitor.layers
+    assert (copied.every, copied.derivative) == (2, True)
+    model = dropout_model()
+    copied.set_model(model)
+    measured = copied.measure()
+    assert measured["zero_fraction/act"] == measure_sparsity(model, x[:20], layers=["act"])["act"]
+    assert monitor.model is None  # the original is untouched
+
+
+def test_a_monitor_with_a_dataset_sample_runs_in_a_keras_tuner_search(tmp_path):
+    keras_tuner = pytest.importorskip("keras_tuner")
+    tf = tensorflow_or_skip()
+    x, y = sample_and_targets()
+
+    def build(hp):
+        model = keras.Sequential(
+            [
+                keras.Input((16,)),
+                keras.layers.Dense(hp.Choice("units", [4, 8]), name="hidden"),
+                keras.layers.ReLU(name="relu"),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile("sgd", "mse")
+        return model
+
+    tuner = keras_tuner.RandomSearch(
+        build, objective="loss", max_trials=2, seed=1, directory=str(tmp_path), project_name="monitor"
+    )
+    monitor = SparsityMonitor(tf.data.Dataset.from_tensor_slices(x[:16]).batch(8))
+    tuner.search(x, y, epochs=1, verbose=0, callbacks=[monitor])
+    trials = tuner.oracle.get_best_trials(2)
+    assert len(trials) == 2 and all(trial.status == "COMPLETED" for trial in trials)
 
 
 def scalars(log_dir):

@@ -8,6 +8,7 @@ of each `CompetitiveReLU`, which the layer computes itself through `competition_
 from __future__ import annotations
 
 import collections.abc
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +46,8 @@ class _LayerMonitor(keras.callbacks.Callback):
     at the end of every `every`-th epoch written into the epoch's `logs`.
 
     Subclasses set `_KIND`, `_DEFAULT_KIND`, `_TAP` ("output" or "input"), `_layer_types()`,
-    `_is_default(layer)` and `_measure()`, which returns `{log key: float}`.
+    `_is_default(layer)`, `_measure()`, which returns `{log key: float}`, and `_log_keys()`, the
+    keys `_measure()` returns (written with NaN on the epochs that are not measured).
     """
 
     _KIND = "layer"  # what `layers` may hold, for messages
@@ -78,8 +80,19 @@ class _LayerMonitor(keras.callbacks.Callback):
     def _measure(self) -> dict[str, float]:
         raise NotImplementedError
 
-    def measure(self) -> dict[str, float]:
-        """Measures the model the callback is attached to now; returns what the logs receive."""
+    def _log_keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _LayerMonitor:
+        # KerasTuner deep-copies the callbacks of every trial. The sample is only read, never
+        # changed, so the copy shares it: a tf.data.Dataset (which holds a graph) cannot be copied.
+        memo[id(self.data)] = self.data
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return copied
+
+    def _ensure_prepared(self) -> keras.Model:
         model = self.model  # on JAX, reading it puts the trainer's state back into the variables
         if model is None:
             raise ValueError(
@@ -88,6 +101,11 @@ class _LayerMonitor(keras.callbacks.Callback):
             )
         if self._taps is None or self._taps.model is not model:
             self._prepare(model)
+        return model
+
+    def measure(self) -> dict[str, float]:
+        """Measures the model the callback is attached to now; returns what the logs receive."""
+        self._ensure_prepared()
         return self._measure()
 
     def _prepare(self, model: keras.Model) -> None:
@@ -113,6 +131,11 @@ class _LayerMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
+            # Not measured: the same keys with NaN, so that every epoch's logs have the same keys
+            # (CSVLogger fixes its columns at the first epoch; History's lists stay aligned).
+            if logs is not None:
+                self._ensure_prepared()  # a Sequential model without Input is built by now
+                logs.update(dict.fromkeys(self._log_keys(), math.nan))
             return
         values = self.measure()
         if logs is not None:
@@ -153,10 +176,20 @@ class SparsityMonitor(_LayerMonitor):
 
     (the fractions of `measure_sparsity`: zero entries over all entries of the sample, masked
     entries left out, every call of a shared layer counted). The
-    values land in `fit(...).history` (one entry per measured epoch) and in any callback placed
-    **after** this one in the `callbacks` list, such as `keras.callbacks.TensorBoard` (which
-    writes them as `epoch_zero_fraction/{name}`, ...): Keras calls the callbacks in list order,
-    so a TensorBoard callback placed before it never sees them. `history` lists `(epoch, values)`.
+    values land in `fit(...).history` and in any callback placed **after** this one in the
+    `callbacks` list, such as `keras.callbacks.CSVLogger` or `keras.callbacks.TensorBoard`
+    (which writes them as `epoch_zero_fraction/{name}`, ...): Keras calls the callbacks in list
+    order, so a callback placed before it never sees them. With `every > 1` the epochs that are
+    not measured get the same keys with the value NaN, so that every epoch's logs have the same
+    keys: `fit(...).history` has one entry per epoch (`pandas.DataFrame(history.history)` lines
+    up), CSVLogger writes the columns (it fixes them at the first epoch) with `nan` in the rows
+    not measured, and TensorBoard receives NaN there. (An `EarlyStopping` or `ReduceLROnPlateau`
+    watching one of these keys needs `every=1`.) The callback's own `history` lists
+    `(epoch, values)` of the measured epochs only.
+
+    A `tf.data.Dataset` (or any other) sample is shared, not copied, by `copy.deepcopy`, which
+    KerasTuner applies to the callbacks of each trial; an infinite dataset (`.repeat()`) is
+    refused (`ValueError`): pass a finite sample, such as `dataset.take(n)`.
 
     Measuring leaves the model and its training unchanged: the non-trainable state that a
     forward pass changes (BatchNormalization's moving statistics, the noise layers' seed states)
@@ -169,7 +202,7 @@ class SparsityMonitor(_LayerMonitor):
     Args:
         data: the sample, as in `measure_sparsity`: an array (or dict / list of arrays), a
             tuple `(x, y)`, a `tf.data.Dataset` or another re-iterable of batches (a one-shot
-            iterator is read once and kept). Must not be empty.
+            iterator is read once and kept). Must not be empty nor infinite.
         layers: None (the model's activation layers, as in `measure_sparsity`), or a non-empty
             list of layers of the model or their names.
         every: positive int: measure every `every` epochs. Default 1.
@@ -228,6 +261,17 @@ class SparsityMonitor(_LayerMonitor):
         if layers:
             self._derivative_taps = derivative_taps(model, layers, owner)
 
+    def _log_keys(self) -> list[str]:
+        names = [layer.name for layer in self.monitored_layers]
+        derivative_names = (
+            [] if self._derivative_taps is None else [layer.name for layer in self._derivative_taps[0].layers]
+        )
+        keys = []
+        for suffix in ("", "_train"):  # in the order of `_measure`
+            keys += [f"zero_fraction{suffix}/{name}" for name in names]
+            keys += [f"derivative_zero_fraction{suffix}/{name}" for name in derivative_names]
+        return keys
+
     def _measure(self) -> dict[str, float]:
         values = {}
         for suffix, training in (("", False), ("_train", True)):
@@ -257,7 +301,8 @@ class CompetitionMonitor(_LayerMonitor):
     ```
 
     so the values are those the layer's forward pass computes; a layer called several times (a
-    shared layer) is measured at every call. Masks play no part: `p` and `s` are per slice. It
+    shared layer) is measured at every call. Masks play no part: `p` and `s` are per slice. With
+    `every > 1`, the epochs not measured get the same keys with NaN, as for `SparsityMonitor`. It
     answers "is the competition degenerate?": after a BatchNormalization `p` sits near 0.5 for
     every sample (measure on the tensor before it with the two-input form). The values reach
     `history` and callbacks placed
@@ -303,6 +348,14 @@ class CompetitionMonitor(_LayerMonitor):
 
     def _is_default(self, layer: keras.layers.Layer) -> bool:
         return isinstance(layer, self._layer_types())
+
+    def _log_keys(self) -> list[str]:
+        statistics = ("alpha", "beta", "p_mean", "s_mean")
+        return [
+            f"competition/{layer.name}/{statistic}"
+            for layer in self.monitored_layers
+            for statistic in statistics
+        ]
 
     def _measure(self) -> dict[str, float]:
         layers = self.monitored_layers

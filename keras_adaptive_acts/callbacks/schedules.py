@@ -36,8 +36,9 @@ SCHEDULES = ("linear", "exponential", "cosine")
 class NoiseAnnealing(VariableSchedule):
     """Anneals the noise scale `c` of the noisy layers during training (Gulcehre et al., 2016).
 
-    With `n` the number of training steps (`unit="step"`) or the epoch index (`unit="epoch"`)
-    and `t = min(n / duration, 1)`, the layers' `c` during step or epoch `n` is
+    With `n` the optimizer's step counter (`unit="step"`, see "Counting steps" below) or the
+    epoch index (`unit="epoch"`) and `t = min(n / duration, 1)`, the layers' `c` during step or
+    epoch `n` is
 
     ```
     linear:       c_start + (c_end - c_start) * t
@@ -45,7 +46,7 @@ class NoiseAnnealing(VariableSchedule):
     cosine:       c_end + (c_start - c_end) * (1 + cos(pi * t)) / 2
     ```
 
-    so `c_start` at `n = 0` (set in `on_train_begin`: the first step already uses it) and `c_end`
+    so `c_start` at `n = 0` (the first step already uses it) and `c_end`
     from `n = duration` on; to train the last step or epoch at `c_end`, choose `duration` one
     less than the number of steps or epochs. The annealed value stays in the layers after
     training (it is their `c` at inference and in saved models).
@@ -62,15 +63,25 @@ class NoiseAnnealing(VariableSchedule):
 
     The value of the last step of each epoch is logged as `logs["noise_c"]` in `on_epoch_end`
     (so it is in `model.fit(...).history["noise_c"]`), and `history` lists `(n, value)` for each
-    new value set during the latest `fit`. Counting starts at 0 in each `fit` for steps; for
-    epochs it is Keras' epoch index, so `fit(initial_epoch=...)` resumes the schedule.
+    new value set during the latest `fit`.
+
+    Counting steps: `n` is `model.optimizer.iterations` read before each step (before each
+    execution under `steps_per_execution`), the number of training batches the optimizer has
+    processed since it was created, which is what Keras' learning-rate schedules count. So the
+    schedule is exact under `steps_per_execution` whatever the size of the data; a second `fit`
+    with the same optimizer carries on where the first stopped; and a run resumed by
+    `keras.callbacks.BackupAndRestore` or from a checkpoint that holds the optimizer goes on from
+    the restored counter, as an uninterrupted run would. With gradient accumulation
+    (`gradient_accumulation_steps=k`) the counter, and `n`, count batches: `k` per weight update.
+    To start the schedule over, compile with a new optimizer (or assign 0 to its `iterations`).
+    Epochs are Keras' epoch index, so `fit(initial_epoch=...)` resumes an epoch schedule.
 
     Args:
         c_start: finite, >= 0: the noise scale at `n = 0`.
         c_end: finite, >= 0: the noise scale from `n = duration` on.
         duration: positive int: the number of steps or epochs from `c_start` to `c_end`.
         schedule: "linear" (default), "exponential" or "cosine".
-        unit: "step" (default: counts training batches) or "epoch".
+        unit: "step" (default: counts the optimizer's steps) or "epoch".
         layers: None (every noisy layer of the model), or a non-empty list of noisy layers of
             the model, or their names (a name must match one noisy layer: the gates of two
             recurrent cells share names, pass the layers then). `get_config` stores names.
@@ -168,14 +179,14 @@ class NoiseAnnealing(VariableSchedule):
 class ActivationMixing(VariableSchedule):
     """Moves every `MixedActivation` from its start to its end activation: `t` from 0 to 1.
 
-    With `n` the number of training steps (`unit="step"`) or the epoch index (`unit="epoch"`),
-    the layers' mixing weight during step or epoch `n` is
+    With `n` the optimizer's step counter (`unit="step"`, counted as in `NoiseAnnealing`) or
+    the epoch index (`unit="epoch"`), the layers' mixing weight during step or epoch `n` is
 
     ```
     t = min(n / duration, 1)        # out = (1 - t) * start(x) + t * end(x)
     ```
 
-    so the first step uses the start activation alone (`t = 0`, set in `on_train_begin`) and
+    so the first step uses the start activation alone (`t = 0`) and
     every step from `n = duration` on the end activation alone (`t == 1.0` exactly). This is
     the paper's recipe for fine-tuning a ReLU checkpoint into J-SquaredReLU
     (`MixedActivation("relu", "j_squared_relu")`; `T_mix` of 5 epochs for ViT, 3000 steps for
@@ -192,7 +203,7 @@ class ActivationMixing(VariableSchedule):
 
     Args:
         duration: positive int: the number of steps or epochs from `t = 0` to `t = 1`.
-        unit: "step" (default: counts training batches) or "epoch".
+        unit: "step" (default: counts the optimizer's steps) or "epoch".
         layers: None (every `MixedActivation` of the model), or a non-empty list of
             `MixedActivation` layers of the model, or their names. `get_config` stores names.
             `fit` raises `ValueError` at its start when the model has no `MixedActivation` or a
@@ -259,8 +270,9 @@ def _uplift(gamma: Any, floor: float) -> Any:
 class GammaUplift(LayerSchedule):
     """Raises the LayerNorm scales `gamma` gradually to magnitude >= 1 while fine-tuning (Peng et al.).
 
-    After the `n`-th training step (`unit="step"`) or epoch (`unit="epoch"`) of the fit,
-    counted from 1, every scheduled layer's `gamma` is projected:
+    After every training step (`unit="step"`) or epoch (`unit="epoch"`), with `n` the steps the
+    optimizer has taken so far (`model.optimizer.iterations`, counted as in `NoiseAnnealing`) or
+    the epochs done (the epoch index + 1), every scheduled layer's `gamma` is projected:
 
     ```
     floor = min(n / duration, 1)
@@ -272,15 +284,18 @@ class GammaUplift(LayerSchedule):
     paper's restricted LayerNorm (from scratch, `RestrictedLayerNormalization(mode="scratch")`
     enforces `gamma >= 1` by a constraint instead). The optimizer's next updates may lower
     `|gamma|` again until the next projection: after the last step (epoch) of `fit` the bound
-    holds. `gamma` is assigned with `layer.gamma.assign(...)` (a compiled train step is not
-    retraced); a projection that changes nothing costs an assignment all the same.
+    holds. Because steps are counted by the optimizer, a second `fit`, or a run resumed by
+    `BackupAndRestore`, goes on with the floor reached (once it is 1, `|gamma| >= 1` after every
+    step); compile with a new optimizer to ramp again. `gamma` is assigned with
+    `layer.gamma.assign(...)` (a compiled train step is not retraced); a projection that changes
+    nothing costs an assignment all the same.
 
     By default the callback applies to every `RestrictedLayerNormalization` in mode
     `"finetune"` at any depth of the model; `layers` may name any `LayerNormalization` layers
     (with `scale=True`). The floor of the last projection of each epoch is logged as
     `logs["gamma_floor"]` (in `fit(...).history["gamma_floor"]`), and `history` lists `(n, floor)`
-    for each new floor of the latest `fit`. Counting starts at 0 in each `fit` for steps; for
-    epochs it is Keras' epoch index, so `fit(initial_epoch=...)` resumes the schedule.
+    for each new floor of the latest `fit`. Epochs are Keras' epoch index, so
+    `fit(initial_epoch=...)` resumes an epoch schedule.
 
     Args:
         duration: positive int: `T_up`, the number of steps or epochs until the floor is 1.

@@ -1,5 +1,6 @@
 """What every schedule shares: its layers, found by type at any depth of the model, a position
-counted in training steps or epochs, the assignment of a variable, and the JAX state sync.
+counted in training steps (the optimizer's step counter) or epochs, the assignment of a variable,
+and the JAX state sync.
 
 The schedules themselves (`NoiseAnnealing`, `ActivationMixing`, `GammaUplift`) are in
 `keras_adaptive_acts.callbacks.schedules`.
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+from keras import ops
 
 from keras_adaptive_acts.callbacks.arguments import check_positive_int
 from keras_adaptive_acts.model_graph import all_layers, check_layer_list, match_layers
@@ -47,10 +49,16 @@ def ramp(n: int, duration: int) -> float:
 class LayerSchedule(keras.callbacks.Callback):
     """The machinery of a schedule: its layers, found by type, and a position counted in steps or epochs.
 
+    The position `n` of a step is the optimizer's step counter, `model.optimizer.iterations`, read
+    before the step (the training batches the optimizer has processed since it was created), as
+    Keras' own learning-rate schedules count: it is exact under `steps_per_execution` whatever
+    the data's size, carries on across `fit` calls, and is restored with the optimizer by
+    `BackupAndRestore` and checkpoints. The position of an epoch is Keras' epoch index.
+
     Subclasses set the class attributes, `_layer_types()`, `value(n)`, and the hooks `_begin(n)`
     (before step or epoch `n`; `n` is None before a step when counting epochs) and `_end(n)`
-    (after `n` steps or epochs, counted from 1). `_value` is logged under `_LOG_KEY` at each epoch's
-    end; `history` lists `(n, value)` for each new value of the latest `fit`.
+    (after step or epoch `n - 1`: `n` steps or epochs are done). `_value` is logged under
+    `_LOG_KEY` at each epoch's end; `history` lists `(n, value)` for each new value of the latest `fit`.
     """
 
     _KIND = "layer"  # what `layers` may hold, for messages
@@ -70,11 +78,12 @@ class LayerSchedule(keras.callbacks.Callback):
         self.scheduled_layers: list[keras.layers.Layer] = []  # found in on_train_begin
         self.history: list[tuple[int, float]] = []
         self._value: float | None = None
-        self._steps_done = 0  # training steps finished in this fit
-        self._epoch_offset = 0  # training steps finished before the current epoch
-        # With unit="epoch" the batch-end hook only counts steps, so it may run asynchronously
-        # (Keras then keeps dispatching the other callbacks' batch ends in a thread); with
-        # unit="step" it may act (GammaUplift projects there) and must run in order.
+        # (len(history), value) before the latest execution's value was set, until the execution
+        # ends: Keras begins an execution that finds the data exhausted (data of unknown size).
+        self._unfinished: tuple[int, float | None] | None = None
+        # With unit="epoch" the batch hooks do nothing, so they may run asynchronously (Keras then
+        # keeps dispatching the other callbacks' batch ends in a thread); with unit="step" they
+        # read the optimizer's step counter and act (GammaUplift projects), so they run in order.
         self.async_safe = unit == "epoch"
 
     @classmethod
@@ -92,6 +101,10 @@ class LayerSchedule(keras.callbacks.Callback):
     def _end(self, n: int) -> None:
         pass
 
+    def _restore(self, value: float | None) -> None:
+        """Makes `value`, the value before the latest `_begin`, current again."""
+        self._value = value
+
     def _record(self, n: int, value: float) -> bool:
         """Makes `value` current; True (and an entry in `history`) if it is new."""
         if value == self._value:
@@ -100,34 +113,54 @@ class LayerSchedule(keras.callbacks.Callback):
         self.history.append((n, value))
         return True
 
+    def _optimizer_step(self) -> int:
+        """The optimizer's step counter now: the training batches it has processed so far."""
+        model = self.model  # on JAX, reading it puts the trainer's state back into the variables
+        return int(ops.convert_to_numpy(model.optimizer.iterations))
+
     # ------------------------------------------------------------------------------------------
     # Keras hooks
 
     def on_train_begin(self, logs=None):
+        if self.unit == "step" and getattr(self.model, "optimizer", None) is None:
+            raise ValueError(
+                f"{type(self).__name__}(unit='step') counts the optimizer's steps "
+                "(`model.optimizer.iterations`), and the model has no optimizer: compile it with one, "
+                "or use unit='epoch'."
+            )
         self.scheduled_layers = self._find_layers(self.model)
         self.history = []
         self._value = None
-        self._steps_done = 0
-        self._epoch_offset = 0
-        self._begin(0)
+        self._unfinished = None
+        # No value is set here: the first step (unit="step") or epoch (unit="epoch") sets its own,
+        # after callbacks such as BackupAndRestore have restored the optimizer and the epoch.
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_offset = self._steps_done
         self._begin(epoch if self.unit == "epoch" else None)
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._begin(self._epoch_offset + batch if self.unit == "step" else None)
+        # Before an execution of `steps_per_execution` steps: the value of its first step.
+        if self.unit == "step":
+            self._unfinished = (len(self.history), self._value)
+            self._begin(self._optimizer_step())
+        else:
+            self._begin(None)
 
     def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the last step of this execution (several with steps_per_execution > 1); Keras
-        # reports a full execution even when the epoch's last one is cut short by the data.
-        steps_per_epoch = (self.params or {}).get("steps")
-        done = batch + 1 if not steps_per_epoch else min(batch + 1, steps_per_epoch)
-        self._steps_done = self._epoch_offset + done
         if self.unit == "step":
-            self._end(self._steps_done)
+            self._unfinished = None
+            self._end(self._optimizer_step())  # the steps done, a short last execution included
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._unfinished is not None:
+            # On data of unknown size Keras begins one more execution, which finds the data
+            # exhausted: no step ran with the value it set, so the last step's value comes back
+            # (the layers keep the value they were trained with, as on data of known size).
+            length, value = self._unfinished
+            self._unfinished = None
+            if value != self._value:
+                del self.history[length:]
+                self._restore(value)
         if self.unit == "epoch":
             self._end(epoch + 1)
         if logs is not None:
@@ -165,7 +198,7 @@ class VariableSchedule(LayerSchedule):
         self._pending = False  # some layer has not received self._value yet
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)  # finds the layers, then _begin(0)
+        super().on_train_begin(logs)  # finds the layers
         unbuilt = [layer.name for layer in self.scheduled_layers if not has_variable(layer, self._VARIABLE)]
         if unbuilt:
             warnings.warn(
@@ -180,6 +213,12 @@ class VariableSchedule(LayerSchedule):
         if n is not None and self._record(n, self.value(n)):
             self._pending = True
         if self._pending:
+            self._apply()
+
+    def _restore(self, value: float | None) -> None:
+        super()._restore(value)
+        if value is not None:
+            self._pending = True
             self._apply()
 
     def _apply(self) -> None:

@@ -72,7 +72,11 @@ class SparsifiedMLP(keras.layers.Layer):
         training: whether dropout is active.
 
     Attributes:
-        norm, zeroth_bias (None without), fc1, act, fc2 (created in `build`), drop: the sublayers.
+        norm, zeroth_bias (None without), fc1, act, fc2 (created in `build`), drop: the sublayers,
+            named after the block (`f"{name}_norm"`, `_zeroth_bias`, `_fc1`, `_act`, `_fc2`,
+            `_dropout`), so that the sublayers of several blocks have distinct names: pass
+            `layers=[block.act for block in blocks]` to `measure_sparsity` or `SparsityMonitor`,
+            whose results are keyed by name (e.g. `"mlp0_act"`).
 
     Examples:
         >>> import numpy as np
@@ -82,6 +86,8 @@ class SparsifiedMLP(keras.layers.Layer):
         (2, 5, 4)
         >>> type(block.norm).__name__, type(block.act).__name__, block.zeroth_bias_position
         ('RestrictedLayerNormalization', 'JSquaredReLU', 'input')
+        >>> SparsifiedMLP(hidden_units=8, name="mlp0").act.name  # named after the block
+        'mlp0_act'
 
     Reference:
         Z. Peng, L. Qi, Y. Shi, Y. Gao, "A Theoretical Explanation of Activation Sparsity
@@ -129,27 +135,32 @@ class SparsifiedMLP(keras.layers.Layer):
         self.seed = seed
 
         policy = self.dtype_policy  # the sublayers follow the block's dtype policy
+        # The sublayers are named after the block ("mlp0_act", ...): names unique in a model with
+        # several blocks, which is what measure_sparsity and SparsityMonitor key their results by.
+        names = {
+            role: f"{self.name}_{role}" for role in ("norm", "zeroth_bias", "fc1", "act", "fc2", "dropout")
+        }
         if norm == "restricted":
             self.norm = RestrictedLayerNormalization(
-                mode="scratch", epsilon=epsilon, name="norm", dtype=policy
+                mode="scratch", epsilon=epsilon, name=names["norm"], dtype=policy
             )
         else:
-            self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name="norm", dtype=policy)
+            self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name=names["norm"], dtype=policy)
         self.zeroth_bias = None
         if zeroth_bias:
             self.zeroth_bias = ZerothBias(
                 max_len=max_len,
                 clip=clip,
                 reference_norm=self.norm,
-                name="zeroth_bias",
+                name=names["zeroth_bias"],
                 dtype=policy,
             )
-        self.fc1 = keras.layers.Dense(hidden_units, name="fc1", dtype=policy)
+        self.fc1 = keras.layers.Dense(hidden_units, name=names["fc1"], dtype=policy)
         # The policy's name, not the object: a layer whose config Keras records from its constructor's
         # arguments (JSquaredReLU) cannot serialise a policy object.
-        self.act = _activation_layer(activation, name="act", dtype=policy.name)
+        self.act = _activation_layer(activation, name=names["act"], dtype=policy.name)
         self.fc2 = None  # its width is the input's d_model: created in build
-        self.drop = keras.layers.Dropout(dropout, seed=seed, name="dropout", dtype=policy)
+        self.drop = keras.layers.Dropout(dropout, seed=seed, name=names["dropout"], dtype=policy)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -171,7 +182,7 @@ class SparsifiedMLP(keras.layers.Layer):
             self.zeroth_bias.build(input_shape)
         self.fc1.build(input_shape)
         self.act.build(hidden_shape)
-        self.fc2 = keras.layers.Dense(d_model, name="fc2", dtype=self.dtype_policy)
+        self.fc2 = keras.layers.Dense(d_model, name=f"{self.name}_fc2", dtype=self.dtype_policy)
         self.fc2.build(hidden_shape)
         if self.zeroth_bias is not None and self.zeroth_bias_position == "output":
             self.zeroth_bias.build(input_shape)

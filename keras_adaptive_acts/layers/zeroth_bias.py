@@ -9,7 +9,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_adaptive_acts._keras_internals import upstream_operations
+from keras_adaptive_acts._keras_internals import upstream_operations, variable_is_detached
 from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_number
 
@@ -30,7 +30,8 @@ class _ZerothBiasClip(keras.constraints.Constraint):
     """`b0 <- clip(b0, -bound, bound)`, bound = `clip * |gamma|` (read at call time) or `clip`.
 
     Not serialised: the owning `ZerothBias` creates it in `build`; it reads the referenced norm
-    layer's gamma variable through the layer, so a compiled train step sees the current gamma.
+    layer's gamma variable through the layer, so a compiled train step sees the current gamma
+    (see `ZerothBias._clip_bound` for a frozen gamma on JAX).
     """
 
     def __init__(self, owner: ZerothBias):
@@ -68,7 +69,11 @@ class ZerothBias(keras.layers.Layer):
     The clip is a Keras variable constraint on `b0`, so it holds after every optimizer step,
     also in a `jit_compile=True` train step; the constraint reads the referenced
     LayerNormalization's `gamma` variable when it runs, so it follows a gamma that is trained,
-    frozen or raised by `GammaUplift` (all constraints run after all of the step's updates).
+    frozen (`trainable=False`) or raised by `GammaUplift` (all constraints run after all of the
+    step's updates), on every backend. (On JAX the optimizer step cannot read a frozen variable,
+    which Keras' trainer holds outside the model during `fit`: for a frozen gamma the clip uses
+    the value the layer's call read in the same step, which is the same, as a frozen gamma only
+    changes between steps.)
     A value assigned by hand is not clipped until the next update.
 
     Serialisation of the reference: `get_config` stores the referenced layer's name as
@@ -149,6 +154,9 @@ class ZerothBias(keras.layers.Layer):
             )
         self.reference_norm_name = reference_norm_name
         self._reference = _Reference(reference_norm)
+        # The reference's gamma as the latest call read it, for the clip when the optimizer step
+        # cannot read the variable itself (see `_clip_bound`). Not state: never saved.
+        self._gamma_of_latest_call = None
         self.supports_masking = True
 
     @property
@@ -210,6 +218,11 @@ class ZerothBias(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        norm = self._reference.layer
+        if norm is not None and getattr(norm, "gamma", None) is not None:
+            # Read whether the norm is frozen or not: what Keras counts as trainable also depends
+            # on the layers above it (a flag set before the build, a frozen parent).
+            self._gamma_of_latest_call = norm.gamma.value
         inputs = ops.cast(inputs, self.compute_dtype)  # integers too: b0 would be truncated to them
         length = ops.shape(inputs)[1]
         self._check_length(length)
@@ -273,6 +286,19 @@ class ZerothBias(keras.layers.Layer):
                 f"The gamma of {norm.name!r} must have shape (d_model,) = ({self.b0.shape[1]},). "
                 f"Received: {None if gamma is None else tuple(gamma.shape)}"
             )
+        if variable_is_detached(gamma):
+            # A frozen gamma inside the optimizer step of a JAX `fit`: the JAX trainer hands the
+            # optimizer only the trainable variables, so the variable has no value here. A frozen
+            # gamma does not change during a step, so the value the step's forward pass read (a
+            # value of the same traced step) is its value now; callbacks such as GammaUplift change
+            # it only between steps, and the next forward pass reads the new value.
+            gamma = self._gamma_of_latest_call
+            if gamma is None:
+                raise ValueError(
+                    f"ZerothBias {self.name!r} cannot read the frozen gamma of {norm.name!r} in this "
+                    "optimizer step: on JAX the clip of a frozen reference uses the value read by the "
+                    "layer's call in the same training step, and the layer was not called."
+                )
         return ops.abs(ops.cast(gamma, dtype)) * ops.cast(self.clip, dtype)
 
     @staticmethod

@@ -187,9 +187,42 @@ def test_bad_arguments(kwargs, match):
 )
 def test_activation_names_are_read_by_the_package_resolver(activation, layer_class, reference):
     block = SparsifiedMLP(hidden_units=6, activation=activation, zeroth_bias=False, dtype="mixed_bfloat16")
-    assert type(block.act) is layer_class and block.act.name == "act"
+    assert type(block.act) is layer_class and block.act.name == f"{block.name}_act"  # named after the block
     assert block.act.dtype_policy.name == "mixed_bfloat16"  # the sublayer follows the block's policy
     x = random_input((3, 6))
     act = type(block.act).from_config({**block.act.get_config(), "dtype": "float32"})
     np.testing.assert_allclose(ops.convert_to_numpy(act(x)), reference(x), rtol=1e-6, atol=1e-6)
     assert block.get_config()["activation"] == activation  # the name is saved as given
+
+
+@pytest.mark.parametrize("number_of_blocks", [2, 3])
+def test_the_activations_of_several_blocks_are_measured_by_default_and_when_listed(number_of_blocks):
+    from keras_adaptive_acts.callbacks import SparsityMonitor
+    from keras_adaptive_acts.measurement import measure_sparsity
+
+    blocks = [SparsifiedMLP(6, max_len=3, name=f"mlp{i}") for i in range(number_of_blocks)]  # J-SquaredReLU
+    inputs = keras.Input((3, 4))
+    hidden = inputs
+    for block in blocks:
+        hidden = block(hidden)
+    model = keras.Model(inputs, hidden)
+    x = random_input((5, 3, 4), seed=1)
+
+    # The reference: each block's hidden activation, relu(fc1(norm(h) + b0)), in NumPy float64.
+    expected, h = {}, x.astype("float64")
+    for block in blocks:
+        normalised = h - h.mean(-1, keepdims=True)
+        normalised = normalised / np.sqrt(normalised.var(-1, keepdims=True) + 1e-6)
+        normalised = normalised * value(block.norm.gamma) + value(block.zeroth_bias.b0)[:3]
+        relu = np.maximum(normalised @ value(block.fc1.kernel) + value(block.fc1.bias), 0.0)
+        hidden_units = relu + 0.5 * relu**2  # J-SquaredReLU: zero exactly where ReLU is
+        expected[f"{block.name}_act"] = np.count_nonzero(hidden_units == 0) / hidden_units.size
+        h = h + hidden_units @ value(block.fc2.kernel) + value(block.fc2.bias)
+
+    assert len({block.act.name for block in blocks}) == number_of_blocks
+    assert measure_sparsity(model, x) == pytest.approx(expected)  # by default: unique names now
+    assert measure_sparsity(model, x, layers=[block.act for block in blocks]) == pytest.approx(expected)
+    monitor = SparsityMonitor(x, layers=[block.act for block in blocks])
+    monitor.set_model(model)
+    measured = monitor.measure()
+    assert {key: measured[f"zero_fraction/{key}"] for key in expected} == pytest.approx(expected)

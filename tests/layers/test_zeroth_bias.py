@@ -144,6 +144,45 @@ def test_clip_follows_a_restricted_norm_and_a_gamma_raised_between_steps():
     assert np.all(np.abs(b0) <= 0.1 * np.abs(gamma) * (1 + 1e-6))
 
 
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_clip_follows_a_frozen_reference_and_a_frozen_gamma_raised_by_gamma_uplift(jit_compile):
+    """On JAX the optimizer step cannot read a frozen gamma (the trainer holds it outside the model)."""
+    from keras_adaptive_acts import SparsifiedMLP
+    from keras_adaptive_acts.callbacks import GammaUplift
+
+    x = random_input((32, 5, 4), seed=5)
+    inputs = keras.Input((5, 4))
+    norm = keras.layers.LayerNormalization(center=False, name="frozen_ln")
+    bias = ZerothBias(max_len=5, clip=0.1, reference_norm=norm)
+    model = keras.Model(inputs, bias(norm(inputs)))  # only b0 trains: the loss pushes it up
+    gamma = np.array([0.2, 0.5, 0.3, 0.4], "float32")
+    norm.gamma.assign(gamma)
+    norm.trainable = False  # fine-tuning with the norm frozen
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse", jit_compile=jit_compile)
+    model.fit(x, x + 10.0, batch_size=8, epochs=1, verbose=0)
+    np.testing.assert_array_equal(numpy_value(norm.gamma), gamma)  # frozen
+    b0 = numpy_value(bias.b0)
+    assert np.all(np.abs(b0) <= 0.1 * gamma * (1 + 1e-6))
+    np.testing.assert_allclose(b0, np.broadcast_to(0.1 * gamma, (5, 4)), rtol=1e-6)  # reached
+
+    # GammaUplift raises the frozen gamma between steps (floor 1 after the first step of 4): the
+    # compiled step clips with the raised value from the next step on.
+    model.fit(x, x + 10.0, batch_size=8, epochs=1, verbose=0, callbacks=[GammaUplift(1, layers=[norm])])
+    np.testing.assert_array_equal(numpy_value(norm.gamma), np.ones(4, "float32"))
+    b0 = numpy_value(bias.b0)
+    np.testing.assert_allclose(b0, np.full((5, 4), 0.1), rtol=1e-6)  # the raised bound, reached
+
+    # The same through SparsifiedMLP, freezing its own norm.
+    block = SparsifiedMLP(8, max_len=5, clip=0.1)
+    block_model = keras.Model(inputs, block(inputs))
+    block.norm.gamma.assign(np.full(4, 1.5, "float32"))  # the scratch norm keeps gamma >= 1
+    block.norm.trainable = False
+    block_model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=jit_compile)
+    block_model.fit(x, x + 10.0, batch_size=8, epochs=2, verbose=0)
+    b0 = numpy_value(block.zeroth_bias.b0)
+    assert np.all(np.isfinite(b0)) and np.all(np.abs(b0) <= 0.15 * (1 + 1e-6)) and np.abs(b0).max() > 0
+
+
 def test_absolute_clip_without_reference():
     x = random_input((32, 5, 4), seed=5)
     bias = ZerothBias(max_len=5, clip=0.05)
