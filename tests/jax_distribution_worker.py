@@ -1,20 +1,20 @@
 """One process of tests/test_jax_distribution.py: `python jax_distribution_worker.py OUT_DIR`.
 
 Keras' JAX distribution API (`keras.distribution.DataParallel`) on two CPU devices that XLA makes of
-this machine's one (`--xla_force_host_platform_device_count=2`, set before JAX starts). The model with
-every layer of the package, its noise on, trained by `fit` on one device and then under DataParallel
-from the same initial weights; the model saved under the distribution, reloaded on one device. Writes
-OUT_DIR/result.json.
+this machine's one. The test starts it with `KERAS_BACKEND=jax` and
+`XLA_FLAGS=--xla_force_host_platform_device_count=2` in its environment (XLA reads them before JAX
+starts). The model with every layer of the package, its noise on, trained by `fit` on one device and
+then under DataParallel from the same initial weights; the model saved under the distribution,
+reloaded on one device. Writes OUT_DIR/result.json.
+
+Importing this module changes nothing and needs no JAX: pytest imports every module of tests/ for
+its doctests, on every backend, and the environment of its process must stay as it was.
 """
 
 import json
 import os
 import sys
 
-os.environ["KERAS_BACKEND"] = "jax"
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-
-import jax
 import keras
 import numpy as np
 from every_layer_model import CLASSES, FEATURES, STEPS, functional_model
@@ -54,6 +54,10 @@ def error_name(function):
 
 
 def main(out_dir):
+    import jax
+
+    if keras.backend.backend() != "jax" or len(jax.devices()) != 2:
+        raise SystemExit(f"needs KERAS_BACKEND=jax and two XLA devices; has {keras.backend.backend()}")
     single, single_losses = train()
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
     distributed, distributed_losses = train()

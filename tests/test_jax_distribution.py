@@ -29,7 +29,9 @@ LOSS_RTOL = WEIGHT_ATOL = 1e-5
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("jax_distribution")
-    environment = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # XLA makes two devices of the CPU only if told before JAX starts: in the worker's environment.
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": flags}
     run = subprocess.run(
         [sys.executable, str(WORKER), str(out_dir)],
         capture_output=True,
