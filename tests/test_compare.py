@@ -573,6 +573,7 @@ def test_parameter_count_leaves_out_the_noise_stream_position():
     assert model.count_params() == compare.parameter_count(model) + position_size
 
 
+@pytest.mark.slow  # fresh processes or a network per activation: 8 to 26 s on CI's machine
 def test_an_activation_that_changes_the_shape_is_refused_and_every_other_one_builds_the_network():
     # glu splits the last axis in two halves (a * sigmoid(b)): the Dense layer after it would get
     # half the features it was built for.

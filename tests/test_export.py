@@ -489,6 +489,7 @@ def test_outputs_of_one_layer_are_numbered_and_a_dict_is_served_by_its_keys(tmp_
         np.testing.assert_allclose(served[key], predicted[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # fresh processes or a network per activation: 8 to 26 s on CI's machine
 def test_input_names_are_served_as_given_or_refused_up_front(tmp_path):
     inputs = keras.Input((4,), name="Input-1")  # not a Python name: TensorFlow's argument is Input_1
     model = keras.Model(inputs, kaa.CompetitiveReLU()(keras.layers.Dense(3)(inputs)))

@@ -209,6 +209,7 @@ print(model.fit(np.ones((8, 3), "float32"), np.zeros((8, 1)), batch_size=8, verb
 """
 
 
+@pytest.mark.slow  # fresh processes or a network per activation: 8 to 26 s on CI's machine
 def test_the_first_regularizer_of_a_process_may_be_created_inside_a_traced_step():
     import os
     import subprocess
