@@ -115,6 +115,16 @@ def test_fit_and_to_keras_leave_the_global_random_state_alone():
     keras.utils.set_random_seed(1)
     expected = random_draws()
     keras.utils.set_random_seed(1)
+    replayed = random_draws() == expected
+    keras.utils.set_random_seed(1)
     NarrowReLULearner(2, seed=0, refine_steps=20, refine_batch_size=500).fit(X, y).to_keras()
     build_keras_model(target, dtype="float64")
-    assert random_draws() == expected
+    after = random_draws()
+    assert after[:2] == expected[:2]  # Python's and NumPy's streams
+    # Keras' unseeded stream: Keras 3.10 does not rewind it on set_random_seed (its global
+    # SeedGenerator, once made, keeps going), so there it cannot be replayed within one process;
+    # the newest Keras replays it, and it must be where it was.
+    if replayed:
+        assert after[2] == expected[2]
+    else:
+        assert keras.__version__.startswith("3.10."), f"Keras {keras.__version__} did not replay its stream"
