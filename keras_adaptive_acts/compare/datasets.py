@@ -131,18 +131,18 @@ def _load_npz(path: Path) -> Dataset:
                 f"Found: {', '.join(sorted(names)) or 'no arrays'}"
             )
     if "x" in arrays:
-        x, y = _features(arrays["x"], "x", path), _labels(arrays["y"], "y", path)
-        _check_lengths(x, y, "x", "y", path)
+        x, y = _features(arrays["x"], "x", path), checked_labels(arrays["y"], "y", path)
+        check_lengths(x, y, "x", "y", path)
         if len(x) < 4:
             raise ValueError(f"{str(path)!r}: x has {len(x)} samples, too few to split into train and test.")
         (y,) = _class_indices({"y": y}, path)
         return split(x, y)
     x_train = _features(arrays["x_train"], "x_train", path)
     x_test = _features(arrays["x_test"], "x_test", path)
-    y_train = _labels(arrays["y_train"], "y_train", path)
-    y_test = _labels(arrays["y_test"], "y_test", path)
-    _check_lengths(x_train, y_train, "x_train", "y_train", path)
-    _check_lengths(x_test, y_test, "x_test", "y_test", path)
+    y_train = checked_labels(arrays["y_train"], "y_train", path)
+    y_test = checked_labels(arrays["y_test"], "y_test", path)
+    check_lengths(x_train, y_train, "x_train", "y_train", path)
+    check_lengths(x_test, y_test, "x_test", "y_test", path)
     y_train, y_test = _class_indices({"y_train": y_train, "y_test": y_test}, path)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise ValueError(
@@ -189,7 +189,7 @@ def _features(x: np.ndarray, key: str, path: Path) -> np.ndarray:
     return features
 
 
-def _labels(y: np.ndarray, key: str, source: str | Path) -> np.ndarray:
+def checked_labels(y: np.ndarray, key: str, source: str | Path) -> np.ndarray:
     """`y` as one label per sample, checked to be classes 0, 1, 2, ...; `source` (a file's path, or
     a description such as "`data`") begins the messages."""
     where = repr(str(source)) if isinstance(source, Path) else source
@@ -233,7 +233,7 @@ def _class_indices(labels: dict[str, np.ndarray], path: Path) -> list[np.ndarray
     return [y.astype("int64") for y in labels.values()]
 
 
-def _check_lengths(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, source: str | Path) -> None:
+def check_lengths(x: np.ndarray, y: np.ndarray, x_key: str, y_key: str, source: str | Path) -> None:
     where = repr(str(source)) if isinstance(source, Path) else source
     if len(x) != len(y):
         raise ValueError(f"{where}: {x_key} and {y_key} have different lengths ({len(x)} and {len(y)}).")

@@ -19,7 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_adaptive_acts.compare.datasets import Dataset, _check_lengths, _labels
+from keras_adaptive_acts.compare.datasets import Dataset, check_lengths, checked_labels
 from keras_adaptive_acts.compare.specs import parse_activation
 from keras_adaptive_acts.measurement import measure_sparsity
 from keras_adaptive_acts.validation import check_integer
@@ -114,10 +114,10 @@ def _check_data(data: Sequence[np.ndarray]) -> Dataset:
         )
     # The checks `load_dataset` runs on a file's labels, so that arrays passed directly get the same
     # clear error up front instead of a backend error in the middle of training.
-    y_train = _labels(data.y_train, "y_train", "`data`")
-    y_test = _labels(data.y_test, "y_test", "`data`")
-    _check_lengths(data.x_train, y_train, "x_train", "y_train", "`data`")
-    _check_lengths(data.x_test, y_test, "x_test", "y_test", "`data`")
+    y_train = checked_labels(data.y_train, "y_train", "`data`")
+    y_test = checked_labels(data.y_test, "y_test", "`data`")
+    check_lengths(data.x_train, y_train, "x_train", "y_train", "`data`")
+    check_lengths(data.x_test, y_test, "x_test", "y_test", "`data`")
     return Dataset(data.x_train, y_train.astype("int64"), data.x_test, y_test.astype("int64"))
 
 
