@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 HyperParameters = keras_tuner.HyperParameters
+# The classes of declared values, to tell a declared Choice from a Fixed: `keras_tuner.engine.hyperparameters`
+# is one of KerasTuner's exported paths (its `keras_tuner_export` names them there), not its `src` package.
 _CHOICE = keras_tuner.engine.hyperparameters.Choice
 _FIXED = keras_tuner.engine.hyperparameters.Fixed
 Arguments = Callable[[HyperParameters, str], dict[str, Any]]

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras_bugs import (
     NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE,
+    TORCH_DENSE_ROUNDS_FLOAT64,
     TORCH_MAXIMUM_ROUNDS_FLOAT64,
     rebuilt_model_keeps_recorded_training_false,
 )
@@ -27,3 +28,15 @@ def test_the_maximum_of_two_float64_tensors_is_float64():
     result = keras.ops.maximum(x, y)
     assert keras.backend.standardize_dtype(result.dtype) == "float64"
     assert keras.ops.convert_to_numpy(result).tolist() == [1.0 + 2.0**-40, -3.0]
+
+
+@TORCH_DENSE_ROUNDS_FLOAT64
+def test_a_float64_dense_layer_computes_in_float64():
+    # 1 + 2**-40 is not a float32; neither is the product, 2**-40 + 2**-80 (float32 keeps 24 bits).
+    layer = keras.layers.Dense(2, use_bias=False, dtype="float64")
+    layer.build((None, 2))
+    layer.set_weights([np.array([[1.0, 2.0**-40], [1.0, 2.0**-40]])])
+    x = keras.ops.convert_to_tensor(np.array([[1.0 + 2.0**-40, -1.0]]), "float64")
+    result = layer(x)
+    assert keras.backend.standardize_dtype(result.dtype) == "float64"
+    assert keras.ops.convert_to_numpy(result).tolist() == [[2.0**-40, 2.0**-80]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -63,7 +65,8 @@ def build_keras_model(
         ValueError: with `dtype="float32"`, a layer's weights do not fit in float32: the largest
             overflows (above about `3.4e38`) or the largest non-zero one underflows (below about
             `1.2e-38`, where float32 loses precision and then rounds to 0). Fit rescaled targets, or pass
-            `dtype="float64"`.
+            `dtype="float64"`. With `dtype="float64"`, this Keras does not compute a float64 `Dense` in
+            float64 (`check_float64_dense`).
 
     Examples:
 
@@ -78,6 +81,8 @@ def build_keras_model(
     if dtype == "float32":
         check_float32_range("hidden weights", network.hidden_weights)
         check_float32_range("output weights and bias", readout)
+    else:
+        check_float64_dense()
     model = _architecture(network.input_dim, network.width, name=name, dtype=dtype, initializer="zeros")
     model.layers[0].set_weights([network.hidden_weights.T])
     model.layers[1].set_weights([network.output_weights[:, None], np.array([network.bias])])
@@ -104,6 +109,45 @@ def check_float32_range(what: str, values: np.ndarray) -> None:
             f"{largest:.3g}, {bound}. Fit targets rescaled to about unit size (e.g. y / {largest:.0e}) and "
             'scale the predictions back, or build the model in float64 (dtype="float64").'
         )
+
+
+def check_float64_dense() -> None:
+    """Raises `ValueError` when this Keras does not compute a float64 `Dense` layer in float64.
+
+    Asked of Keras itself, with a one-weight `Dense(1, use_bias=False)` on `1 + 2**-40` (not a float32
+    number), not read from its version: a float64 model that computes in float32 would turn the weights
+    it was asked for (beyond float32's range, or its precision) into infinities, zeros or rounded
+    values without a word. Two cases are known. Keras' PyTorch backend, from Keras 3.12 on, casts a
+    float64 matrix product to float32 (its `result_type` maps 64-bit types to 32-bit outside
+    TensorFlow; keras-team/keras#23704, open, with 3.15.1 and keras-nightly 3.16.0.dev2026102704).
+    JAX has no float64 unless `JAX_ENABLE_X64=1` was set before it was imported.
+    """
+    probe = keras.layers.Dense(
+        1, use_bias=False, kernel_initializer="ones", dtype="float64", name="float64_dense_probe"
+    )
+    value = 1.0 + 2.0**-40
+    with warnings.catch_warnings():  # JAX without 64-bit types warns as it truncates: the error says it
+        warnings.simplefilter("ignore")
+        output = probe(keras.ops.convert_to_tensor(np.array([[value]]), dtype="float64"))
+    dtype = keras.backend.standardize_dtype(output.dtype)
+    if dtype == "float64" and float(keras.ops.convert_to_numpy(output)[0, 0]) == value:
+        return
+    backend = keras.backend.backend()
+    if backend == "jax" and dtype != "float64":
+        cause = "JAX's 64-bit types are disabled: set JAX_ENABLE_X64=1 before JAX is imported."
+    elif backend == "torch":
+        cause = (
+            "Keras' PyTorch backend casts a float64 matrix product to float32 (keras-team/keras#23704): "
+            "use the TensorFlow backend, or JAX with JAX_ENABLE_X64=1."
+        )
+    else:
+        cause = "Use the TensorFlow backend, or JAX with JAX_ENABLE_X64=1."
+    raise ValueError(
+        f"Keras {keras.__version__} on the {backend} backend does not compute a float64 Dense layer in "
+        f"float64 (for 1 + 2**-40 it gave {float(keras.ops.convert_to_numpy(output)[0, 0])!r} in {dtype}), "
+        f"so a float64 model would not hold the network's weights. {cause} Or fit targets rescaled to "
+        "about unit size, and build the model in float32."
+    )
 
 
 def network_from_keras(model: keras.Model) -> ReLUNetwork:

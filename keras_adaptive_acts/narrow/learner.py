@@ -307,7 +307,9 @@ class NarrowReLULearner:
         Raises:
             ValueError: with `dtype="float32"`, the network's output weights overflow float32 (targets
                 above about `1e38`) or underflow it (targets below about `1e-38`); the message names the
-                largest weight. Fit rescaled targets, or pass `dtype="float64"`.
+                largest weight. Fit rescaled targets, or pass `dtype="float64"`. With `"float64"`, this
+                Keras does not compute a float64 `Dense` in float64 (PyTorch, keras-team/keras#23704; JAX
+                without `JAX_ENABLE_X64=1`).
         """
         self._check_fitted()
         return build_keras_model(self.network_, dtype=dtype)
