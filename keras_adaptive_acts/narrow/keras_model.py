@@ -23,12 +23,15 @@ def narrow_relu_model(
 ) -> keras.Sequential:
     """`Dense(width, relu, use_bias=False) -> Dense(1)` on inputs of size `input_dim`, with Keras' default
     (random) initialisation: the model `build_keras_model` initialises by moments instead. `dtype` is
-    `"float32"` (default) or `"float64"`."""
+    `"float32"` (default) or `"float64"` (a `ValueError` where this Keras computes a float64 `Dense` in
+    float32: `check_float64_dense`)."""
     return _architecture(input_dim, width, name=name, dtype=dtype, initializer="glorot_uniform")
 
 
 def _architecture(input_dim: int, width: int, *, name: str, dtype: str, initializer: str) -> keras.Sequential:
     check_choice("dtype", dtype, MODEL_DTYPES)
+    if dtype == "float64":
+        check_float64_dense()
     return keras.Sequential(
         [
             keras.Input((input_dim,), name="x", dtype=dtype),
@@ -81,8 +84,6 @@ def build_keras_model(
     if dtype == "float32":
         check_float32_range("hidden weights", network.hidden_weights)
         check_float32_range("output weights and bias", readout)
-    else:
-        check_float64_dense()
     model = _architecture(network.input_dim, network.width, name=name, dtype=dtype, initializer="zeros")
     model.layers[0].set_weights([network.hidden_weights.T])
     model.layers[1].set_weights([network.output_weights[:, None], np.array([network.bias])])

@@ -17,6 +17,7 @@ from keras_adaptive_acts.narrow import (
     ReLUNetwork,
     build_keras_model,
     make_planted_regression,
+    narrow_relu_model,
     relative_population_mse,
 )
 
@@ -92,8 +93,12 @@ def test_to_keras_refuses_weights_beyond_float32_and_builds_them_in_float64(fact
     if not dense_keeps_float64():
         # Keras' PyTorch backend computes a float64 Dense in float32 (tests/keras_bugs.py): the model
         # would give NaN or 0 here, so it is refused with the reason.
-        with pytest.raises(ValueError, match="does not compute a float64 Dense layer in float64"):
-            learner.to_keras(dtype="float64")
+        for build in (
+            lambda: learner.to_keras(dtype="float64"),
+            lambda: narrow_relu_model(6, 4, dtype="float64"),
+        ):
+            with pytest.raises(ValueError, match="does not compute a float64 Dense layer in float64"):
+                build()
         return
     model = learner.to_keras(dtype="float64")
     expected = np.maximum(X[:50] @ network.hidden_weights.T, 0.0) @ network.output_weights + network.bias
