@@ -60,16 +60,32 @@ NIGHTLY_KEEPS_RECORDED_TRAINING_FALSE = pytest.mark.xfail(
 )
 
 # Keras' PyTorch backend, from Keras 3.12 (whose `result_type` began to map 64-bit types to 32-bit
-# outside TensorFlow; 3.11.3's did not) to 3.15.1 and keras-nightly 3.16.0.dev2026102704: `ops.maximum`
-# and `ops.minimum` cast both inputs to `keras.backend.result_type`, so two float64 tensors give a
-# float32 maximum (JAX and TensorFlow keep float64). Reported as keras-team/keras#23223 (closed by
-# #23225; the releases above still have it). `keras_adaptive_acts/ops/maximum.py` works around it;
-# reproduction: tests/test_keras_bugs.py.
+# outside TensorFlow; 3.11.3's did not) to 3.15.1 and keras-nightly 3.16.0.dev2026102704:
+# `ops.maximum`, `ops.minimum` and `ops.divide_no_nan` cast their inputs to `keras.backend.result_type`,
+# so two float64 tensors give a float32 result (JAX and TensorFlow keep float64). Reported as
+# keras-team/keras#23223 (closed by #23225; the releases above still have it).
+# `keras_adaptive_acts/ops/dtype_preserving.py` works around it; reproduction: tests/test_keras_bugs.py.
 TORCH_MAXIMUM_ROUNDS_FLOAT64 = pytest.mark.xfail(
     condition=keras.backend.backend() == "torch" and KERAS_RELEASE >= (3, 12),
     reason=(
-        "Keras' PyTorch ops.maximum rounds float64 inputs to float32 (keras-team/keras#23223; "
-        "see tests/test_keras_bugs.py); keras_adaptive_acts.ops.maximum works around it"
+        "Keras' PyTorch ops.maximum, ops.minimum and ops.divide_no_nan round float64 inputs to float32 "
+        "(keras-team/keras#23223; see tests/test_keras_bugs.py); keras_adaptive_acts.ops.dtype_preserving "
+        "works around it"
+    ),
+    strict=True,
+)
+
+# Keras' PyTorch and JAX backends (JAX with 64-bit types enabled), the same releases: `ops.mean` casts
+# its input to `result_type(dtype, "float32")`, float32, sums there and casts the mean back, so a
+# float64 mean carries float32's precision under a float64 dtype. Keras' own float64
+# `LayerNormalization` is then float32-precise there. Not found in the stored copy of Keras' issue
+# tracker as of 2026-12-07 (keras-team/keras#23704 reports the same `result_type` cause for `Dense`).
+# `keras_adaptive_acts/ops/dtype_preserving.py` works around it; reproduction: tests/test_keras_bugs.py.
+MEAN_ROUNDS_FLOAT64 = pytest.mark.xfail(
+    condition=keras.backend.backend() in ("torch", "jax") and KERAS_RELEASE >= (3, 12),
+    reason=(
+        "Keras' PyTorch and JAX ops.mean sum float64 in float32 (see tests/test_keras_bugs.py); "
+        "keras_adaptive_acts.ops.dtype_preserving works around it"
     ),
     strict=True,
 )
@@ -92,7 +108,8 @@ def dense_keeps_float64() -> bool:
 # keras-nightly 3.16.0.dev2026102704: `ops.matmul` casts two float64 inputs to float32 and multiplies
 # them there, so a float64 `Dense` computes in float32 (with a bias, its output is float64 again,
 # but rounded). Reported as keras-team/keras#23704 (open). `narrow.build_keras_model(dtype="float64")`
-# refuses to build a model that would not hold its weights; reproduction: tests/test_keras_bugs.py.
+# refuses to build a model that would not hold its weights (the package leaves Dense and the recurrent
+# cells' products to Keras: docs/guides/backends.md); reproduction: tests/test_keras_bugs.py.
 TORCH_DENSE_ROUNDS_FLOAT64 = pytest.mark.xfail(
     condition=keras.backend.backend() == "torch" and KERAS_RELEASE >= (3, 12),
     reason=(

@@ -23,7 +23,7 @@ from keras_adaptive_acts.callbacks.scheduling import (
     ramp,
 )
 from keras_adaptive_acts.layers.noisy_activation import NoisyActivation
-from keras_adaptive_acts.ops.maximum import maximum
+from keras_adaptive_acts.ops.dtype_preserving import maximum
 from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_choice, check_number
 

@@ -9,9 +9,11 @@
   other weights (`.keras`, `.weights.h5`, hence `keras.callbacks.BackupAndRestore`) on every Keras
   version, and a reloaded layer draws what the saved one would have drawn next. The seed pair and
   its advance are those of `keras.random.SeedGenerator(seed)`, so the stream is Keras' own.
-- Seeds per replica: under `tf.distribute.MirroredStrategy` every replica reads the same state, so
-  a plain generator makes every replica draw identical noise. `NoiseStream` folds the replica's id
-  into each seed it hands out. Outside a strategy (and on JAX/PyTorch) the id is 0.
+- Seeds per replica: under `tf.distribute.MirroredStrategy` every replica reads the same state, and
+  PyTorch's `DistributedDataParallel` copies rank 0's state to every process, so a plain generator
+  makes every replica draw identical noise. `NoiseStream` folds the replica's id (the process's rank
+  on PyTorch) into each seed it hands out. Outside a strategy or process group (and on JAX, whose
+  `keras.distribution` draws for the global batch) the id is 0.
 - Noise inside a loop: a stream cannot advance inside JAX's `lax.scan` (the update would leak out
   of the trace). The caller takes one seed with `next()` before the loop, and `loop_key` folds into
   it a step count that the loop carries.
@@ -98,8 +100,19 @@ def draws_noise(training, noise_at_inference: bool) -> bool:
 
 
 def replica_id():
-    """The id of the current replica in its sync group: 0 outside a TensorFlow distribution strategy."""
-    if keras.backend.backend() != "tensorflow":
+    """The id of the current replica: its id in its sync group under a TensorFlow distribution
+    strategy, the process's rank under PyTorch's `torch.distributed` (as `DistributedDataParallel`
+    runs it), else 0."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        # DDP copies rank 0's weights, stream positions included, to every process: without the rank,
+        # every process would draw rank 0's noise.
+        import torch.distributed  # PyTorch-only
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank()
+        return 0
+    if backend != "tensorflow":
         return 0
     import tensorflow as tf  # TensorFlow-only
 

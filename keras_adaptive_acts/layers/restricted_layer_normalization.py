@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from keras_adaptive_acts.ops.maximum import maximum
+from keras_adaptive_acts.ops.competitive import statistics_dtype
+from keras_adaptive_acts.ops.dtype_preserving import maximum, mean
 from keras_adaptive_acts.registry import register
 from keras_adaptive_acts.validation import check_choice, check_number
 
@@ -211,25 +212,30 @@ class RestrictedLayerNormalization(keras.layers.LayerNormalization):
     def call(self, inputs):
         # Integers are normalised as floats (LayerNormalization would use integer arithmetic).
         inputs = ops.cast(inputs, self.compute_dtype)
-        if keras.backend.backend() == "torch":
+        backend = keras.backend.backend()
+        # Keras' own layer on PyTorch (see below), and in float64 on JAX, where its `ops.mean` sums
+        # in float32 (`dtype_preserving`): written with `keras.ops` there.
+        if backend == "torch" or (backend == "jax" and self.compute_dtype == "float64"):
             return self._normalize_with_ops(inputs)
         return super().call(inputs)
 
     def _normalize_with_ops(self, inputs):
-        """Keras' layer normalization written with `keras.ops`, as Keras computes it off PyTorch.
+        """Keras' layer normalization written with `keras.ops`, as Keras computes it on TensorFlow.
 
         Keras' PyTorch `layer_normalization` hands contiguous axes to `F.layer_norm`, which normalises
         the trailing axes whatever `axis` says, and computes the variance as E[x^2] - E[x]^2, NaN
         where x^2 overflows (|x| above about 1e19 in float32). Here the variance is E[(x - mean)^2].
+        16-bit inputs are normalised in float32, float64 ones in float64 (Keras' own PyTorch
+        `LayerNormalization` normalises float64 with float32's precision: see `dtype_preserving`).
         """
-        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        x = ops.cast(inputs, statistics_dtype(inputs.dtype))
         shape = [1] * len(x.shape)
         for axis in self.axis:
             shape[axis] = x.shape[axis]
-        mean = ops.mean(x, axis=self.axis, keepdims=True)
-        variance = ops.mean(ops.square(x - mean), axis=self.axis, keepdims=True)
+        average = mean(x, axis=self.axis, keepdims=True)
+        variance = mean(ops.square(x - average), axis=self.axis, keepdims=True)
         scale = ops.rsqrt(variance + self.epsilon) * ops.reshape(ops.cast(self.gamma, x.dtype), shape)
-        outputs = (x - mean) * scale
+        outputs = (x - average) * scale
         if self.beta is not None:
             outputs = outputs + ops.reshape(ops.cast(self.beta, x.dtype), shape)
         return ops.cast(outputs, self.compute_dtype)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor
-from keras_adaptive_acts.ops.maximum import maximum
+from keras_adaptive_acts.ops.dtype_preserving import maximum
 from keras_adaptive_acts.ops.parameter_gradients import parameter_where_nonzero
 from keras_adaptive_acts.ops.serializable import activation_function
 

@@ -18,6 +18,7 @@ import numpy as np
 from keras import backend, ops
 
 from keras_adaptive_acts.ops.competitive_paths import masked_product_sums, sums_are_products, sums_over_slices
+from keras_adaptive_acts.ops.dtype_preserving import divide_no_nan, maximum
 from keras_adaptive_acts.validation import check_choice, check_number
 
 __all__ = ["competition_share", "competitive_relu", "competitive_scale"]
@@ -150,12 +151,12 @@ def _slice_shrink(z, axes):
     # max(|z|) as max(max(z), -min(z)): two reductions that read `z` itself, where XLA:CPU would
     # first write |z| out in full and read it back (it does not fuse an elementwise producer into
     # a reduction). `initial`: empty slices.
-    largest = ops.maximum(
+    largest = maximum(
         ops.max(z, axis=axes, keepdims=True, initial=0.0), -ops.min(z, axis=axes, keepdims=True, initial=0.0)
     )
     usable = ops.logical_and(largest > 1.0, ops.isfinite(largest))
     smallest_normal = float(np.finfo(backend.standardize_dtype(z.dtype)).tiny)
-    shrink = ops.maximum(1.0 / ops.where(usable, largest, ops.ones_like(largest)), smallest_normal)
+    shrink = maximum(1.0 / ops.where(usable, largest, ops.ones_like(largest)), smallest_normal)
     return ops.stop_gradient(shrink)
 
 
@@ -174,7 +175,7 @@ def _share_and_derivative_scales(z, competition, eps, axes):
     """
     if competition == "count":
         positives = sums_over_slices(ops.where(z > 0, ops.ones_like(z), 0.0), axes)  # see _shrunk_share
-        return ops.divide_no_nan(positives, _slice_size(z, axes)), None  # no gradient
+        return divide_no_nan(positives, _slice_size(z, axes)), None  # no gradient
     p, denominator = _shrunk_share(z, None, competition, eps, axes)
     # The numerator is at most the denominator (relu(z)**2 <= z**2, relu(z) <= |z|): one check.
     finite = ops.isfinite(denominator)
@@ -255,7 +256,7 @@ def _share_derivative(z, p, derivative_scales, competition):
         # An entry of -inf only loses: its slice's share is 0 and its multiplier 0 (an infinite
         # sum), so its derivative is 0; as the lowest finite number it is, where -inf gave
         # 0 * -inf, NaN. (l1's sign(-inf) is finite already.)
-        shrunk = ops.maximum(shrunk, float(np.finfo(backend.standardize_dtype(shrunk.dtype)).min))
+        shrunk = maximum(shrunk, float(np.finfo(backend.standardize_dtype(shrunk.dtype)).min))
         return 2.0 * (ops.relu(shrunk) - p * shrunk) * multiplier
     return (ops.cast(shrunk > 0, shrunk.dtype) - p * ops.sign(shrunk)) * multiplier
 

@@ -14,6 +14,7 @@ import math
 from keras import ops
 
 from keras_adaptive_acts.ops.competitive import Tensor, floating_tensor, statistics_dtype
+from keras_adaptive_acts.ops.dtype_preserving import divide_no_nan
 from keras_adaptive_acts.ops.serializable import activation_function
 from keras_adaptive_acts.validation import check_number
 
@@ -81,7 +82,7 @@ def _per_example(x):
 
 def _batch_mean(values):
     """The mean of per-example `values` over the batch; 0 for an empty batch."""
-    return ops.divide_no_nan(ops.sum(values), ops.cast(ops.shape(values)[0], values.dtype))
+    return divide_no_nan(ops.sum(values), ops.cast(ops.shape(values)[0], values.dtype))
 
 
 def l1_penalty(x: Tensor) -> Tensor:
@@ -129,7 +130,7 @@ def kl_sparsity_penalty(x: Tensor, rho: float, eps: float = 1e-7) -> Tensor:
     rows = -1 if any(dim is None for dim in leading) else math.prod(leading)
     units = ops.reshape(x, (rows, ops.shape(x)[-1]))
     count = ops.cast(ops.shape(units)[0], units.dtype)
-    rho_hat = ops.clip(ops.divide_no_nan(ops.sum(units, axis=0), count), eps, 1.0 - eps)
+    rho_hat = ops.clip(divide_no_nan(ops.sum(units, axis=0), count), eps, 1.0 - eps)
     # The rho-only terms in Python floats: a rho below float32's smallest normal number flushes to 0
     # in a tensor, and 0 * log(0 / rho_hat) is NaN.
     constant = rho * math.log(rho) + (1.0 - rho) * math.log1p(-rho)

@@ -199,3 +199,14 @@ def test_integer_inputs_are_normalised_as_floats(mode):
         ops.convert_to_numpy(out), ops.convert_to_numpy(layer(ints.astype("float32")))
     )
     np.testing.assert_allclose(ops.convert_to_numpy(out), numpy_layer_norm(ints, 1.0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["scratch", "finetune"])
+def test_in_float64_the_normalisation_keeps_float64_precision(mode):
+    # Inputs near 1e4 with a spread of 1: float32 keeps about 1e-3 of each deviation from the mean
+    # (Keras' own float64 LayerNormalization on PyTorch and JAX erred by 1e-3 here; tests/keras_bugs.py).
+    x = np.random.default_rng(0).normal(1e4, 1.0, size=(4, 3, 16))
+    layer = RestrictedLayerNormalization(mode=mode, dtype="float64")
+    out = layer(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float64"
+    np.testing.assert_allclose(ops.convert_to_numpy(out), numpy_layer_norm(x, 1.0), rtol=1e-10, atol=1e-10)
