@@ -98,10 +98,13 @@ examples:
   kaa export model.keras serving/my_model/2 --verify --sample batch.npz --overwrite
   kaa export model.keras my_model.onnx --format onnx --verify
 
-The sample (--sample) is a .npy array for a model with one input, or a .npz with
-one array per input name. Without it, --verify uses 4 rows of standard normal
-values. Exit status: 0 on success, 1 if the verification fails (or the onnx extra
-is missing), 2 for bad input."""
+The sample (--sample, with --verify only) is a .npy array for a model with one
+input, or a .npz with one array per input name. Without it, --verify uses 4 rows
+of standard normal values. --overwrite replaces only an earlier export of the same
+format (a SavedModel folder, an ONNX file); a symbolic link's target is replaced.
+Exit status: 0 on success, 1 if the verification fails (or the onnx extra is
+missing), 2 for bad input (nothing is written then), a PATH that cannot be written
+or replaced included."""
 
 
 _TUNE_DESCRIPTION = """\
@@ -352,9 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write the 'monte_carlo' signature (savedmodel only)",
     )
-    export.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace PATH if it is an earlier export of the same format"
+    )
     export.add_argument("--verify", action="store_true", help="verify the export after writing it")
-    export.add_argument("--sample", metavar="FILE", help="inputs for --verify: .npy or .npz (see below)")
+    export.add_argument(
+        "--sample", metavar="FILE", help="inputs for --verify (needs it): .npy or .npz (see below)"
+    )
     parser.command_parsers.update(compare=compare, tune=tune, export=export)  # for their error hints
     return parser
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 from keras_adaptive_acts_cli import PROG, MissingDependency, UsageError, main, one_line
@@ -242,6 +243,8 @@ def _load_sample(path: str | None, model) -> object:
         for tensor in model.inputs:
             if any(dim is None for dim in tensor.shape[1:]):
                 raise UsageError(f"input {tensor.name!r} has shape {tensor.shape}: give --sample")
+            if tensor.dtype == "string":  # no made-up text: it would only hit the out-of-vocabulary entry
+                raise UsageError(f"input {tensor.name!r} takes strings: give --sample")
             sample[tensor.name] = rng.standard_normal((4, *tensor.shape[1:])).astype(tensor.dtype)
         return sample
     # NumPy's errors for a file that is neither .npy nor .npz, and for object arrays, suggest
@@ -273,7 +276,32 @@ def _model_input_specs(model) -> dict:
     import ml_dtypes  # noqa: F401 (NumPy's names for bfloat16; TensorFlow's dependency)
     import numpy as np
 
-    return {tensor.name: ((None, *tensor.shape[1:]), np.dtype(tensor.dtype)) for tensor in model.inputs}
+    def numpy_dtype(dtype: str):
+        # Keras' "string" has no NumPy name; TensorFlow gives its strings as `object`, which
+        # `sample_inputs` takes to mean a string input.
+        return np.dtype(object) if dtype == "string" else np.dtype(dtype)
+
+    return {tensor.name: ((None, *tensor.shape[1:]), numpy_dtype(tensor.dtype)) for tensor in model.inputs}
+
+
+def _check_export_paths(args: argparse.Namespace) -> None:
+    """Refuses, before the model is loaded, a PATH that `kaa export` must not write or replace."""
+    if args.sample is not None and not args.verify:
+        raise UsageError("--sample is the input of --verify: pass --verify too (or leave out --sample)")
+    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
+        raise UsageError(f"MODEL must be an existing .keras file, got {args.model!r}")
+    if not zipfile.is_zipfile(args.model):  # Keras' own message says "File not found"
+        raise UsageError(
+            f"{args.model!r} is not a valid .keras file: it is not a zip archive "
+            "(a truncated download, or a Git LFS pointer file?)"
+        )
+    if os.path.exists(args.path) and os.path.samefile(args.path, args.model):
+        raise UsageError(f"PATH {args.path!r} is MODEL itself: give another path to export to")
+    if args.format == "savedmodel" and Path(args.path).suffix.lower() == ".onnx":
+        raise UsageError(
+            f"PATH {args.path!r} names an ONNX file, but --format is savedmodel (a folder): "
+            "pass --format onnx, or give the SavedModel's folder"
+        )
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -281,14 +309,13 @@ def _run_export(args: argparse.Namespace) -> int:
         raise UsageError(
             "--monte-carlo is for --format savedmodel: an ONNX file holds the inference path only"
         )
+    _check_export_paths(args)
     import keras
 
     import keras_adaptive_acts  # noqa: F401 (registers the layers for loading)
     from keras_adaptive_acts import export
     from keras_adaptive_acts.export.verification import sample_inputs
 
-    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
-        raise UsageError(f"MODEL must be an existing .keras file, got {args.model!r}")
     try:
         model = keras.saving.load_model(args.model, safe_mode=True)
         sample = _load_sample(args.sample, model) if args.verify else None
@@ -300,12 +327,16 @@ def _run_export(args: argparse.Namespace) -> int:
             path = export.export_for_serving(
                 model, args.path, monte_carlo=args.monte_carlo, overwrite=args.overwrite
             )
+    except export.UnreplaceableTargetError as err:  # not an earlier export: --overwrite does not help
+        raise UsageError(one_line(err).replace("overwrite=True", "--overwrite")) from None
     except FileExistsError:
         raise UsageError(f"{args.path!r} exists: pass --overwrite to replace it") from None
     except ImportError as err:  # the onnx extra
         raise MissingDependency(one_line(err)) from None
     except (ValueError, RuntimeError, IsADirectoryError, NotADirectoryError) as err:
         raise UsageError(one_line(err)) from None
+    except OSError as err:  # PATH's folder cannot be created or written: the export removed what it made
+        raise UsageError(f"cannot write PATH {args.path!r}: {err.strerror or one_line(err)}") from None
     if args.format == "onnx":
         print(f"ONNX model written to {path}.")
         checks = [lambda: export.verify_onnx(path, sample, model)]

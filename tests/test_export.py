@@ -240,15 +240,28 @@ def test_monte_carlo_signature_of_a_noisy_recurrent_cell_is_its_own_monte_carlo_
         ]
     )
     x = sample(scale=5.0)
+    # The cell's streams (one per gate), by the name their variable has in Keras and once loaded.
+    positions = {
+        weight.value.name: weight for weight in model.weights if weight.name == "noise_stream_position"
+    }
+    saved = {name: position.numpy() for name, position in positions.items()}
     path = export_for_serving(model, tmp_path / "lstm", monte_carlo=True)
-    # What the cell draws in its own Monte Carlo mode, with per-step keys, from the stream position
-    # that the export saved (nothing has drawn since).
-    with inference_noise(True):
-        own_draw = keras.ops.convert_to_numpy(model(x, training=False))
 
     loaded = tf.saved_model.load(str(path))
     monte_carlo, inference = (loaded.signatures[name] for name in (MONTE_CARLO_SIGNATURE, "serving_default"))
-    first, second = (monte_carlo(sequence=tf.constant(x))["scores"].numpy() for _ in range(2))
+    first = monte_carlo(sequence=tf.constant(x))["scores"].numpy()
+    # Each call draws a fresh seed for the stream (each load gives its own samples) and keeps its
+    # draw count: the seed it used is read back from the loaded variables.
+    states = {v.name: v.numpy() for v in loaded.variables if v.name in positions}
+    assert sorted(states) == sorted(positions)
+    second = monte_carlo(sequence=tf.constant(x))["scores"].numpy()
+    # What the cell draws in its own Monte Carlo mode, with per-step keys, from the stream position
+    # that the export saved, with that seed.
+    for name, position in positions.items():
+        assert states[name][2] != saved[name][2]  # a new seed
+        position.assign([saved[name][0], saved[name][1], states[name][2]])
+    with inference_noise(True):
+        own_draw = keras.ops.convert_to_numpy(model(x, training=False))
     np.testing.assert_allclose(first, own_draw, rtol=1e-5, atol=1e-6)
     assert not np.allclose(first, second)  # every call draws afresh
     expectation = inference(sequence=tf.constant(x))["scores"].numpy()
@@ -549,15 +562,22 @@ def test_an_existing_path_is_kept_unless_overwrite_and_replaced_whole(tmp_path):
     target = tmp_path / "model" / "1"
     target.mkdir(parents=True)
     (target / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="exists: pass overwrite=True"):
-        export_for_serving(model, target)
+    # Not an earlier export: refused with or without overwrite (finding 3 of review 4).
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="is a folder that is not a SavedModel"):
+            export_for_serving(model, target, overwrite=overwrite)
     with pytest.raises(ValueError, match="`overwrite` must be True or False"):
         export_for_serving(model, target, overwrite="yes")
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
 
-    export_for_serving(model, target, overwrite=True)
-    assert (target / "saved_model.pb").is_file() and not (target / "keep.txt").exists()
-    assert sorted(p.name for p in target.parent.iterdir()) == ["1"]  # no temporary sibling left
+    earlier = tmp_path / "model" / "2"
+    export_for_serving(model, earlier)
+    (earlier / "variables" / "stale.index").write_text("from the earlier export")
+    with pytest.raises(FileExistsError, match="exists: pass overwrite=True"):
+        export_for_serving(model, earlier)
+    export_for_serving(model, earlier, overwrite=True)
+    assert (earlier / "saved_model.pb").is_file() and not (earlier / "variables" / "stale.index").exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["1", "2"]  # no temporary sibling left
 
 
 def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -647,7 +667,7 @@ def test_kaa_export_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing.keras"), str(tmp_path / "out")]) == 2
     assert "MODEL must be an existing .keras file" in capsys.readouterr().err
     small_model().save(tmp_path / "model.keras")
-    (tmp_path / "out").mkdir()
+    export_for_serving(small_model(), tmp_path / "out")  # an earlier export
     assert main(["export", str(tmp_path / "model.keras"), str(tmp_path / "out")]) == 2
     assert "exists: pass --overwrite to replace it" in capsys.readouterr().err
     np.save(tmp_path / "bad.npy", np.ones((2, 3), "float32"))

@@ -309,7 +309,7 @@ def test_a_bfloat16_model_is_refused_with_the_checkers_reason_and_nothing_writte
         RuntimeError, match=r"The ONNX checker rejects the converted model \(bfloat16: .*MatMul"
     ):
         export_onnx(small_model(), target)
-    assert list(target.parent.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # the folder the export created is removed too
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,12 +319,18 @@ def test_a_bfloat16_model_is_refused_with_the_checkers_reason_and_nothing_writte
 def test_an_existing_file_is_kept_unless_overwrite_and_then_replaced_whole(tmp_path):
     target = tmp_path / "model.onnx"
     target.write_text("mine")
-    with pytest.raises(FileExistsError, match="exists: pass overwrite=True to replace it"):
-        export_onnx(small_model(), target)
+    # Not an ONNX model: refused with or without overwrite (finding 3 of review 4).
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="is a file that is not an ONNX model"):
+            export_onnx(small_model(), target, overwrite=overwrite)
     with pytest.raises(ValueError, match="`overwrite` must be True or False"):
         export_onnx(small_model(), target, overwrite="yes")
     assert target.read_text() == "mine"
 
+    target.unlink()
+    export_onnx(small_model(), target)  # an earlier export
+    with pytest.raises(FileExistsError, match="exists: pass overwrite=True to replace it"):
+        export_onnx(small_model(), target)
     model = small_model()
     export_onnx(model, target, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary sibling left
@@ -531,7 +537,7 @@ def test_kaa_export_onnx_reports_bad_input_in_one_line(tmp_path, capsys):
     assert "argument --format: invalid choice: 'tflite'" in capsys.readouterr().err
     (tmp_path / "taken.onnx").write_text("mine")
     assert main(["export", model, str(tmp_path / "taken.onnx"), "--format", "onnx"]) == 2
-    assert "exists: pass --overwrite to replace it" in capsys.readouterr().err
+    assert "taken.onnx' is a file that is not an ONNX model" in capsys.readouterr().err
     assert main(["export", model, str(tmp_path), "--format", "onnx", "--overwrite"]) == 2
     assert "is a directory: give the path of the ONNX file to write" in capsys.readouterr().err
     assert (tmp_path / "taken.onnx").read_text() == "mine" and not (tmp_path / "m.onnx").exists()

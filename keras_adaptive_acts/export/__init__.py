@@ -9,6 +9,7 @@ The TensorFlow-specific part of the package (see DESIGN.md), one job per module:
 - `onnx_export`: `export_onnx` writes the inference path as an ONNX file (Keras' ONNX export).
 - `onnx_verification`: `verify_onnx` runs it with ONNX Runtime in a fresh process running
   `onnx_check.py`, which refuses to import this package, Keras and TensorFlow.
+- `target_path`: where an export may write, and what `overwrite=True` may replace.
 - `serving_interface`: what they share: the signature names and how a model's named inputs and
   outputs map to a signature's (and to the ONNX model's).
 """
@@ -18,6 +19,7 @@ from keras_adaptive_acts.export.onnx_export import export_onnx
 from keras_adaptive_acts.export.onnx_verification import ONNXReport, verify_onnx
 from keras_adaptive_acts.export.saved_model import export_for_serving
 from keras_adaptive_acts.export.serving_interface import INFERENCE_SIGNATURE, MONTE_CARLO_SIGNATURE
+from keras_adaptive_acts.export.target_path import UnreplaceableTargetError
 from keras_adaptive_acts.export.verification import (
     ServingReport,
     ServingVerificationError,
@@ -30,6 +32,7 @@ __all__ = [
     "ONNXReport",
     "ServingReport",
     "ServingVerificationError",
+    "UnreplaceableTargetError",
     "convert_to_litert",
     "export_for_serving",
     "export_onnx",

@@ -43,6 +43,11 @@ def main(argv):
     names = [output.name for output in session.get_outputs()]
     with np.load(inputs_file) as data:
         inputs = {value.name: data[value.name] for value in session.get_inputs()}
+    # A string input's sample comes as UTF-8 bytes (saved without a pickle); ONNX Runtime takes str.
+    inputs = {
+        name: np.char.decode(value, "utf-8").astype(object) if value.dtype.kind == "S" else value
+        for name, value in inputs.items()
+    }
     first = session.run(names, inputs)
     second = session.run(names, inputs)
     np.savez(

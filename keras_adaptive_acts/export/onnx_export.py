@@ -33,7 +33,11 @@ from keras_adaptive_acts.export.serving_interface import (
     output_names,
     require_tensorflow,
 )
-from keras_adaptive_acts.export.target_path import checked_target
+from keras_adaptive_acts.export.target_path import (
+    checked_target,
+    make_parents,
+    remove_folders,
+)
 from keras_adaptive_acts.layers.noise import inference_noise
 
 __all__ = ["export_onnx", "require_onnx"]
@@ -71,17 +75,24 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, overwrite: bool = F
     Args:
         model: a built Sequential or Functional model.
         path: the ONNX file to write, e.g. `"my_model.onnx"`. Missing parent directories are created.
-        overwrite: replace an existing file at `path`. Without it an existing path is an error.
+        overwrite: replace an existing file at `path`, which must be an earlier ONNX model (or
+            empty).
+            Without it an existing path is an error. A symbolic link is followed: the file it
+            points to is replaced, the link stays.
 
     Returns:
         The path written, as a `pathlib.Path`.
 
     Raises:
-        ValueError: for a model that is not a built Sequential or Functional model, or a `path` that
-            is not a string or path.
-        FileExistsError: if `path` exists and `overwrite` is False.
+        ValueError: for a model that is not a built Sequential or Functional model, a model with
+            nested outputs or with an output named like an input, or a `path` that is not a string
+            or path.
+        FileExistsError: if `path` exists and `overwrite` is False; an
+            `UnreplaceableTargetError` (a `FileExistsError`) if `path` is not an ONNX model (the
+            source `.keras` file, say) or a link to nothing, whatever `overwrite` says.
         IsADirectoryError: if `path` is a directory.
         NotADirectoryError: if a folder on the way to `path` is a file.
+        OSError: if the folder cannot be created or written (checked before the conversion).
         RuntimeError: if the conversion fails or the ONNX checker rejects its result (the message
             ends with the converter's or the checker's error), or on a backend other than TensorFlow.
         ImportError: without tf2onnx or onnx.
@@ -96,6 +107,7 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, overwrite: bool = F
     """
     tf = require_tensorflow("ONNX export")
     check_model(model, exporter="export_onnx")
+    _check_output_names(model)
     if not isinstance(overwrite, bool):
         raise ValueError(f"`overwrite` must be True or False. Received: overwrite={overwrite!r}")
     if isinstance(path, str | os.PathLike) and Path(path).is_dir():
@@ -103,13 +115,24 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, overwrite: bool = F
             f"{str(path)!r} is a directory: give the path of the ONNX file to write, "
             f"e.g. {str(Path(path) / 'model.onnx')!r}."
         )
-    target = checked_target(path, overwrite, "the ONNX file to write")
     onnx = require_onnx("tf2onnx")
+    target = checked_target(
+        path, overwrite, "the ONNX file to write", lambda existing: _replaceable_onnx(existing, onnx)
+    )
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    # The folders and the staging file are made first: a path that cannot be written fails before
+    # the (slow) conversion.
+    created = make_parents(target)
+    try:
+        handle, staging_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+        )
+    except OSError:
+        remove_folders(created)
+        raise
     os.close(handle)
     staging = Path(staging_name)
+    written = False
     try:
         converter_errors = _convert(model, staging, tf)
         proto = onnx.load(str(staging))
@@ -120,9 +143,48 @@ def export_onnx(model: keras.Model, path: str | os.PathLike, overwrite: bool = F
         os.umask(umask)
         staging.chmod(0o666 & ~umask)  # as a plain open() would: mkstemp's 0600 would hide it from a server
         os.replace(staging, target)  # atomic: a reader sees the old file or the new one, never a part
+        written = True
     finally:
         staging.unlink(missing_ok=True)
-    return target
+        if not written:
+            remove_folders(created)
+    return Path(path)
+
+
+def _replaceable_onnx(existing: Path, onnx: Any) -> str | None:
+    """`None` if `existing` is an ONNX model file or an empty file (nothing to lose), else what it is
+    instead."""
+    if existing.is_dir():  # a link to a folder (a plain folder is refused before)
+        return "a folder, not an ONNX file"
+    if existing.stat().st_size == 0:
+        return None
+    try:
+        proto = onnx.load(str(existing), load_external_data=False)
+    except Exception:  # protobuf's DecodeError, among others: not an ONNX model
+        return "a file that is not an ONNX model"
+    # An empty or unrelated file can parse as an empty protobuf message: an ONNX model has an IR
+    # version and a graph with outputs.
+    if not proto.ir_version or not proto.graph.output:
+        return "a file that is not an ONNX model"
+    return None
+
+
+def _check_output_names(model: keras.Model) -> None:
+    """Raises `ValueError` for an output named like an input, which an ONNX graph cannot have.
+
+    A SavedModel's signature keeps its inputs and outputs apart; an ONNX graph names tensors, so an
+    output cannot take an input's name (a dict output keyed like the input of an autoencoder, or
+    an input passed through as an output, which Keras names after the input).
+    """
+    inputs = {tensor.name for tensor in model.inputs}
+    for name in output_names(model):
+        if name in inputs:
+            raise ValueError(
+                f"The model's output {name!r} has the name of one of its inputs, which an ONNX model "
+                "cannot give an output. Rename the output: a dict output's key, or the layer that "
+                f"computes it (an input passed through: wrap it in keras.layers.Identity(name="
+                f"{name + '_output'!r}))."
+            )
 
 
 class _ConverterErrors(logging.Handler):

@@ -25,6 +25,7 @@ from keras_adaptive_acts.export.verification import (
     checked_tolerance,
     default_tolerance,
     differing_outputs,
+    identical_outputs,
     max_abs_errors,
     reference_model,
     reference_outputs,
@@ -168,7 +169,9 @@ def verify_onnx(
         expected: the reference outputs instead of a model: an array, or a dict by output name.
         rtol: relative tolerance, >= 0; default 1e-5 (1e-2 if an output is float16 or bfloat16, or
             if `model` computes in float16 or bfloat16 anywhere, as a mixed-precision model does).
-        atol: absolute tolerance, >= 0; default 1e-6 (1e-2 in the same cases).
+        atol: absolute tolerance, >= 0; default: float32 rounding, the larger of 1e-6 and
+            `ROUNDING_ULPS` (32) float32 ulps of the largest value of the reference outputs (1e-2
+            in the 16-bit cases).
         timeout: seconds allowed to the fresh process (> 0).
 
     Returns:
@@ -194,7 +197,7 @@ def verify_onnx(
     model = reference_model(model)
     reference = reference_outputs(model, expected, inputs, names, source=SOURCE)
     output_dtypes = [dtype.name for _, dtype in output_specs.values()]
-    tolerance = checked_tolerance(rtol, atol, timeout, default_tolerance(output_dtypes, model))
+    tolerance = checked_tolerance(rtol, atol, timeout, default_tolerance(output_dtypes, model, reference))
 
     with tempfile.TemporaryDirectory(prefix="kaa-verify-onnx-") as work:
         work_dir = Path(work)
@@ -231,7 +234,7 @@ def verify_onnx(
         outputs=_describe(output_specs),
         tolerance=tolerance,
         max_abs_error=max_abs_errors(first, reference),
-        deterministic=all(np.array_equal(first[name], second[name]) for name in names),
+        deterministic=identical_outputs(first, second),
         ops=sorted(op if domain in ("", "ai.onnx") else f"{domain}.{op}" for domain, op in ops),
         random_ops=sorted(op for domain, op in ops if domain in ("", "ai.onnx") and op in RANDOM_OPS),
         non_standard_ops=sorted(f"{domain}.{op}" for domain, op in ops if domain not in STANDARD_DOMAINS),

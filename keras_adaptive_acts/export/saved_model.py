@@ -26,8 +26,12 @@ from keras_adaptive_acts.export.serving_interface import (
     output_names,
     require_tensorflow,
 )
-from keras_adaptive_acts.export.target_path import checked_target
-from keras_adaptive_acts.layers.noise import inference_noise
+from keras_adaptive_acts.export.target_path import (
+    checked_target,
+    make_parents,
+    remove_folders,
+)
+from keras_adaptive_acts.layers.noise import POSITION_NAME, inference_noise
 
 __all__ = ["export_for_serving"]
 
@@ -36,8 +40,11 @@ def _traced_endpoint(model: keras.Model, tf: Any, noise: bool) -> Any:
     """A `tf.function` of `model(inputs, training=False)`, traced with the noise drawn iff `noise`."""
     specs = input_specs(model, tf)
     names = output_names(model)
+    positions = _noise_stream_positions(model) if noise else []
 
     def serve(inputs):
+        for position in positions:
+            _draw_fresh_seed(position, tf)
         outputs = keras.tree.flatten(model(call_structure(model, inputs), training=False))
         return dict(zip(names, outputs, strict=True))
 
@@ -47,6 +54,50 @@ def _traced_endpoint(model: keras.Model, tf: Any, noise: bool) -> Any:
     with inference_noise(noise):
         function.get_concrete_function()
     return function
+
+
+def _noise_stream_positions(model: keras.Model) -> list[Any]:
+    """The noise-stream positions of the model's noisy layers and cells, each once."""
+    positions: dict[int, Any] = {}
+    for weight in model.weights:
+        if weight.name == POSITION_NAME:
+            positions.setdefault(id(weight), weight)
+    return list(positions.values())
+
+
+# The seeds of a stream stay in the range Keras' own seeds take (`random.randint(1, 1e9)` and the
+# int32 pair of TensorFlow's stateless ops).
+_SEED_RANGE = (1, 2**31 - 1)
+
+
+def _draw_fresh_seed(position: Any, tf: Any) -> None:
+    """Gives a noise stream a seed drawn from the serving process's entropy, its draw count kept.
+
+    The stream's position is a saved variable: without this, every load of the SavedModel (each
+    TF Serving replica, each restart) would replay the same noise sequence. `RandomUniformInt`
+    with `seed=0, seed2=0` seeds its kernel from the operating system each time a process
+    instantiates it, whatever global seed was set when the model was traced (the raw op takes no
+    seed from `tf.random.set_seed`), so each load draws its own seeds, and each call a new one.
+
+    On TensorFlow the position is Philox's state `[256 * draws, 0, seed]` (`layers/noise.py`):
+    only the seed, element 2, is written, with one scatter, so the draw count that
+    `RngReadAndSkip` advances for concurrent calls is never rolled back, and no two calls get the
+    same `(seed, draws)` pair.
+    """
+    variable = position.value
+    if tuple(variable.shape) != (3,):
+        raise RuntimeError(
+            f"A noise-stream position of shape {tuple(variable.shape)}: the Monte Carlo signature "
+            "expects TensorFlow's Philox state [256 * draws, 0, seed]."
+        )
+    seed = tf.raw_ops.RandomUniformInt(
+        shape=tf.constant([1], tf.int32),
+        minval=tf.constant(_SEED_RANGE[0], variable.dtype),
+        maxval=tf.constant(_SEED_RANGE[1], variable.dtype),
+        seed=0,
+        seed2=0,
+    )
+    variable.scatter_nd_update(tf.constant([[2]], tf.int64), seed)
 
 
 def export_for_serving(
@@ -64,7 +115,9 @@ def export_for_serving(
       form (the expectation), even one built with `noise_at_inference=True`. No random op.
     - `"monte_carlo"` (with `monte_carlo=True`): the same model with the noise of the noisy layers
       (and of the noisy recurrent cells) on, as in training; other layers (dropout, batch
-      normalisation) stay in inference mode. Every call draws new noise.
+      normalisation) stay in inference mode. Every call draws new noise from a fresh seed that
+      TensorFlow draws from the operating system's entropy in the serving process: two servers
+      (or two loads) of one export give independent samples, not the same sequence.
 
     Both take the model's inputs by the names of its `keras.Input` tensors, with a free batch size,
     and return a dict keyed by the model's output names: a dict of outputs by its keys, otherwise
@@ -79,17 +132,24 @@ def export_for_serving(
         path: the SavedModel directory to write; TF Serving expects `.../model_name/version`.
             Missing parent directories are created.
         monte_carlo: also write the `"monte_carlo"` signature.
-        overwrite: replace an existing `path`. Without it an existing path is an error.
+        overwrite: replace an existing `path`, which must be an earlier SavedModel (a folder with
+            `saved_model.pb` and nothing but a SavedModel's files) or an empty folder. Without it
+            an existing path is an error. A symbolic link is followed: what it points to is
+            replaced, the link stays.
 
     Returns:
         The path written, as a `pathlib.Path`.
 
     Raises:
-        ValueError: for a model that is not a built Sequential or Functional model, an input name
-            TensorFlow cannot give a signature's input (a space, `:`, a letter beyond ASCII), or a
-            `path` that is not a string or path.
-        FileExistsError: if `path` exists and `overwrite` is False.
+        ValueError: for a model that is not a built Sequential or Functional model, a model with
+            nested outputs, an input name TensorFlow cannot give a signature's input (a space,
+            `:`, `\\`, a letter beyond ASCII), or a `path` that is not a string or path.
+        FileExistsError: if `path` exists and `overwrite` is False; an
+            `UnreplaceableTargetError` (a `FileExistsError`) if `path` is not an earlier
+            SavedModel (a file, a folder holding anything else) or a link to nothing, whatever
+            `overwrite` says.
         NotADirectoryError: if a folder on the way to `path` is a file.
+        OSError: if the folders cannot be created or written (checked before the model is traced).
         RuntimeError: on a backend other than TensorFlow.
 
     Examples:
@@ -106,33 +166,75 @@ def export_for_serving(
     for flag, value in (("monte_carlo", monte_carlo), ("overwrite", overwrite)):
         if not isinstance(value, bool):
             raise ValueError(f"`{flag}` must be True or False. Received: {flag}={value!r}")
-    target = checked_target(path, overwrite, "the SavedModel's folder")
+    target = checked_target(path, overwrite, "the SavedModel's folder", _replaceable_saved_model)
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(INFERENCE_SIGNATURE, _traced_endpoint(model, tf, noise=False))
-    if monte_carlo:
-        archive.add_endpoint(MONTE_CARLO_SIGNATURE, _traced_endpoint(model, tf, noise=True))
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # as a plain mkdir would: mkdtemp's 0700 would hide it from a server user
+    # The folders are made first: a path that cannot be written fails before the model is traced.
+    created = make_parents(target)
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError:
+        remove_folders(created)
+        raise
+    written = False
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        # As a plain mkdir would: mkdtemp's 0700 would hide the export from a server's user.
+        staging.chmod(0o777 & ~umask)
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(INFERENCE_SIGNATURE, _traced_endpoint(model, tf, noise=False))
+        if monte_carlo:
+            archive.add_endpoint(MONTE_CARLO_SIGNATURE, _traced_endpoint(model, tf, noise=True))
         archive.write_out(
             str(staging),
             options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
             verbose=False,
         )
         _replace(staging, target)
+        written = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+        if not written:
+            remove_folders(created)
+    return Path(path)
 
 
-# The names TensorFlow takes for a graph's nodes, and so for a signature's inputs.
-_TENSORFLOW_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
+# What a SavedModel folder may hold: TensorFlow's files, Keras' metadata, TF Serving's warm-up data.
+_SAVED_MODEL_ENTRIES = frozenset(
+    {
+        "saved_model.pb",
+        "saved_model.pbtxt",
+        "fingerprint.pb",
+        "keras_metadata.pb",
+        "variables",
+        "assets",
+        "assets.extra",
+    }
+)
+
+
+def _replaceable_saved_model(existing: Path) -> str | None:
+    """`None` if `existing` is a SavedModel folder holding nothing else, or an empty folder (nothing
+    to lose), else what it is instead."""
+    if not existing.is_dir():
+        return "a file, not a SavedModel folder"
+    entries = {entry.name for entry in existing.iterdir()}
+    if not entries:
+        return None
+    if not entries & {"saved_model.pb", "saved_model.pbtxt"}:
+        return "a folder that is not a SavedModel (no saved_model.pb)"
+    others = sorted(entries - _SAVED_MODEL_ENTRIES)
+    if others:
+        return f"a SavedModel folder that also holds {others}"
+    return None
+
+
+# The names TensorFlow's graph loaders take for a node, and so for a signature's input (its
+# placeholder is a node): `IsValidNodeName` in TensorFlow's node_def_util.cc. Its pattern there is
+# written in a C++ string, where `\\-` is an escaped `-`: a backslash is not allowed, and the
+# session loader (TF Serving's, `saved_model_cli run`'s) refuses such a SavedModel.
+_TENSORFLOW_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-/>]*")
 
 
 def _check_input_names(model: keras.Model) -> None:
@@ -141,8 +243,9 @@ def _check_input_names(model: keras.Model) -> None:
         if not _TENSORFLOW_NAME.fullmatch(tensor.name):
             raise ValueError(
                 f"The model's input {tensor.name!r} cannot name an input of a SavedModel signature: "
-                "TensorFlow takes letters, digits and `_ . - / \\ >` (not first). Rename it where the "
-                "model is built (`keras.Input(shape, name=...)`); an ONNX export takes any name."
+                "TensorFlow takes letters, digits and `_ . - / >` (`.` or a letter or digit first). "
+                "Rename it where the model is built (`keras.Input(shape, name=...)`); an ONNX export "
+                "takes any name."
             )
 
 
@@ -159,7 +262,7 @@ def _replace(new: Path, target: Path) -> None:
     except BaseException:
         old.rename(target)
         raise
-    if old.is_dir():
+    if old.is_dir() and not old.is_symlink():  # a link is removed itself, never what it points to
         shutil.rmtree(old)
     else:
         old.unlink()

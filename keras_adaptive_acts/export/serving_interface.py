@@ -69,6 +69,26 @@ def check_model(model: Any, exporter: str = "export_for_serving") -> None:
             f"The model {model.name!r} is not built: give it a keras.Input (or call it on a batch) "
             "before exporting, so that its input shapes are known."
         )
+    if not isinstance(model, keras.Sequential):
+        _check_flat_outputs(model)
+
+
+def _check_flat_outputs(model: keras.Model) -> None:
+    """Raises `ValueError` for nested outputs (a dict of lists, a list of dicts, ...).
+
+    A signature, and an ONNX graph, gives a flat dict of named tensors: one tensor, a list of
+    tensors or a dict of tensors map onto it by name (`output_names`), a nested structure does not
+    without names made up here, which a client would have to guess.
+    """
+    structure = model.output
+    children = structure.values() if isinstance(structure, Mapping) else structure
+    if keras.tree.is_nested(structure) and any(keras.tree.is_nested(child) for child in children):
+        shape = keras.tree.map_structure(lambda tensor: "tensor", structure)
+        raise ValueError(
+            f"The model {model.name!r} has nested outputs {shape}: an export gives one flat dict of "
+            "named outputs. Build the model with a flat dict (or list) of outputs, e.g. "
+            "{'heads_0': t0, 'heads_1': t1} instead of {'heads': [t0, t1]}."
+        )
 
 
 def input_specs(model: keras.Model, tf: Any) -> dict[str, Any]:

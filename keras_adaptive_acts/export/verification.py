@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -35,11 +36,13 @@ from keras_adaptive_acts.model_graph import all_layers
 from keras_adaptive_acts.validation import check_number
 
 __all__ = [
+    "ROUNDING_ULPS",
     "ServingReport",
     "ServingVerificationError",
     "checked_tolerance",
     "default_tolerance",
     "differing_outputs",
+    "identical_outputs",
     "max_abs_errors",
     "reference_model",
     "reference_outputs",
@@ -146,12 +149,37 @@ def sample_inputs(
                 f"The sample for input {name!r} has shape {value.shape}; the {source} expects {expected} "
                 "with at least one row."
             )
+        if np.dtype(dtype) == object:  # a string input (TensorFlow's and ONNX's strings are `object`)
+            checked[name] = _string_sample(name, value, source)
+            continue
         if not np.can_cast(value.dtype, dtype, casting="same_kind"):
             raise ValueError(
                 f"The sample for input {name!r} has dtype {value.dtype}; the {source} takes {dtype}."
             )
         checked[name] = value.astype(dtype)
     return checked
+
+
+def _string_sample(name: str, value: np.ndarray, source: str) -> np.ndarray:
+    """A string input's sample as a bytes array (UTF-8): `np.save` writes it without a pickle.
+
+    NumPy gives TensorFlow's string dtype as `object`, whose arrays `np.save` pickles, and the
+    loaders read samples with `allow_pickle=False`: bytes arrays need neither, and TensorFlow and
+    `saved_model_cli run` feed them to a string input as they are.
+    """
+    if value.dtype.kind == "O" and all(isinstance(item, str | bytes) for item in value.reshape(-1)):
+        value = np.array(
+            [item.encode("utf-8") if isinstance(item, str) else item for item in value.reshape(-1)],
+            dtype=bytes,
+        ).reshape(value.shape)
+    if value.dtype.kind == "U":
+        value = np.char.encode(value, "utf-8")
+    if value.dtype.kind != "S":
+        raise ValueError(
+            f"The sample for input {name!r} has dtype {value.dtype}; the {source} takes strings "
+            "(give str or bytes values)."
+        )
+    return value
 
 
 def _signature_specs(signature_def: Any, tf: Any) -> dict[str, tuple[tuple[int | None, ...], Any]]:
@@ -204,16 +232,50 @@ def reference_outputs(
 _SIXTEEN_BIT = ("bfloat16", "float16")
 
 
-def default_tolerance(output_dtypes: Iterable[str], model: Any = None) -> dict[str, float]:
+ROUNDING_ULPS = 32
+"""How many float32 units in the last place of the reference's largest value the default `atol` allows.
+
+Another runtime (ONNX Runtime's MLAS kernels, another TensorFlow build) sums a matrix product's
+terms in another order: each output then differs by a few float32 ulps of the values summed, and
+those grow with the outputs' scale, so an output near 0 can be off by much more than its own
+ulps. 32 ulps of the largest output covers a deep float32 MLP with room to spare (a 3 x 2048 ReLU
+MLP with outputs up to 10 differs by about 3 ulps), while an error in the model (a wrong weight)
+is off by orders of magnitude more.
+"""
+
+
+def default_tolerance(
+    output_dtypes: Iterable[str], model: Any = None, reference: Mapping[str, np.ndarray] | None = None
+) -> dict[str, float]:
     """`{"rtol", "atol"}` for outputs of these dtypes (by name): looser if one is 16-bit, or if the
     reference `model` computes in 16 bits anywhere (a mixed-precision model with a float32 head, as
-    Keras advises, has float32 outputs computed from float16 ones)."""
+    Keras advises, has float32 outputs computed from float16 ones).
+
+    In float32, `rtol` is 1e-5 and `atol` covers the rounding of the computation: the larger of 1e-6
+    and `ROUNDING_ULPS` float32 ulps of the largest finite value of the `reference` outputs (given
+    by name).
+    """
     sixteen_bit = any(dtype in _SIXTEEN_BIT for dtype in output_dtypes)
     if isinstance(model, keras.Model):
         sixteen_bit |= any(layer.compute_dtype in _SIXTEEN_BIT for layer in all_layers(model))
     if sixteen_bit:
         return {"rtol": 1e-2, "atol": 1e-2}
-    return {"rtol": 1e-5, "atol": 1e-6}
+    scale = 0.0
+    for value in (reference or {}).values():
+        finite = np.abs(value[np.isfinite(value)])
+        scale = max(scale, float(finite.max(initial=0.0)))
+    return {
+        "rtol": 1e-5,
+        "atol": max(1e-6, _round_up(ROUNDING_ULPS * float(np.finfo("float32").eps) * scale)),
+    }
+
+
+def _round_up(value: float) -> float:
+    """`value` rounded up to two significant digits: a tolerance a report shows as it is used."""
+    if value <= 0:
+        return value
+    unit = 10.0 ** (math.floor(math.log10(value)) - 1)
+    return float(f"{math.ceil(value / unit - 1e-9) * unit:.2g}")
 
 
 def checked_tolerance(rtol: Any, atol: Any, timeout: Any, defaults: dict[str, float]) -> dict[str, float]:
@@ -254,22 +316,50 @@ def _load_npy(path: Path) -> np.ndarray:
     return value
 
 
+def _abs_errors(got: Any, expected: np.ndarray) -> np.ndarray:
+    """`|got - expected|`, elementwise: 0 where both are NaN or both the same infinity, `inf` where
+    only one is NaN (a NaN where the reference has a number, or the other way, is an error)."""
+    got = np.asarray(got, "float64")
+    with np.errstate(invalid="ignore"):  # inf - inf
+        errors = np.abs(got - expected)
+    same = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    errors = np.where(same, 0.0, errors)
+    return np.where(np.isnan(errors), np.inf, errors)
+
+
 def max_abs_errors(got: dict, expected: dict) -> dict[str, float]:
-    """`{output name: max |got - expected|}`."""
-    return {
-        name: float(np.max(np.abs(np.asarray(got[name], "float64") - expected[name]))) for name in expected
-    }
+    """`{output name: max |got - expected|}`; NaNs in the same places on both sides count as equal."""
+    return {name: float(np.max(_abs_errors(got[name], expected[name]), initial=0.0)) for name in expected}
 
 
 def differing_outputs(got: dict, expected: dict, tolerance: dict[str, float]) -> list[str]:
-    """The names of the outputs where `|got - expected| <= atol + rtol * |expected|` fails somewhere."""
+    """The names of the outputs where `|got - expected| <= atol + rtol * |expected|` fails somewhere.
+
+    A NaN matches a NaN in the same place (a model may compute NaN for some inputs, as the
+    reference does); a NaN against a number fails.
+    """
     return [
         name
         for name, value in got.items()
         if not np.allclose(
-            np.asarray(value, "float64"), expected[name], rtol=tolerance["rtol"], atol=tolerance["atol"]
+            np.asarray(value, "float64"),
+            expected[name],
+            rtol=tolerance["rtol"],
+            atol=tolerance["atol"],
+            equal_nan=True,
         )
     ]
+
+
+def identical_outputs(first: dict, second: dict) -> bool:
+    """Whether two runs gave the same outputs, bit for bit, NaNs in the same places included."""
+    return all(_identical(first[name], second[name]) for name in first)
+
+
+def _identical(first: np.ndarray, second: np.ndarray) -> bool:
+    if first.dtype.kind in "fc":  # NaN != NaN: two runs that both give NaN in one place agree
+        return bool(np.array_equal(first, second, equal_nan=True))
+    return bool(np.array_equal(first, second))
 
 
 def verify_serving(
@@ -293,7 +383,8 @@ def verify_serving(
     3. `saved_model_cli run`, a second and independent loader, runs it on the same sample.
 
     Checks: both loaders agree with the reference within `rtol`/`atol`
-    (`|served - reference| <= atol + rtol * |reference|`); the two calls give identical results;
+    (`|served - reference| <= atol + rtol * |reference|`, a NaN matching a NaN in the same place);
+    the two calls give identical results (NaNs included);
     and the graph has no Python op (`py_function`) and only ops of core TensorFlow (`tf.raw_ops`).
     For the inference signature, the graph must also have no random op. For the `"monte_carlo"`
     signature there is no reference (`model` and `expected` are ignored) and the two calls may
@@ -302,7 +393,8 @@ def verify_serving(
     Args:
         path: the SavedModel directory.
         sample: the inputs: an array for a single-input signature, or a dict by input name. The
-            batch size is free; other dimensions must match the signature.
+            batch size is free; other dimensions must match the signature. A string input takes
+            `str` or `bytes` values.
         model: the reference, a Keras model (or the path of a `.keras` file): its expectation,
             `model(sample, training=False)` inside `inference_noise(False)`, as the inference
             signature computes it (`predict` would draw noise in layers built with
@@ -311,7 +403,9 @@ def verify_serving(
         signature: the signature to check.
         rtol: relative tolerance, >= 0; default 1e-5 (1e-2 if an output is float16 or bfloat16, or
             if `model` computes in float16 or bfloat16 anywhere, as a mixed-precision model does).
-        atol: absolute tolerance, >= 0; default 1e-6 (1e-2 in the same cases).
+        atol: absolute tolerance, >= 0; default: float32 rounding, the larger of 1e-6 and
+            `ROUNDING_ULPS` (32) float32 ulps of the largest value of the reference outputs (1e-2
+            in the 16-bit cases).
         timeout: seconds allowed to each of the three processes (> 0).
 
     Returns:
@@ -320,7 +414,8 @@ def verify_serving(
     Raises:
         ServingVerificationError: if a check failed; its `report` says which.
         ValueError: for a missing signature, a sample of the wrong shape, dtype or inputs, not
-            exactly one of `model` and `expected`, or a bad `rtol`, `atol` or `timeout`.
+            exactly one of `model` and `expected`, a bad `rtol`, `atol` or `timeout`, or an output
+            key that `saved_model_cli run` cannot write as a file (absolute, or with `..`).
         FileNotFoundError: if `path` holds no SavedModel.
         RuntimeError: if a loader fails or does not finish within `timeout` (the message names it).
     """
@@ -329,12 +424,19 @@ def verify_serving(
     signature_def = read_signature(path, signature)
     inputs = sample_inputs(_signature_specs(signature_def, tf), sample)
     signature_outputs = sorted(signature_def.outputs)
+    for name in signature_outputs:
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            raise ValueError(
+                f"The output {name!r} cannot be verified: saved_model_cli run writes each output to a "
+                "file named after it. Rename the output (a dict output's key)."
+            )
     model = reference_model(model)
     reference = None
     if signature == INFERENCE_SIGNATURE:
         reference = reference_outputs(model, expected, inputs, signature_outputs)
     output_dtypes = [tf.as_dtype(info.dtype).name for info in signature_def.outputs.values()]
-    tolerance = checked_tolerance(rtol, atol, timeout, default_tolerance(output_dtypes, model))
+    tolerance = checked_tolerance(rtol, atol, timeout, default_tolerance(output_dtypes, model, reference))
 
     with tempfile.TemporaryDirectory(prefix="kaa-verify-") as work:
         work_dir = Path(work)
@@ -366,6 +468,10 @@ def verify_serving(
         for name, value in inputs.items():
             np.save(work_dir / f"input_{name}.npy", value)
         cli_inputs = ";".join(f"{name}={work_dir / f'input_{name}.npy'}" for name in inputs)
+        # saved_model_cli writes each output to OUTDIR/<output key>.npy: a key with `/` (a dict
+        # output's "probs/softmax") needs the folders on the way.
+        for name in signature_outputs:
+            (work_dir / "cli" / f"{name}.npy").parent.mkdir(parents=True, exist_ok=True)
         run_process(
             _saved_model_cli(
                 "run",
@@ -394,7 +500,7 @@ def verify_serving(
         tolerance=tolerance,
         max_abs_error=max_abs_errors(first, reference) if reference else {},
         saved_model_cli_max_abs_error=max_abs_errors(cli, reference) if reference else {},
-        deterministic=all(np.array_equal(first[name], second[name]) for name in signature_outputs),
+        deterministic=identical_outputs(first, second),
         ops=ops,
         random_ops=[op for op in ops if "Random" in op or op in RANDOM_OPS],
         python_ops=[op for op in ops if op in PYTHON_OPS],
