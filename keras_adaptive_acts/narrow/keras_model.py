@@ -131,7 +131,8 @@ def check_float64_dense() -> None:
         warnings.simplefilter("ignore")
         output = probe(keras.ops.convert_to_tensor(np.array([[value]]), dtype="float64"))
     dtype = keras.backend.standardize_dtype(output.dtype)
-    if dtype == "float64" and float(keras.ops.convert_to_numpy(output)[0, 0]) == value:
+    result = float(keras.ops.convert_to_numpy(output)[0, 0])
+    if dtype == "float64" and result == value:
         return
     backend = keras.backend.backend()
     if backend == "jax" and dtype != "float64":
@@ -145,7 +146,7 @@ def check_float64_dense() -> None:
         cause = "Use the TensorFlow backend, or JAX with JAX_ENABLE_X64=1."
     raise ValueError(
         f"Keras {keras.__version__} on the {backend} backend does not compute a float64 Dense layer in "
-        f"float64 (for 1 + 2**-40 it gave {float(keras.ops.convert_to_numpy(output)[0, 0])!r} in {dtype}), "
+        f"float64 (for 1 + 2**-40 it gave {result!r} in {dtype}), "
         f"so a float64 model would not hold the network's weights. {cause} Or fit targets rescaled to "
         "about unit size, and build the model in float32."
     )
