@@ -123,8 +123,9 @@ examples:
 
 The search is kept in --directory (default kaa-tuning): running the same command
 again resumes it; finished trials are not run again. Resuming with other
---activations is refused: pass --overwrite (which starts afresh) or another
---directory. The same --seed gives the same trials, scores and best model.
+--activations, --dataset, --epochs, --batch-size or --seed is refused: pass
+--overwrite (which starts afresh) or another --directory. The same --seed gives
+the same trials, scores and best model.
 The search space is in the tuning guide (docs/guides/tuning.md)."""
 
 

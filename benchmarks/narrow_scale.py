@@ -1,11 +1,11 @@
 """The narrow ReLU learner at scale: success, time and peak memory for every d <= 100 and k <= 8.
 
-Issue 20's goal: the moment route (`NarrowReLULearner`: moments, Jennrich, least-squares readout,
-then refinement) succeeds on 10 seeds at every configuration with d in {20, 50, 100} and k in
-{2, 4, 6, 8}, each fit in under 60 s on the 2-core CPU, and the table says how its time and peak
-memory grow with d, k and N. The data, the learner's settings and the success threshold are
-those of `narrow_relu.py` beside this file (planted targets, N = max(20 d k^3, 20,000) rows,
-8000 refinement steps, final relative population MSE < 1e-3).
+Issue 20's goal: the moment route (`NarrowReLULearner` as a user gets it: moments, directions by its
+default `method`, least-squares readout, then refinement) succeeds on 10 seeds at every configuration
+with d in {20, 50, 100} and k in {2, 4, 6, 8}, each fit in under 60 s on the 2-core CPU, and the
+table says how its time and peak memory grow with d, k and N. The data, the learner's settings and
+the success threshold are those of `narrow_relu.py` beside this file (planted targets,
+N = max(20 d k^3, 20,000) rows, 8000 refinement steps, final relative population MSE < 1e-3).
 
 Each configuration runs in a fresh process of this script (`--one d k`), so that its peak
 resident memory (the process's `ru_maxrss`: the data, the moments and TensorFlow together) is its
@@ -13,7 +13,10 @@ own; the wall time of a fit is measured inside, as in `narrow_relu.py`. A second
 alone at d = 50, k = 6 (0.5x to 4x the recommended N, 3 seeds) to separate N's share.
 
 Usage:
-    python benchmarks/narrow_scale.py [--quick] [--json PATH] [--markdown PATH] [--plot PATH | --no-plot]
+    python benchmarks/narrow_scale.py [--quick] [--method M] [--json PATH] [--markdown PATH]
+        [--plot PATH | --no-plot]
+
+`--method jennrich` measures the other method instead of the default (`narrow_relu.DEFAULT_METHOD`).
 
 `--quick` runs two small configurations with 2 seeds and 500 steps: a smoke run, figures mean nothing.
 """
@@ -43,7 +46,7 @@ DEFAULT_PLOT = os.path.join(
 )
 
 
-def run_one(d, k, seeds, factor, steps):
+def run_one(d, k, seeds, factor, steps, method):
     """Fits of the moment route at one (d, k, N factor), in this process: a list of run dicts."""
     import narrow_relu
 
@@ -63,7 +66,7 @@ def run_one(d, k, seeds, factor, steps):
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*samples of dimension.*")  # factor < 1 on purpose
-            run = narrow_relu.run_moments(X, y, target, k, seed, steps, "jennrich")
+            run = narrow_relu.run_moments(X, y, target, k, seed, steps, method)
         runs.append(
             {
                 "seed": seed,
@@ -81,7 +84,7 @@ def run_one(d, k, seeds, factor, steps):
     return {"d": d, "k": k, "factor": factor, "samples": n, "runs": runs, "peak_rss_mib": peak_mib}
 
 
-def run_in_subprocess(d, k, seeds, factor, steps):
+def run_in_subprocess(d, k, seeds, factor, steps, method):
     command = [
         sys.executable,
         os.path.abspath(__file__),
@@ -92,6 +95,8 @@ def run_in_subprocess(d, k, seeds, factor, steps):
         str(factor),
         "--steps",
         str(steps),
+        "--method",
+        method,
         "--seeds",
         *map(str, seeds),
     ]
@@ -131,7 +136,7 @@ def markdown_report(results):
         "",
         f"Command: `{results['command']}` ({results['total_seconds'] / 60:.1f} minutes in all).",
         "",
-        "The moment route of `narrow_relu.py` (Jennrich, least-squares readout, "
+        f'The moment route of `narrow_relu.py` (`method="{results["method"]}"`, least-squares readout, '
         f"{results['steps']} refinement steps), N = max(20 d k^3, 20,000) rows, seeds "
         f"{', '.join(map(str, results['seeds']))}; success: final relative population MSE < "
         f"{narrow_relu.SUCCESS:g}. Time: the whole `fit`, median and slowest over the seeds; its stages "
@@ -216,6 +221,7 @@ def draw_plot(results, path):
 
 
 def parse_args():
+    import narrow_relu
     from activation_speed import add_output_arguments
 
     parser = argparse.ArgumentParser(
@@ -226,6 +232,12 @@ def parse_args():
     parser.add_argument("--factor", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 .. 9)")
+    parser.add_argument(
+        "--method",
+        choices=narrow_relu.MOMENT_ROUTES,
+        default=None,
+        help=f"the learner's method (default: its own, {narrow_relu.DEFAULT_METHOD})",
+    )
     add_output_arguments(parser)
     parser.add_argument(
         "--plot", metavar="PATH", default=DEFAULT_PLOT, help="the figure (default: docs/assets)"
@@ -236,21 +248,23 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if args.one:  # a child process: one configuration, its runs as one JSON line on stdout
-        print(json.dumps(run_one(*args.one, args.seeds, args.factor, args.steps)))
-        return
     import narrow_relu
+
+    method = args.method or narrow_relu.DEFAULT_METHOD
+    if args.one:  # a child process: one configuration, its runs as one JSON line on stdout
+        print(json.dumps(run_one(*args.one, args.seeds, args.factor, args.steps, method)))
+        return
     from activation_speed import machine_description, publish
 
     begin = time.perf_counter()
     steps = QUICK["steps"] if args.quick else narrow_relu.STEPS
     seeds = tuple(args.seeds) if args.seeds else (QUICK["seeds"] if args.quick else SEEDS)
     configs = QUICK["configs"] if args.quick else [(d, k) for d in DIMENSIONS for k in WIDTHS]
-    grid = [run_in_subprocess(d, k, seeds, 1.0, steps) for d, k in configs]
+    grid = [run_in_subprocess(d, k, seeds, 1.0, steps, method) for d, k in configs]
     sweep_seeds = QUICK["seeds"] if args.quick else N_SWEEP["seeds"]
     factors = QUICK["n_factors"] if args.quick else N_SWEEP["factors"]
     sweep_config = configs[0] if args.quick else (N_SWEEP["d"], N_SWEEP["k"])
-    n_sweep = [run_in_subprocess(*sweep_config, sweep_seeds, factor, steps) for factor in factors]
+    n_sweep = [run_in_subprocess(*sweep_config, sweep_seeds, factor, steps, method) for factor in factors]
     for entry in grid + n_sweep:
         entry["summary"] = summarise(entry)
     fits = sum(entry["summary"]["fits"] for entry in grid)
@@ -261,6 +275,7 @@ def main():
         "command": shlex.join(["python", *sys.argv]),
         "quick": args.quick,
         "steps": steps,
+        "method": method,
         "seeds": list(seeds),
         "n_sweep_seeds": list(sweep_seeds),
         "machine": machine_description(include_jax=False),

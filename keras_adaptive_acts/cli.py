@@ -91,10 +91,6 @@ def _run_compare(args: argparse.Namespace) -> int:
     )
     elapsed = time.perf_counter() - start
     rows = compare.summarize(records)
-    print()
-    print(compare.format_table(rows))
-    print()
-    print(f"{len(records)} run{'' if len(records) == 1 else 's'} in {elapsed:.1f} s.")
     meta = {
         "command": "compare",
         "dataset": str(args.dataset),
@@ -111,18 +107,23 @@ def _run_compare(args: argparse.Namespace) -> int:
         "keras_adaptive_acts_version": __version__,
         "seconds": elapsed,
     }
+    # The files first, the table after: output closed early (`kaa compare | head`) must not lose them.
     json_path, csv_path = compare.write_results(records, rows, args.out, meta=meta)
     written = [str(json_path), str(csv_path)]
+    plot_path = Path(args.out) / "curves.png"
     try:
         written.append(
-            str(
-                compare.plot_learning_curves(
-                    records, Path(args.out) / "curves.png", dataset=Path(str(args.dataset)).name
-                )
-            )
+            str(compare.plot_learning_curves(records, plot_path, dataset=Path(str(args.dataset)).name))
         )
     except ImportError as err:
-        print(f"{PROG}: note: no plot: {one_line(err)}", file=sys.stderr)
+        # A plot left by an earlier run into the same folder would sit beside these results as theirs.
+        stale = " (the earlier run's curves.png there is removed)" if plot_path.is_file() else ""
+        plot_path.unlink(missing_ok=True)
+        print(f"{PROG}: note: no plot{stale}: {one_line(err)}", file=sys.stderr)
+    print()
+    print(compare.format_table(rows))
+    print()
+    print(f"{len(records)} run{'' if len(records) == 1 else 's'} in {elapsed:.1f} s.")
     print(f"Results written to {', '.join(written)}.")
     return 0
 

@@ -13,7 +13,9 @@ the search, pass the tuner `hyperparameters=fix_activation(HyperParameters(), ..
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -539,7 +541,8 @@ PROJECT_NAME = "kaa_tune"
 
 
 class StoredSearchMismatch(ValueError):
-    """The search kept in a directory was made with other choices than the ones given to resume it."""
+    """The search kept in a directory was made with other choices, data or training settings than the
+    ones given to resume it."""
 
 
 def _trial_seed(seed: int, trial_id: str) -> int:
@@ -578,6 +581,52 @@ def _check_stored_choices(tuner: keras_tuner.Tuner, values: list[str], directory
         )
 
 
+# The settings `search_activations` keeps beside KerasTuner's files: the oracle stores only the
+# search space, so a resumed search would mix trials trained on other data or for other epochs.
+SETTINGS_FILE = "kaa_search_settings.json"
+
+
+def _data_fingerprint(arrays: Sequence[Any]) -> str:
+    """A SHA-256 of the arrays' dtypes, shapes and bytes: equal for the same data, in any process."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _check_stored_settings(directory: str, settings: dict[str, Any]) -> None:
+    """Refuses to resume a search made with other `settings`; keeps them with a new search.
+
+    A search kept without them (a project made before they were kept) resumes unchecked.
+    """
+    project = os.path.join(str(directory), PROJECT_NAME)
+    path = os.path.join(project, SETTINGS_FILE)
+    if not os.path.isfile(path):
+        os.makedirs(project, exist_ok=True)
+        # Written whole and then renamed: the processes of a distributed search start together, and
+        # one must never read another's half-written file.
+        partial = f"{path}.{os.getpid()}.partial"
+        with open(partial, "w", encoding="utf-8") as handle:
+            json.dump(settings, handle, indent=1)
+        os.replace(partial, path)
+        return
+    with open(path, encoding="utf-8") as handle:
+        stored = json.load(handle)
+    differing = [name for name in settings if stored.get(name) != settings[name]]
+    if differing:
+        shown = ", ".join(
+            "other data" if name == "data" else f"{name}={stored.get(name)!r}, not {settings[name]!r}"
+            for name in differing
+        )
+        raise StoredSearchMismatch(
+            f"The search kept in {project!r} was made with {shown}: its trials would be mixed with "
+            "these. Start afresh (overwrite=True, `kaa tune --overwrite`) or keep the new search in "
+            "another directory."
+        )
+
+
 def search_activations(
     data: Sequence[Any],
     choices: Sequence[str] | None = None,
@@ -608,7 +657,8 @@ def search_activations(
             same trials, scores and best model (same data, backend, versions and hardware).
         directory: where KerasTuner keeps the trials (project `kaa_tune`).
         overwrite: start afresh instead of resuming. A search kept in `directory` resumes only with
-            the same choices.
+            the same choices, data, `epochs`, `batch_size` and `seed` (kept beside KerasTuner's files,
+            in `kaa_search_settings.json`).
         verbose: Keras' `fit` verbosity in each trial.
 
     Returns:
@@ -619,7 +669,7 @@ def search_activations(
     Raises:
         ValueError: for bad arguments or choices.
         StoredSearchMismatch: (a `ValueError`) `overwrite=False` and the search kept in `directory`
-            has other choices; raised before any trial.
+            has other choices, data, `epochs`, `batch_size` or `seed`; raised before any trial.
     """
     for name, value, minimum in (("max_trials", max_trials, 1), ("epochs", epochs, 1), ("seed", seed, 1)):
         check_integer(name, value, minimum=minimum)
@@ -642,6 +692,8 @@ def search_activations(
         overwrite=overwrite,
     )
     _check_stored_choices(tuner, values, directory)
+    settings = {"data": _data_fingerprint(data), "epochs": epochs, "batch_size": batch_size, "seed": seed}
+    _check_stored_settings(directory, settings)
     tuner.search(
         train.x_train,
         train.y_train,

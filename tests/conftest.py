@@ -82,6 +82,7 @@ KERAS_INTEGRATION = (
     "test_distribution.py",
     "test_jax_distribution.py",
     "test_export.py",
+    "test_export_review4.py",
     "test_onnx_export.py",
     "test_tuning.py",
 )

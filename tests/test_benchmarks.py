@@ -48,12 +48,17 @@ def test_narrow_relu_benchmark_quick_run_writes_consistent_results(tmp_path):
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = json.loads((tmp_path / "r.json").read_text())["runs"]["d20k2"]
-    assert set(runs) == {"moments", "random-2k", "random-k"}
+    assert set(runs) == {"contraction", "random-2k", "random-k"}  # the learner's default method
     for route, fits in runs.items():
         assert [fit["seed"] for fit in fits] == [0, 1], route
         assert all(math.isfinite(fit["final_error"]) and fit["final_error"] >= 0 for fit in fits)
-    for fit in runs["moments"]:
+    for fit in runs["contraction"]:
         assert fit["final_error"] < fit["readout_error"]  # refinement improved on the moment estimate
+    for route, fits in runs.items():
+        for fit in fits:
+            # The learning curve ends at the final network: it measures the model in the targets' units
+            # (the learner trains on centred, scaled targets, and the curve once measured those).
+            assert fit["curve_errors"][-1] == pytest.approx(fit["final_error"], rel=1e-6), route
     report = (tmp_path / "r.md").read_text()
     assert report.startswith("## Narrow ReLU learner") and "| d=20, k=2 |" in report
 
@@ -79,6 +84,7 @@ def test_narrow_scale_benchmark_quick_run_writes_consistent_results(tmp_path):
     assert goal["fits"] == 4 and goal["verdict"] == ("PASS" if goal["successes"] == 4 else "MISS")
     report = (tmp_path / "r.md").read_text()
     assert report.startswith("## Narrow ReLU learner at scale") and "| 20 | 4 | 25,600 | " in report
+    assert 'method="contraction"' in report  # the learner as a user gets it: its default method
     assert (tmp_path / "r.png").stat().st_size > 10_000
 
 

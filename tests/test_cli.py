@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import keras_adaptive_acts
+from keras_adaptive_acts import compare
 from keras_adaptive_acts.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,6 +149,10 @@ def test_a_search_project_that_is_a_file_is_reported_before_any_training(capsys,
             "Activation 'glu' changes the shape of its input ((2, 4) to (2, 2))",
         ),
         (
+            ["compare", "--activations", "relu,linear"],
+            "Activation 'linear' is the identity: kaa compare measures each activation's exact zeros",
+        ),
+        (
             ["compare", "--activations", "relu,relu:negative_slope=0"],
             "(the same layer each time): relu and relu:negative_slope=0",
         ),
@@ -216,6 +221,32 @@ def test_missing_scikit_learn_exits_1_with_the_install_command(capsys, monkeypat
 def test_one_run_is_counted_in_the_singular(capsys):
     assert main(["compare", "--epochs", "1", "--seeds", "1", "--activations", "relu"]) == 0
     assert re.search(r"^1 run in [0-9.]+ s\.$", capsys.readouterr().out, flags=re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_without_a_plot_an_earlier_runs_plot_is_removed_and_the_files_come_before_the_table(
+    capsys, monkeypatch, tmp_path
+):
+    out_dir = tmp_path / "results"
+    out_dir.mkdir()
+    (out_dir / "curves.png").write_bytes(b"\x89PNG an earlier run's curves")
+
+    def no_matplotlib(*args, **kwargs):
+        raise ImportError("matplotlib is not installed")
+
+    def closed_output(rows):  # `kaa compare | head -n 1`: the reader left before the table
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(compare, "plot_learning_curves", no_matplotlib)
+    monkeypatch.setattr(compare, "format_table", closed_output)
+    argv = ["compare", "--epochs", "1", "--seeds", "1", "--activations", "relu", "--out", str(out_dir)]
+    with pytest.raises(BrokenPipeError):
+        main(argv)
+    # The earlier plot would have sat beside these results as theirs; the results were written first.
+    assert not (out_dir / "curves.png").exists()
+    assert "the earlier run's curves.png there is removed" in capsys.readouterr().err
+    records = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))["records"]
+    assert [(record["activation"], record["seed"]) for record in records] == [("relu", 0)]
 
 
 @pytest.mark.slow

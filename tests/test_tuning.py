@@ -688,6 +688,38 @@ def test_a_seed_makes_a_search_reproducible(tmp_path):
 
 
 @pytest.mark.slow
+def test_resuming_a_search_with_other_data_or_training_settings_is_refused_before_any_trial(tmp_path):
+    # The oracle stores only the search space: resumed with other data, epochs or seed, a search
+    # reported the earlier trials' scores as this command's (or failed deep in KerasTuner).
+    data = small_data()
+    search_activations(data, choices=["rrelu"], max_trials=1, epochs=1, seed=1, directory=tmp_path)
+    trials = sorted(path.name for path in (tmp_path / "kaa_tune").iterdir() if path.name.startswith("trial_"))
+    project = repr(str(tmp_path / "kaa_tune"))
+    other_data = tuple(np.array(array, copy=True) for array in data)
+    other_data[0][0, 0] += 1.0  # one value of one row
+    for changed, shown in [
+        ({"epochs": 2}, "epochs=1, not 2"),
+        ({"seed": 5}, "seed=1, not 5"),
+        ({"batch_size": 32}, "batch_size=64, not 32"),
+        ({"data": other_data}, "other data"),
+    ]:
+        arguments = {"data": data, "epochs": 1, "seed": 1, **changed}
+        with pytest.raises(StoredSearchMismatch) as error:
+            search_activations(choices=["rrelu"], max_trials=2, directory=tmp_path, **arguments)
+        assert str(error.value).startswith(f"The search kept in {project} was made with {shown}: "), changed
+    after = sorted(path.name for path in (tmp_path / "kaa_tune").iterdir() if path.name.startswith("trial_"))
+    assert after == trials  # no trial ran
+    # The same settings resume; overwrite=True starts afresh and keeps the new settings.
+    _, rows = search_activations(data, choices=["rrelu"], max_trials=2, epochs=1, seed=1, directory=tmp_path)
+    assert len(rows) == 2
+    search_activations(
+        data, choices=["rrelu"], max_trials=1, epochs=2, seed=1, directory=tmp_path, overwrite=True
+    )
+    with pytest.raises(StoredSearchMismatch, match="epochs=2, not 1"):
+        search_activations(data, choices=["rrelu"], max_trials=2, epochs=1, seed=1, directory=tmp_path)
+
+
+@pytest.mark.slow
 def test_resuming_a_search_with_other_choices_is_refused_before_any_trial(tmp_path):
     data = small_data()
     search_activations(data, choices=["rrelu"], max_trials=1, epochs=1, directory=tmp_path)

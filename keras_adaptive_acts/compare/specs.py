@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_adaptive_acts import registry
+from keras_adaptive_acts import model_graph, registry
 from keras_adaptive_acts.compare.messages import root_message
 
 __all__ = ["parse_activation", "parse_value", "repeated_activations"]
@@ -47,7 +47,8 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
 
     The spec is validated at once: one layer is built and called on a small batch, so a typo fails
     before any training. An activation that changes the shape of its input (`glu`, which halves the
-    last axis) is refused: the network needs one that keeps the number of features.
+    last axis) is refused: the network needs one that keeps the number of features. So is `linear`,
+    the identity: no activation to measure.
 
     Args:
         spec: the activation spec.
@@ -58,8 +59,8 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
 
     Raises:
         ValueError: for an unknown name (with the nearest known one), arguments the layer rejects
-            (the message names the spec and the known activations), or an activation that changes
-            the shape of its input.
+            (the message names the spec and the known activations), an activation that changes
+            the shape of its input, or the identity (`linear`).
 
     Example:
 
@@ -114,6 +115,14 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
         raise ValueError(
             f"Activation {spec!r} changes the shape of its input ({probe.shape} to {tuple(output.shape)}): "
             "kaa compare's network needs an elementwise activation, one that keeps the number of features."
+        )
+    # Each run reports its activation's share of exact zeros (`measure_sparsity`), which counts the
+    # layers that compute an activation: `linear` (the identity) is none, and would be found only after
+    # training, with every finished run lost.
+    if not model_graph.is_activation_layer(layer):
+        raise ValueError(
+            f"Activation {spec!r} is the identity: kaa compare measures each activation's exact zeros, "
+            "and the identity computes none. Leave it out."
         )
     return label, factory
 
