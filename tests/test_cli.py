@@ -149,6 +149,10 @@ def test_a_search_project_that_is_a_file_is_reported_before_any_training(capsys,
             "Activation 'glu' changes the shape of its input ((2, 4) to (2, 2))",
         ),
         (
+            ["compare", "--activations", "relu:negative_slope=nan"],
+            "Argument 'negative_slope' is NaN, which no activation argument can be.",
+        ),
+        (
             ["compare", "--activations", "relu,linear"],
             "Activation 'linear' is the identity: kaa compare measures each activation's exact zeros",
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,6 +91,12 @@ def parse_activation(spec: str) -> tuple[str, Callable[[], keras.layers.Layer]]:
                 f"names each one. Received: spec={spec!r}"
             )
         kwargs[key] = parse_value(value)
+        # Keras' own layers take a NaN (`relu:negative_slope=nan` trained to a NaN loss); no argument
+        # means it. Infinity can (an unbounded `max_value`), and is left to the layer.
+        if isinstance(kwargs[key], float) and math.isnan(kwargs[key]):
+            raise ValueError(
+                f"Argument {key!r} is NaN, which no activation argument can be. Received: spec={spec!r}"
+            )
         label += f":{key}={value}"
 
     try:
