@@ -77,7 +77,7 @@ from keras_adaptive_acts.narrow import (
     relative_population_mse,
     train_square_loss,
 )
-from keras_adaptive_acts.narrow.learner import scaled_network
+from keras_adaptive_acts.narrow.learner import METHODS, scaled_network
 
 # Every fit builds a new model, so Keras traces new functions by design: TF's retracing warning is noise.
 tf.get_logger().setLevel("ERROR")
@@ -114,7 +114,7 @@ ROUTES = {
     "random-2k": "random init, width 2k",
     "random-k": "random init, width k",
 }
-MOMENT_ROUTES = ("contraction", "jennrich")
+MOMENT_ROUTES = METHODS  # the learner's methods, one route each
 DEFAULT_ROUTES = (DEFAULT_METHOD, "random-2k", "random-k")
 COLORS = {
     "contraction": "tab:blue",
