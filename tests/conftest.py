@@ -66,6 +66,9 @@ LAYER_LEVEL = (
     "test_sparsity_callbacks.py",
     "test_surgery.py",
     "test_surgery_sublayers.py",
+    # The GPU benchmark checks every layer's forward and backward pass against a float64 reference on
+    # JAX (on the lent GPU machine, and in its quick run here on the CPU).
+    "test_device_speed.py",
     # The docstring examples users copy (doctests): every backend and Keras must run them as written.
     "../keras_adaptive_acts/layers/",
     "../keras_adaptive_acts/ops/",
@@ -139,6 +142,50 @@ def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per core this process may use, at most `MOST_WORKERS`."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores, MOST_WORKERS))
+
+
+# Test modules whose tests share one costly module-scoped fixture: several processes trained once for
+# all the module's tests (tf.distribute, JAX's and PyTorch's distribution, a benchmark's quick run).
+# pytest-xdist's default `load` mode spreads a module's tests over the workers, and each worker would
+# run the fixture again (the slow job's tf.distribute processes: 106 s and 130 s of setup, once per
+# worker). Under `-n` each of these modules goes to one worker whole; every other test is handed out
+# one by one as before. Paths relative to tests/.
+ONE_WORKER_MODULES = (
+    "test_distribution.py",
+    "test_jax_distribution.py",
+    "test_torch_distribution.py",
+    "test_device_speed.py",
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`-n` with the default `--dist load`: `ONE_WORKER_MODULES` each on one worker (see there).
+
+    xdist's own way, `xdist_group` marks with `--dist loadgroup`, groups nothing on pytest 9.2: it
+    renames the items' node ids through a field pytest no longer reads (pytest-dev/pytest-xdist#1386).
+    This scheduler is xdist's `loadscope` with a scope per module for those modules and a scope per
+    test for the rest; another `--dist` given on the command line is left to xdist.
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    # Loud, not silent, if xdist renames the method: the fixtures would run once per worker again.
+    assert hasattr(LoadScopeScheduling, "_split_scope"), "pytest-xdist changed: see ModuleFixtureScheduling"
+    tests_folder = os.path.dirname(os.path.abspath(__file__))
+    shared = {
+        os.path.relpath(os.path.join(tests_folder, module), str(config.rootpath)).replace(os.sep, "/")
+        for module in ONE_WORKER_MODULES
+    }
+
+    class ModuleFixtureScheduling(LoadScopeScheduling):
+        # `_split_scope` is the extension point xdist's own `loadgroup` and `loadfile` override.
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return module if module in shared else nodeid
+
+    return ModuleFixtureScheduling(config, log)
 
 
 def pytest_sessionfinish(session):
