@@ -6,7 +6,8 @@ which needs no Keras, and call `COMMANDS[name](args)` here only when a command r
 ```
 kaa compare                                   # the default activations on the digits dataset
 kaa compare --activations relu,competitive_relu:competition=l1 --epochs 10 --seeds 5 --out results
-python -m keras_adaptive_acts.cli compare --dataset my_data.npz
+python -m keras_adaptive_acts.cli compare --dataset my_data.npz --out my-results
+kaa compare --epochs 10 --overwrite           # replaces the results of the first line
 kaa tune --activations relu,competitive_relu,rrelu --trials 20
 kaa export model.keras serving/my_model/1 --monte-carlo --verify
 kaa export model.keras my_model.onnx --format onnx --verify
@@ -46,6 +47,8 @@ def _run_compare(args: argparse.Namespace) -> int:
             raise ValueError(f"activations given more than once (the same layer each time): {same}")
         data = compare.load_dataset(args.dataset)
         _make_folder(args.out, "--out", files=_OUT_FILES)
+        if not args.overwrite:
+            _refuse_earlier_results(args.out)
     except ValueError as err:
         raise UsageError(one_line(err)) from None
     except ImportError as err:
@@ -59,38 +62,13 @@ def _run_compare(args: argparse.Namespace) -> int:
     )
     print(f"activations: {', '.join(labels)}")
     print(
-        f"seeds: {', '.join(str(s) for s in range(args.seeds))} | epochs: {args.epochs} | "
+        f"seeds: {_seed_list(args.seeds)} | epochs: {args.epochs} | "
         f"batch size: {args.batch_size} | Keras {keras.__version__}, {backend} backend"
     )
     print(flush=True)
 
     total = len(specs) * args.seeds
     width = max(len(label) for label in labels)
-    done = 0
-
-    def progress(record: dict) -> None:
-        nonlocal done
-        done += 1
-        step = "n/a" if record["step_seconds"] is None else f"{record['step_seconds'] * 1000:.2f} ms"
-        print(
-            f"[{done:>{len(str(total))}}/{total}] {record['activation']:<{width}}  seed {record['seed']}  "
-            f"accuracy {record['test_accuracy']:.4f}  loss {record['test_loss']:.4f}  "
-            f"step {step}  fit {record['train_seconds']:.1f} s",
-            flush=True,
-        )
-
-    start = time.perf_counter()
-    records = compare.compare_activations(
-        data,
-        specs,
-        epochs=args.epochs,
-        seeds=args.seeds,
-        batch_size=args.batch_size,
-        verbose=(1 if sys.stdout.isatty() else 0) if args.verbose is None else args.verbose,
-        on_result=progress,
-    )
-    elapsed = time.perf_counter() - start
-    rows = compare.summarize(records)
     meta = {
         "command": "compare",
         "dataset": str(args.dataset),
@@ -105,27 +83,92 @@ def _run_compare(args: argparse.Namespace) -> int:
         "keras_version": keras.__version__,
         "backend": backend,
         "keras_adaptive_acts_version": __version__,
-        "seconds": elapsed,
+        "seconds": 0.0,
+        "runs_planned": total,
+        "complete": False,
     }
-    # The files first, the table after: output closed early (`kaa compare | head`) must not lose them.
-    json_path, csv_path = compare.write_results(records, rows, args.out, meta=meta)
-    written = [str(json_path), str(csv_path)]
+    records: list[dict] = []
+    saved = 0  # the runs in the files: an interrupt while they are written leaves the earlier ones
+    start = time.perf_counter()
+
+    def save(complete: bool) -> tuple[Path, Path]:
+        nonlocal saved
+        meta.update(seconds=time.perf_counter() - start, complete=complete)
+        paths = compare.write_results(records, compare.summarize(records), args.out, meta=meta)
+        saved = len(records)
+        return paths
+
+    def progress(record: dict) -> None:
+        records.append(record)
+        save(complete=False)  # before the line: once "[k/N]" shows, k runs are on disk
+        step = "n/a" if record["step_seconds"] is None else f"{record['step_seconds'] * 1000:.2f} ms"
+        print(
+            f"[{len(records):>{len(str(total))}}/{total}] {record['activation']:<{width}}  "
+            f"seed {record['seed']}  accuracy {record['test_accuracy']:.4f}  "
+            f"loss {record['test_loss']:.4f}  step {step}  fit {record['train_seconds']:.1f} s",
+            flush=True,
+        )
+        stop.check()  # between runs: an interrupt swallowed outside a batch stops here
+
+    # The plot is drawn once, at the end: one left by an earlier run (--overwrite) must not sit beside
+    # these results meanwhile.
     plot_path = Path(args.out) / "curves.png"
+    plot_path.unlink(missing_ok=True)
+    json_path = Path(args.out) / "results.json"
+    with compare.stop_on_interrupt() as stop:
+        try:
+            save(complete=False)  # no run yet: the earlier run's files are replaced at once
+            compare.compare_activations(
+                data,
+                specs,
+                epochs=args.epochs,
+                seeds=args.seeds,
+                batch_size=args.batch_size,
+                verbose=(1 if sys.stdout.isatty() else 0) if args.verbose is None else args.verbose,
+                on_result=progress,
+                callbacks=[stop],
+            )
+        except KeyboardInterrupt:
+            verb = "is" if saved == 1 or total == 1 else "are"
+            raise KeyboardInterrupt(
+                f"{saved} of {total} run{'' if total == 1 else 's'} {verb} saved in {json_path}"
+            ) from None
+    elapsed = time.perf_counter() - start
+    # The files first, the table after: output closed early (`kaa compare | head`) must not lose them.
+    json_path, csv_path = save(complete=True)
+    rows = compare.summarize(records)
+    written = [str(json_path), str(csv_path)]
     try:
         written.append(
             str(compare.plot_learning_curves(records, plot_path, dataset=Path(str(args.dataset)).name))
         )
-    except ImportError as err:
-        # A plot left by an earlier run into the same folder would sit beside these results as theirs.
-        stale = " (the earlier run's curves.png there is removed)" if plot_path.is_file() else ""
-        plot_path.unlink(missing_ok=True)
-        print(f"{PROG}: note: no plot{stale}: {one_line(err)}", file=sys.stderr)
+    except Exception as err:  # matplotlib missing, or failing: the results are written all the same
+        plot_path.unlink(missing_ok=True)  # nothing half-drawn is left
+        print(f"{PROG}: note: no plot: {one_line(err)}", file=sys.stderr)
     print()
     print(compare.format_table(rows))
     print()
     print(f"{len(records)} run{'' if len(records) == 1 else 's'} in {elapsed:.1f} s.")
     print(f"Results written to {', '.join(written)}.")
     return 0
+
+
+def _seed_list(count: int) -> str:
+    """The seeds 0 .. count-1 for the header: listed when they are a few, else as a range (the list
+    of `--seeds 1000000` was a line of 7.9 million characters)."""
+    return ", ".join(str(seed) for seed in range(count)) if count <= 5 else f"0..{count - 1}"
+
+
+def _refuse_earlier_results(path: str) -> None:
+    """Refuses (`ValueError`) an --out folder that holds what an earlier `kaa compare` wrote, as `kaa
+    export` refuses to replace an export: the default folder is the same for every run, and a long
+    comparison was replaced without a word by the next quick one."""
+    found = [name for name in _OUT_FILES if (Path(path) / name).is_file()]
+    if found:
+        raise ValueError(
+            f"--out {path!r} holds the results of an earlier run ({', '.join(found)}): pass --overwrite "
+            "to replace them, or give another --out"
+        )
 
 
 _OUT_FILES = ("results.json", "summary.csv", "curves.png")

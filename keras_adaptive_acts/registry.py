@@ -55,6 +55,23 @@ def _key(name: str) -> str:
     return name.split(">")[-1].strip().replace("_", "").lower()
 
 
+# A name as written: words of letters and digits joined by single underscores, optionally after the
+# prefix Keras records for this package's objects ("keras_adaptive_acts>CompetitiveReLU"). `_key` drops
+# the prefix and the underscores, so without this check "junk>relu" and "_gelu" passed for "relu" and
+# "gelu" (and `kaa compare` drew the label "_gelu" nowhere: matplotlib hides labels that start with "_").
+_WORDS = re.compile(r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*")
+
+
+def _spelling_problem(name: str) -> str | None:
+    """Why `name` (whitespace around it aside) cannot be a name as written, or None if it can."""
+    prefix, separator, bare = name.strip().rpartition(">")
+    if separator and prefix != PACKAGE:
+        return f"the only prefix a name takes is {PACKAGE + '>'!r}, as Keras writes this package's names"
+    if not _WORDS.fullmatch(bare):
+        return "a name is words of letters and digits joined by single underscores, such as competitive_relu"
+    return None
+
+
 def register(cls: type | None = None, *, activation: bool = False):
     """Registers a class for Keras serialisation (package "keras_adaptive_acts") and for `get()`.
 
@@ -206,10 +223,12 @@ def _known_objects() -> str:
 
 def lookup(name: str) -> type:
     """The registered class of a name (case and underscores ignored); `ValueError` if unknown."""
-    cls = _REGISTERED.get(_key(name))
+    problem = _spelling_problem(name)
+    cls = None if problem else _REGISTERED.get(_key(name))
     if cls is None:
         known = [default_name(name) for name in registered_names()]
-        raise ValueError(f"Unknown name {name!r}{_did_you_mean(name, known)} {_known_objects()}")
+        why = f": {problem}" if problem else ""
+        raise ValueError(f"Unknown name {name!r}{why}{_did_you_mean(name, known)} {_known_objects()}")
     return cls
 
 
@@ -248,8 +267,10 @@ def get(identifier: Any) -> Any:
 def canonical_activation_name(name: str) -> str:
     """The snake-case name of an activation, as `activation_names()` lists it.
 
-    Case and underscores are ignored, and the registered `"keras_adaptive_acts>..."` form is
-    accepted. `ValueError` for anything else, with the nearest known name and the list of them.
+    Case and the underscores between words are ignored, and the registered
+    `"keras_adaptive_acts>..."` form is accepted. `ValueError` for anything else (another prefix, a
+    leading, trailing or doubled underscore, other characters), with the nearest known name and the
+    list of them.
 
     Examples:
         >>> canonical_activation_name("CompetitiveReLU"), canonical_activation_name("ReLU")
@@ -258,9 +279,19 @@ def canonical_activation_name(name: str) -> str:
         Traceback (most recent call last):
         ...
         ValueError: Unknown activation 'competitve_relu'; did you mean 'competitive_relu'? Known ...
+        >>> canonical_activation_name("_gelu")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown activation '_gelu': a name is words of letters and digits joined by single ...
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"An activation name must be a non-empty string. {_known_activations()}")
+    problem = _spelling_problem(name)
+    if problem:
+        raise ValueError(
+            f"Unknown activation {name!r}: {problem}{_did_you_mean(name, activation_names())} "
+            f"{_known_activations()}"
+        )
     names = activation_names()
     by_key = {_key(known): known for known in names}
     # This package's names win over Keras' where both spell the same key.

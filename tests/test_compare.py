@@ -1,9 +1,12 @@
 """`keras_adaptive_acts.compare`: datasets, activation specs, the model, runs, summaries and files."""
 
+import contextlib
 import csv
 import json
 import math
+import os
 import re
+import signal
 import sys
 
 import keras
@@ -220,6 +223,12 @@ def test_missing_and_unreadable_files_are_reported(tmp_path):
         compare.load_dataset(single)
 
 
+def test_a_dataset_path_that_is_a_folder_is_not_called_missing(tmp_path):
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(ValueError, match=r"Dataset path '.*dir\.npz' is a folder: give a \.npz file"):
+        compare.load_dataset(tmp_path / "dir.npz")
+
+
 def test_missing_scikit_learn_names_the_extra(monkeypatch):
     for module in ("sklearn", "sklearn.datasets", "sklearn.model_selection"):
         monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
@@ -315,6 +324,38 @@ def test_bad_arguments_are_reported_with_the_spec(spec, message):
 
 @pytest.mark.parametrize(
     "spec",
+    [
+        "junk>relu",  # any prefix passed: only "keras_adaptive_acts>" is one
+        "keras_adaptive_acts>junk>competitive_relu",
+        "_gelu",  # underscores were dropped wherever they stood
+        "gelu_",
+        "competitive__relu",
+        "competitive-relu",
+        "$\\nosuch$",
+    ],
+)
+def test_names_with_another_prefix_or_stray_characters_are_refused(spec):
+    with pytest.raises(ValueError, match=rf"^Unknown activation {re.escape(repr(spec))}: ") as info:
+        compare.parse_activation(spec)
+    assert f"Received: spec={spec!r}" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "cls"),
+    [
+        ("keras_adaptive_acts>CompetitiveReLU", CompetitiveReLU),
+        ("Competitive_ReLU", CompetitiveReLU),
+        ("ReLU", keras.layers.ReLU),
+        ("hard_silu", keras.layers.Activation),
+        ("relu6", keras.layers.Activation),
+    ],
+)
+def test_names_as_keras_and_the_package_write_them_still_resolve(spec, cls):
+    assert type(compare.parse_activation(spec)[1]()) is cls
+
+
+@pytest.mark.parametrize(
+    "spec",
     ["", ":scale_bound=3", "competitive_relu:eps", "competitive_relu:eps=2:eps=3", "relu:=1"],
 )
 def test_malformed_specs_are_rejected(spec):
@@ -396,6 +437,38 @@ def test_compare_activations_validates_before_training():
     assert ran == []
 
 
+def test_a_swallowed_interrupt_stops_training_at_the_next_batch():
+    class SwallowsAnInterrupt(keras.callbacks.Callback):
+        """Ctrl-C at the end of the third batch, lost as CPython loses one raised in a weakref callback."""
+
+        def __init__(self):
+            super().__init__()
+            self.batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches += 1
+            if batch == 2:
+                with contextlib.suppress(KeyboardInterrupt):
+                    signal.raise_signal(signal.SIGINT)
+
+    data = (np.zeros((64, 2), "float32"), np.arange(64) % 2, np.zeros((8, 2), "float32"), np.arange(8) % 2)
+    before = signal.getsignal(signal.SIGINT)
+    swallower = SwallowsAnInterrupt()
+    with compare.stop_on_interrupt() as check, pytest.raises(KeyboardInterrupt):
+        compare.compare_activations(
+            data, ["relu"], epochs=3, seeds=2, batch_size=4, callbacks=[check, swallower]
+        )
+    assert check.asked is True
+    assert swallower.batches == 3  # of 16 per epoch: the fourth did not start
+    assert signal.getsignal(signal.SIGINT) is before  # the earlier handler is back
+
+
+def test_compare_activations_refuses_callbacks_that_are_not_keras_callbacks():
+    data = (np.zeros((8, 2), "float32"), np.zeros(8, int), np.zeros((4, 2), "float32"), np.zeros(4, int))
+    with pytest.raises(ValueError, match="`callbacks` must be Keras callbacks"):
+        compare.compare_activations(data, ["relu"], epochs=1, seeds=1, callbacks=[print])
+
+
 @pytest.mark.slow
 def test_one_epoch_on_digits_is_well_above_chance():
     data = compare.load_dataset("digits")
@@ -451,11 +524,13 @@ def test_summarize_against_hand_computed_statistics():
     assert [row["activation"] for row in rows] == ["b", "a"]  # order of first appearance
     b, a = rows
     assert b["accuracy_mean"] == pytest.approx(0.8)
-    assert b["accuracy_std"] == pytest.approx(math.sqrt((0.1**2 + 0.0 + 0.1**2) / 3))  # ddof=0
+    # The sample std (ddof=1, as pandas and statistics.stdev): the population std understated the spread.
+    assert b["accuracy_std"] == pytest.approx(math.sqrt((0.1**2 + 0.0 + 0.1**2) / 2))
     assert b["loss_mean"] == pytest.approx(0.4)
     assert b["step_ms"] == pytest.approx(3.0)  # median of 2, 4 and 3 ms
     assert (b["params_added"], b["params"], b["seeds"]) == (4, 104, 3)
-    assert a["accuracy_mean"] == pytest.approx(0.55) and a["accuracy_std"] == pytest.approx(0.05)
+    assert a["accuracy_mean"] == pytest.approx(0.55)
+    assert a["accuracy_std"] == pytest.approx(math.sqrt(0.05**2 + 0.05**2))  # two seeds: divided by 1
     assert a["loss_mean"] == pytest.approx(1.5)
     assert a["step_ms"] == pytest.approx(10.0)  # the untimed run is left out
     assert a["seeds"] == 2
@@ -504,9 +579,51 @@ def test_the_plot_shows_coinciding_curves_and_the_final_spread(tmp_path):
     assert "digits" in title and "2 seeds" in title
 
 
+def test_labels_and_the_dataset_name_are_drawn_as_written(tmp_path):
+    # "$...$" was read as a formula (an unknown symbol failed the whole plot), and a label starting
+    # with "_" was left out of the legend.
+    labels = ["$\\nosuch$", "_gelu"]
+    records = [
+        {"activation": label, "history": {"val_accuracy": [0.5, 0.6], "val_loss": [1.0, 0.8]}}
+        for label in labels
+    ]
+    figure = compare.learning_curves_figure(records, dataset="run$\\nosuch$.npz")
+    figure.savefig(tmp_path / "curves.png")
+    legend = figure.axes[0].get_legend()
+    assert len(legend.get_texts()) == 2
+    # What is drawn: matplotlib shows escaped dollars as dollars, and the text is no formula.
+    for text, label in zip(legend.get_texts(), labels, strict=True):
+        assert text.get_text().replace("\\$", "$") == label
+        assert text.get_text().count("$") == text.get_text().count("\\$")
+    path = compare.plot_learning_curves(records, tmp_path / "again.png", dataset="run$\\nosuch$.npz")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_one_epoch_is_drawn_on_whole_epoch_ticks():
+    records = [{"activation": "relu", "history": {"val_accuracy": [0.5], "val_loss": [1.0]}}]
+    figure = compare.learning_curves_figure(records)
+    figure.canvas.draw()
+    for axis in figure.axes[:2]:
+        low, high = axis.get_xlim()
+        ticks = [tick for tick in axis.get_xticks() if low <= tick <= high]
+        assert ticks == [1.0], ticks  # matplotlib's own limits gave 0.945 .. 1.05, at fractional ticks
+
+
 def test_summarize_without_timed_runs():
     (row,) = compare.summarize([_record("x", 0, 0.5, 1.0, None)])
-    assert row["step_ms"] is None and row["accuracy_std"] == 0.0
+    assert row["step_ms"] is None
+
+
+def test_the_spread_of_a_single_run_is_unknown_not_zero(tmp_path):
+    # One seed printed "± 0.0000", which reads as "no spread"; with one run there is no spread to tell.
+    rows = compare.summarize([_record("x", 0, 0.5, 1.0, 0.002)])
+    assert rows[0]["accuracy_std"] is None
+    assert [cell.strip() for cell in compare.format_table(rows).splitlines()[2].split("|")][
+        1
+    ] == "0.5000 ± n/a"
+    _, csv_path = compare.write_results([_record("x", 0, 0.5, 1.0, 0.002)], rows, tmp_path)
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        assert next(csv.DictReader(handle))["accuracy_std"] == ""
 
 
 def test_format_table_has_every_label_and_number_aligned():
@@ -525,9 +642,9 @@ def test_format_table_has_every_label_and_number_aligned():
     assert set(lines[1]) <= {"-", "+"}
     assert len(lines) == 2 + len(rows)
     b_cells = [cell.strip() for cell in lines[2].split("|")]
-    assert b_cells == ["b", "0.8000 ± 0.0816", "0.4000", "0.500", "3.00", "+4", "3"]
+    assert b_cells == ["b", "0.8000 ± 0.1000", "0.4000", "0.500", "3.00", "+4", "3"]
     a_cells = [cell.strip() for cell in lines[3].split("|")]
-    assert a_cells == ["a", "0.5500 ± 0.0500", "1.5000", "n/a", "10.00", "0", "2"]
+    assert a_cells == ["a", "0.5500 ± 0.0707", "1.5000", "n/a", "10.00", "0", "2"]
     # Aligned: the column separators sit at the same positions on every line.
     positions = {
         tuple(i for i, ch in enumerate(line) if ch == ("+" if n == 1 else "|"))
@@ -552,10 +669,33 @@ def test_write_results_files_agree(tmp_path):
     assert [row["activation"] for row in table] == ["b", "a", "nan"]
     for csv_row, row in zip(table, payload["summary"], strict=True):
         assert float(csv_row["accuracy_mean"]) == pytest.approx(row["accuracy_mean"])
-        assert float(csv_row["accuracy_std"]) == pytest.approx(row["accuracy_std"])
+        if row["accuracy_std"] is None:  # one seed: no spread, an empty cell
+            assert csv_row["accuracy_std"] == ""
+        else:
+            assert float(csv_row["accuracy_std"]) == pytest.approx(row["accuracy_std"])
         assert int(csv_row["params_added"]) == row["params_added"]
         assert int(csv_row["seeds"]) == row["seeds"]
     assert table[2]["loss_mean"] == ""  # NaN mean loss: empty cell
+
+
+def test_results_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    first = [_record("a", 0, 0.5, 1.0, None)]
+    compare.write_results(first, compare.summarize(first), tmp_path, meta={"run": 1})
+    before = {name: (tmp_path / name).read_text(encoding="utf-8") for name in ("results.json", "summary.csv")}
+
+    def interrupted(source, target):  # Ctrl-C just before the new file takes the old one's place
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    second = [*first, _record("a", 1, 0.7, 1.0, None)]
+    with pytest.raises(KeyboardInterrupt):
+        compare.write_results(second, compare.summarize(second), tmp_path, meta={"run": 2})
+    monkeypatch.undo()
+    # The earlier files, whole, and no temporary file left beside them.
+    assert {name: (tmp_path / name).read_text(encoding="utf-8") for name in before} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["results.json", "summary.csv"]
+    compare.write_results(second, compare.summarize(second), tmp_path, meta={"run": 2})
+    assert len(json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["records"]) == 2
 
 
 def test_callbacks_and_rnn_cells_are_not_activations():

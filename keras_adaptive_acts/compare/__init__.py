@@ -3,8 +3,8 @@
 Every activation is trained in the same small multilayer perceptron, with the same seeds, the same
 data split and the same budget; only the activation layers differ. The modules, by job:
 `datasets` (loading and splitting), `specs` (activation specs such as
-`"competitive_relu:competition=l1"`), `experiment` (the model and the runs) and `report`
-(summaries, the table, result files and the plot).
+`"competitive_relu:competition=l1"`), `experiment` (the model and the runs), `report`
+(summaries, the table, result files and the plot) and `interrupts` (Ctrl-C that stops the runs).
 
 The functions take and return plain Python objects (arrays, dicts, lists), so they can be used
 from a notebook as well as from the command line:
@@ -32,6 +32,7 @@ from keras_adaptive_acts.compare.experiment import (
     compare_activations,
     parameter_count,
 )
+from keras_adaptive_acts.compare.interrupts import InterruptCheck, stop_on_interrupt
 from keras_adaptive_acts.compare.report import (
     SUMMARY_FIELDS,
     TABLE_HEADER,
@@ -51,6 +52,7 @@ __all__ = [
     "TABLE_HEADER",
     "TEST_FRACTION",
     "Dataset",
+    "InterruptCheck",
     "build_model",
     "compare_activations",
     "format_table",
@@ -62,6 +64,7 @@ __all__ = [
     "plot_learning_curves",
     "repeated_activations",
     "split",
+    "stop_on_interrupt",
     "summarize",
     "write_results",
 ]

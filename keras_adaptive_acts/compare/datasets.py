@@ -102,6 +102,8 @@ def _load_mnist1d() -> Dataset:
 
 
 def _load_npz(path: Path) -> Dataset:
+    if path.is_dir():  # "not found" would be wrong: it is there
+        raise ValueError(f"Dataset path {str(path)!r} is a folder: give a .npz file (numpy.savez).")
     if not path.is_file():
         raise ValueError(f"Dataset file not found: {str(path)!r}")
     try:

@@ -142,6 +142,7 @@ def compare_activations(
     batch_size: int = 64,
     verbose: int = 0,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> list[dict[str, Any]]:
     """Trains the same MLP with each activation and each seed, and measures it on the test set.
 
@@ -158,7 +159,11 @@ def compare_activations(
         seeds: number of seeds per activation.
         batch_size: training batch size.
         verbose: Keras' `fit` verbosity.
-        on_result: called with each record as soon as its run is finished.
+        on_result: called with each record as soon as its run is finished (`kaa compare` writes its
+            files there, so that an interrupted comparison keeps the finished runs).
+        callbacks: Keras callbacks passed to every run's `fit`, besides the step timer; the same
+            objects in every run. `kaa compare` passes the `InterruptCheck` of `stop_on_interrupt`,
+            so that Ctrl-C stops it even when Python drops the first `KeyboardInterrupt`.
 
     Returns:
         One record (dict) per run: `activation` (the label), `seed`, `test_accuracy`, `test_loss`,
@@ -182,6 +187,9 @@ def compare_activations(
     specs = list(specs)
     if not specs:
         raise ValueError("No activations to compare.")
+    callbacks = list(callbacks)
+    if not all(isinstance(callback, keras.callbacks.Callback) for callback in callbacks):
+        raise ValueError(f"`callbacks` must be Keras callbacks. Received: callbacks={callbacks!r}")
     parsed = [parse_activation(spec) for spec in specs]
     labels = [label for label, _ in parsed]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
@@ -208,7 +216,7 @@ def compare_activations(
                 batch_size=batch_size,
                 epochs=epochs,
                 validation_data=(x_test, y_test),
-                callbacks=[timer],
+                callbacks=[timer, *callbacks],
                 verbose=verbose,
             )
             train_seconds = time.perf_counter() - start
