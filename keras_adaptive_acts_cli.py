@@ -422,8 +422,9 @@ def quiet_start_up(verbose: bool) -> None:
     Only defaults: a `KERAS_BACKEND` or `TF_CPP_MIN_LOG_LEVEL` the user exported wins. The backend is
     TensorFlow where it is installed; in a JAX or PyTorch setup without it, Keras' own default would
     end in a traceback from inside Keras, so `kaa` takes the backend that is installed and says so.
-    A `KERAS_BACKEND` the user set is checked first, for the same reason: a misspelt or missing backend
-    failed inside Keras' import with a traceback of 30 to 50 lines.
+    A `KERAS_BACKEND` the user set to a known backend whose package is missing is refused here, for
+    the same reason (Keras' import failed with a traceback of about 50 lines); a name Keras cannot load
+    at all (a misspelt one) is reported by `import_keras_commands`.
     Level 2 hides TensorFlow's C++ info and warning lines (CPU features, oneDNN, absl start-up), which
     say nothing about the user's command; errors still show.
 
