@@ -513,7 +513,8 @@ def test_ctrl_c_after_the_first_run_exits_130_and_keeps_the_finished_runs(tmp_pa
     out_dir = tmp_path / "results"
     argv = ["-m", "keras_adaptive_acts_cli", "compare", "--dataset", str(dataset), "--activations", "relu"]
     argv += ["--epochs", "1", "--seeds", "40", "--out", str(out_dir)]
-    environment = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # The backend this suite runs on: CI's PyTorch job has no TensorFlow.
+    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(
         [sys.executable, *argv],
         cwd=REPO,
@@ -554,7 +555,8 @@ def test_output_closed_early_stops_without_a_traceback_and_keeps_the_finished_ru
     out_dir = tmp_path / "results"
     argv = ["-m", "keras_adaptive_acts_cli", "compare", "--dataset", str(dataset), "--activations", "relu"]
     argv += ["--epochs", "1", "--seeds", "40", "--out", str(out_dir)]
-    environment = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # The backend this suite runs on: CI's PyTorch job has no TensorFlow.
+    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(
         [sys.executable, *argv], cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
