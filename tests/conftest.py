@@ -77,13 +77,15 @@ LAYER_LEVEL = (
 )
 
 # The tests of what the package builds on Keras' own machinery beyond the layers: saving and
-# exporting (SavedModel, LiteRT, ONNX), KerasTuner's searches and tf.distribute. Keras changes these
-# between releases, so the floor's job also runs the slow ones among them (`-m "keras_integration or
-# not slow"`): the rest of the slow tests (training runs, benchmarks, the docs' pages, Keras
-# Applications) add time there without touching another part of Keras. Paths relative to tests/.
+# exporting (SavedModel, LiteRT, ONNX), KerasTuner's searches and the backends' distribution. Keras
+# changes these between releases, so the floor's job also runs the slow ones among them (`-m
+# "keras_integration or not slow"`), and so does the PyTorch job with the layer-level ones: the rest of
+# the slow tests (training runs, benchmarks, the docs' pages, Keras Applications) add time there
+# without touching another part of Keras. Paths relative to tests/.
 KERAS_INTEGRATION = (
     "test_distribution.py",
     "test_jax_distribution.py",
+    "test_torch_distribution.py",
     "test_export.py",
     "test_export_review4.py",
     "test_onnx_export.py",

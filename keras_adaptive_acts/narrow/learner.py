@@ -193,7 +193,8 @@ class NarrowReLULearner:
             X: inputs, shape `(N, d)`: an array or a memory-mapped array, read in batches.
             y: targets, shape `(N,)`.
             callbacks: Keras callbacks for the refinement's `fit` (e.g. `keras.callbacks.TensorBoard`); only
-                with `refine=True` (`ValueError` otherwise: they would never be called).
+                with `refine=True` (`ValueError` otherwise: they would never be called). On TensorFlow and
+                JAX their batch hooks run once per 32 steps (see `train_square_loss`).
 
         Raises:
             ValueError: `callbacks` with `refine=False`, bad shapes, non-finite values, `k > d`, fewer

@@ -14,7 +14,9 @@ from layer_testing import BACKEND
 from keras_adaptive_acts import NoisyGRUCell, NoisyLSTMCell
 from keras_adaptive_acts.layers.noisy_cell import NOISE_STEP_DIGITS, _next_noise_step
 
-BATCH, STEPS, FEATURES, UNITS = 32, 40, 3, 2
+# Many rows and few steps: the statistical checks see BATCH * STEPS * UNITS = 2,560 draws, while an
+# eager loop (TensorFlow's, PyTorch's) costs per step, not per row.
+BATCH, STEPS, FEATURES, UNITS = 160, 8, 3, 2
 X = np.random.default_rng(0).normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
 CANDIDATE_Z, CANDIDATE_P, TANH_ALPHA, TANH_C = 3.0, 0.5, 1.15, 0.5
 # The candidate's output noise at z = 3 (the paper's formula, as in NoisyHardTanh's docs).
@@ -229,7 +231,7 @@ def test_a_cell_called_on_its_own_draws_afresh_each_call(cell_class):
     cell = probe(cell_class).cell
     states = cell.get_initial_state(BATCH)
     first, second = (standardized(cell(X[:, 0], states, training=True)[0]) for _ in range(2))
-    assert abs(correlation(first, second)) < 0.4  # 64 pairs: |r| < 0.4 at about 3 sigma
+    assert abs(correlation(first, second)) < 0.25  # 320 pairs: |r| < 0.25 at about 4.5 sigma
     assert not np.any(first == second)
 
 
@@ -269,7 +271,7 @@ def test_fit_on_this_backend_without_unrolling_draws_new_noise_every_batch(cell_
     model.compile("sgd", "mse", jit_compile=BACKEND != "torch")
     y = np.zeros((BATCH, STEPS, 1), "float32")
     seeds = [u.noise_stream.pair() for u in rnn.cell.noisy_units]  # [seed, draws] on every backend
-    model.fit(X, y, batch_size=8, epochs=1, verbose=0)
+    model.fit(X, y, batch_size=40, epochs=1, verbose=0)
     # Four batches: every unit's generator advanced four times, once per loop.
     after = [u.noise_stream.pair() for u in rnn.cell.noisy_units]
     for before, now in zip(seeds, after, strict=True):

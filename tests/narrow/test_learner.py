@@ -15,6 +15,7 @@ from keras_adaptive_acts.narrow import (
     network_from_keras,
     recommended_samples,
     relative_population_mse,
+    train_square_loss,
 )
 
 # Small enough for the test suite; refinement shortened from the default 8000 steps.
@@ -111,6 +112,30 @@ def test_refinement_passes_callbacks_and_records_history():
     )
     assert epochs == [0, 1] and len(learner.history_["loss"]) == 2  # 100 steps = 2 epochs of 50
     assert learner.network_ is not learner.moment_network_
+
+
+def test_the_refinement_takes_the_steps_and_losses_of_one_step_per_call():
+    # 2,500 rows in batches of 50: 50 steps per epoch, so 32 steps per call leaves a shorter last call
+    # (18 steps) in each epoch; 60 steps round up to 2 epochs, 100 steps.
+    X, y, _ = make_planted_regression(2_500, 6, 2, seed=9)
+    start = NarrowReLULearner(2, refine=False, seed=0).fit(X, y).network_
+    batch_ends = []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batch_ends.append(batch))
+    model = build_keras_model(start)
+    history = train_square_loss(model, X, y, steps=60, batch_size=50, learning_rate=0.01, callbacks=[counter])
+    # The reference: Keras' own fit of the same model and schedule, one step per call.
+    reference = build_keras_model(start)
+    schedule = keras.optimizers.schedules.CosineDecay(0.01, decay_steps=100)
+    reference.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", steps_per_execution=1)
+    expected = reference.fit(
+        X.astype("float32"), y.astype("float32"), batch_size=50, epochs=2, shuffle=False, verbose=0
+    )
+    assert int(model.optimizer.iterations) == 100
+    np.testing.assert_allclose(history["loss"], expected.history["loss"], rtol=1e-5)
+    for weight, expected_weight in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(weight, expected_weight, rtol=1e-4, atol=1e-6)
+    # Batch hooks: once per call, 2 calls per epoch (32 steps, then 18); PyTorch: one step per call.
+    assert len(batch_ends) == 2 * (50 if keras.backend.backend() == "torch" else 2)
 
 
 @pytest.mark.parametrize("k", [1, 2])
