@@ -503,20 +503,25 @@ def _run_as_a_newcomer(arguments: list[str], timeout: int, **variables: str) -> 
     )
 
 
+def _forty_tiny_runs(tmp_path):
+    """`kaa compare` of 40 one-epoch runs on a tiny dataset, to start with Popen: (command, environment,
+    output folder). Each run takes a fraction of a second, so a signal or a closed pipe arrives
+    mid-comparison. The command runs on this suite's backend (CI's PyTorch job has no TensorFlow)."""
+    dataset = tmp_path / "tiny.npz"
+    np.savez(dataset, x=np.random.default_rng(0).normal(size=(40, 3)).astype("float32"), y=np.arange(40) % 2)
+    out_dir = tmp_path / "results"
+    command = [sys.executable, "-m", "keras_adaptive_acts_cli", "compare", "--dataset", str(dataset)]
+    command += ["--activations", "relu", "--epochs", "1", "--seeds", "40", "--out", str(out_dir)]
+    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return command, environment, out_dir
+
+
 @pytest.mark.slow
 def test_ctrl_c_after_the_first_run_exits_130_and_keeps_the_finished_runs(tmp_path):
-    # A tiny dataset and one epoch: each run takes a fraction of a second, and 40 planned ones leave time
-    # for the signal to arrive mid-comparison. The finished runs were lost before (written at the end).
-    rng = np.random.default_rng(0)
-    dataset = tmp_path / "tiny.npz"
-    np.savez(dataset, x=rng.normal(size=(40, 3)).astype("float32"), y=np.arange(40) % 2)
-    out_dir = tmp_path / "results"
-    argv = ["-m", "keras_adaptive_acts_cli", "compare", "--dataset", str(dataset), "--activations", "relu"]
-    argv += ["--epochs", "1", "--seeds", "40", "--out", str(out_dir)]
-    # The backend this suite runs on: CI's PyTorch job has no TensorFlow.
-    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # The finished runs were lost before (written at the end).
+    command, environment, out_dir = _forty_tiny_runs(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, *argv],
+        command,
         cwd=REPO,
         env=environment,
         stdout=subprocess.PIPE,
@@ -550,15 +555,9 @@ def test_ctrl_c_after_the_first_run_exits_130_and_keeps_the_finished_runs(tmp_pa
 def test_output_closed_early_stops_without_a_traceback_and_keeps_the_finished_runs(tmp_path):
     # `kaa compare | head -n 3`: the reader leaves after the first run's line. Before, the next line
     # raised BrokenPipeError: a traceback, and (then) no file written.
-    dataset = tmp_path / "tiny.npz"
-    np.savez(dataset, x=np.random.default_rng(0).normal(size=(40, 3)).astype("float32"), y=np.arange(40) % 2)
-    out_dir = tmp_path / "results"
-    argv = ["-m", "keras_adaptive_acts_cli", "compare", "--dataset", str(dataset), "--activations", "relu"]
-    argv += ["--epochs", "1", "--seeds", "40", "--out", str(out_dir)]
-    # The backend this suite runs on: CI's PyTorch job has no TensorFlow.
-    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command, environment, out_dir = _forty_tiny_runs(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, *argv], cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         for line in process.stdout:

@@ -15,9 +15,9 @@ __all__ = ["build_keras_model", "narrow_relu_model", "network_from_keras", "trai
 
 # Adam steps per call of the compiled training step on TensorFlow and JAX (Keras' `steps_per_execution`).
 # The refinement's steps are tiny (a batch of 256 through a width-2k layer), so Keras' per-step work in
-# Python dominates at one step per call: 32 per call refined the README's example (8000 steps) 2.6x
-# faster on TensorFlow (12.9 s to 4.9 s) and 1.5x on JAX (6.9 s to 4.5 s) on a 2-core CPU; 128 or a
-# whole epoch per call were no faster. Keras' PyTorch trainer takes one step per call only.
+# Python dominates at one step per call. 32 per call refined the README's example 2.6x faster on
+# TensorFlow, 128 or a whole epoch per call no faster (docs/benchmarks.md, "Reading the numbers" of the
+# narrow learner). Keras' PyTorch trainer takes one step per call only.
 STEPS_PER_EXECUTION = 32
 
 # The dtypes a model can be built in: float32 (Keras' default) and float64, for networks whose weights
