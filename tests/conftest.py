@@ -1,6 +1,7 @@
 """Test configuration: the Keras backend (and JAX's 64-bit mode) is chosen before anything imports keras."""
 
 import os
+import signal
 import zlib
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -31,6 +32,19 @@ def seed_for_test(node_id):
 def random_state_of_its_own(request):
     """Every test, doctests included, starts from the same random state in any order and on any worker."""
     seed_for_test(request.node.nodeid)
+
+
+@pytest.fixture
+def sigint_handler():
+    """`sigint_handler(handler)` sets SIGINT's handler for one test; the one before is back afterwards.
+
+    Tests of Ctrl-C set Python's own handler, `signal.default_int_handler`, as a terminal gives it:
+    pytest started as a shell's background job inherits an ignored SIGINT, which the package leaves
+    alone (`compare.stop_on_interrupt`).
+    """
+    before = signal.getsignal(signal.SIGINT)
+    yield lambda handler: signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture

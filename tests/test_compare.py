@@ -437,7 +437,7 @@ def test_compare_activations_validates_before_training():
     assert ran == []
 
 
-def test_a_swallowed_interrupt_stops_training_at_the_next_batch():
+def test_a_swallowed_interrupt_stops_training_at_the_next_batch(sigint_handler):
     class SwallowsAnInterrupt(keras.callbacks.Callback):
         """Ctrl-C at the end of the third batch, lost as CPython loses one raised in a weakref callback."""
 
@@ -452,15 +452,29 @@ def test_a_swallowed_interrupt_stops_training_at_the_next_batch():
                     signal.raise_signal(signal.SIGINT)
 
     data = (np.zeros((64, 2), "float32"), np.arange(64) % 2, np.zeros((8, 2), "float32"), np.arange(8) % 2)
-    before = signal.getsignal(signal.SIGINT)
     swallower = SwallowsAnInterrupt()
+    sigint_handler(signal.default_int_handler)  # as in a terminal
     with compare.stop_on_interrupt() as check, pytest.raises(KeyboardInterrupt):
         compare.compare_activations(
             data, ["relu"], epochs=3, seeds=2, batch_size=4, callbacks=[check, swallower]
         )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the earlier handler is back
     assert check.asked is True
     assert swallower.batches == 3  # of 16 per epoch: the fourth did not start
-    assert signal.getsignal(signal.SIGINT) is before  # the earlier handler is back
+
+
+def test_an_ignored_sigint_stays_ignored_and_the_check_never_stops_training(sigint_handler):
+    data = (np.zeros((16, 2), "float32"), np.arange(16) % 2, np.zeros((4, 2), "float32"), np.arange(4) % 2)
+    sigint_handler(signal.SIG_IGN)  # a shell's background job
+    with compare.stop_on_interrupt() as check:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)  # ignored: no KeyboardInterrupt
+        records = compare.compare_activations(
+            data, ["relu"], epochs=2, seeds=1, batch_size=4, callbacks=[check]
+        )
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert check.asked is False
+    assert len(records) == 1 and len(records[0]["history"]["loss"]) == 2  # both epochs ran
 
 
 def test_compare_activations_refuses_callbacks_that_are_not_keras_callbacks():

@@ -1,5 +1,6 @@
 """Export for TF Serving: a model with every layer, reloaded in fresh processes, and bad input."""
 
+import os
 import subprocess
 import sys
 import warnings
@@ -32,7 +33,7 @@ from keras_adaptive_acts.export import (
     export_for_serving,
     verify_serving,
 )
-from keras_adaptive_acts.export.verification import default_tolerance, run_process
+from keras_adaptive_acts.export.verification import default_tolerance, run_process, run_processes
 from keras_adaptive_acts.layers.noise import inference_noise
 
 
@@ -555,6 +556,46 @@ def test_bad_tolerances_timeouts_and_paths_are_refused_before_any_process(tmp_pa
 def test_a_loader_that_does_not_finish_in_time_is_a_runtime_error():
     with pytest.raises(RuntimeError, match=r"The sleeper did not finish within timeout=0.5 s"):
         run_process([sys.executable, "-c", "import time; time.sleep(30)"], "The sleeper", timeout=0.5)
+
+
+def test_the_loaders_run_side_by_side_and_each_gives_its_output(tmp_path):
+    # Each process waits for the other's file before it writes its answer: run one after the other,
+    # the first would wait until the timeout.
+    def waits_for(other, me, answer):
+        return [
+            sys.executable,
+            "-c",
+            "import pathlib, sys, time\n"
+            f"pathlib.Path({str(tmp_path / me)!r}).touch()\n"
+            f"while not pathlib.Path({str(tmp_path / other)!r}).exists(): time.sleep(0.05)\n"
+            f"print({answer!r}); print('ignored', file=sys.stderr)",
+        ]
+
+    outputs = run_processes({"first": waits_for("b", "a", "one"), "second": waits_for("a", "b", "two")}, 60)
+    assert outputs == {"first": "one\n", "second": "two\n"}
+
+
+def test_a_failed_loader_is_named_and_stops_the_others(tmp_path):
+    pid_file = tmp_path / "sleeper.pid"
+    sleeper = [
+        sys.executable,
+        "-c",
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)",
+    ]
+    fails = [
+        sys.executable,
+        "-c",
+        f"import pathlib, sys, time\nwhile not pathlib.Path({str(pid_file)!r}).exists(): time.sleep(0.05)\n"
+        "sys.exit('it broke')",
+    ]
+    with pytest.raises(RuntimeError, match=r"(?s)The breaker failed \(exit 1\):\nit broke"):
+        run_processes({"The breaker": fails, "The sleeper": sleeper}, 60)
+    sleeper_pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped: no process outlives the call
+        os.kill(sleeper_pid, 0)
+    # Ran out of time: named, and the one that finished in time does not hide it.
+    with pytest.raises(RuntimeError, match=r"The sleeper did not finish within timeout=1 s"):
+        run_processes({"The sleeper": sleeper, "A quick one": [sys.executable, "-c", "print(1)"]}, 1)
 
 
 def test_an_existing_path_is_kept_unless_overwrite_and_replaced_whole(tmp_path):

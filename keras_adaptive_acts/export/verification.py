@@ -9,6 +9,7 @@ The sample's check, the reference, the tolerances and the comparison serve `veri
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -16,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ __all__ = [
     "reference_model",
     "reference_outputs",
     "run_process",
+    "run_processes",
     "sample_inputs",
     "verify_serving",
 ]
@@ -289,14 +292,49 @@ def checked_tolerance(rtol: Any, atol: Any, timeout: Any, defaults: dict[str, fl
 
 def run_process(command: list[str], what: str, timeout: float) -> str:
     """Runs `command` (TensorFlow's log lines off); its stdout, or a `RuntimeError` naming `what`."""
+    return run_processes({what: command}, timeout)[what]
+
+
+def run_processes(commands: Mapping[str, list[str]], timeout: float) -> dict[str, str]:
+    """Runs independent commands at the same time; `{what: its stdout}` once all have succeeded.
+
+    Each loader of a verification is a fresh process that mostly imports TensorFlow and loads the
+    model, on one core: run side by side, they take about as long as the slowest one where cores are
+    free, instead of their sum. `commands` maps what each one does, as an error names it, to the
+    command. Each runs with TensorFlow's log lines off, and must finish within `timeout` seconds of
+    the start. A `RuntimeError` names the first that failed or ran out of time, in the order given;
+    the others are stopped then, and on any exception (Ctrl-C too): no process outlives the call.
+    """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{what} did not finish within timeout={timeout:g} s.") from None
-    if result.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    return result.stdout
+    with contextlib.ExitStack() as cleanup:
+        processes = {}
+        for what, command in commands.items():
+            # Files, not pipes: a process that fills its pipe would wait while the reader waits for another.
+            stdout = cleanup.enter_context(tempfile.TemporaryFile("w+"))
+            stderr = cleanup.enter_context(tempfile.TemporaryFile("w+"))
+            process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
+            cleanup.callback(_stop, process)  # before its files close: callbacks run last in, first out
+            processes[what] = (process, stdout, stderr)
+        deadline = time.monotonic() + timeout
+        outputs = {}
+        for what, (process, stdout, stderr) in processes.items():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"{what} did not finish within timeout={timeout:g} s.") from None
+            if process.returncode != 0:
+                stderr.seek(0)
+                raise RuntimeError(f"{what} failed (exit {process.returncode}):\n{stderr.read()[-3000:]}")
+            stdout.seek(0)
+            outputs[what] = stdout.read()
+        return outputs
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kills `process` if it still runs, and reaps it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 def _saved_model_cli(*args: str) -> list[str]:
@@ -382,6 +420,9 @@ def verify_serving(
        included).
     3. `saved_model_cli run`, a second and independent loader, runs it on the same sample.
 
+    The three processes run at the same time: on a machine with free cores the check takes about
+    as long as the slowest of them.
+
     Checks: both loaders agree with the reference within `rtol`/`atol`
     (`|served - reference| <= atol + rtol * |reference|`, a NaN matching a NaN in the same place);
     the two calls give identical results (NaNs included);
@@ -406,7 +447,7 @@ def verify_serving(
         atol: absolute tolerance, >= 0; default: float32 rounding, the larger of 1e-6 and
             `ROUNDING_ULPS` (32) float32 ulps of the largest value of the reference outputs (1e-2
             in the 16-bit cases).
-        timeout: seconds allowed to each of the three processes (> 0).
+        timeout: seconds allowed to each of the three processes, from their common start (> 0).
 
     Returns:
         A `ServingReport`, when every check passed.
@@ -440,31 +481,7 @@ def verify_serving(
 
     with tempfile.TemporaryDirectory(prefix="kaa-verify-") as work:
         work_dir = Path(work)
-        signature_text = run_process(
-            _saved_model_cli("show", "--dir", str(path), "--tag_set", "serve", "--signature_def", signature),
-            "saved_model_cli show",
-            timeout,
-        )
         np.savez(work_dir / "inputs.npz", **inputs)
-        fresh = json.loads(
-            run_process(
-                [
-                    sys.executable,
-                    str(SERVING_CHECK),
-                    str(path),
-                    signature,
-                    str(work_dir / "inputs.npz"),
-                    str(work_dir / "outputs.npz"),
-                ],
-                "Loading the SavedModel in a fresh process",
-                timeout,
-            )
-            .strip()
-            .splitlines()[-1]
-        )
-        with np.load(work_dir / "outputs.npz") as data:
-            first = {name: data[f"first/{name}"] for name in signature_outputs}
-            second = {name: data[f"second/{name}"] for name in signature_outputs}
         for name, value in inputs.items():
             np.save(work_dir / f"input_{name}.npy", value)
         cli_inputs = ";".join(f"{name}={work_dir / f'input_{name}.npy'}" for name in inputs)
@@ -472,24 +489,47 @@ def verify_serving(
         # output's "probs/softmax") needs the folders on the way.
         for name in signature_outputs:
             (work_dir / "cli" / f"{name}.npy").parent.mkdir(parents=True, exist_ok=True)
-        run_process(
-            _saved_model_cli(
-                "run",
-                "--dir",
-                str(path),
-                "--tag_set",
-                "serve",
-                "--signature_def",
-                signature,
-                "--inputs",
-                cli_inputs,
-                "--outdir",
-                str(work_dir / "cli"),
-                "--overwrite",
-            ),
+        # The three loaders are independent: they run side by side.
+        shown, fresh_process, cli_run = (
+            "saved_model_cli show",
+            "Loading the SavedModel in a fresh process",
             "saved_model_cli run",
+        )
+        outputs = run_processes(
+            {
+                shown: _saved_model_cli(
+                    "show", "--dir", str(path), "--tag_set", "serve", "--signature_def", signature
+                ),
+                fresh_process: [
+                    sys.executable,
+                    str(SERVING_CHECK),
+                    str(path),
+                    signature,
+                    str(work_dir / "inputs.npz"),
+                    str(work_dir / "outputs.npz"),
+                ],
+                cli_run: _saved_model_cli(
+                    "run",
+                    "--dir",
+                    str(path),
+                    "--tag_set",
+                    "serve",
+                    "--signature_def",
+                    signature,
+                    "--inputs",
+                    cli_inputs,
+                    "--outdir",
+                    str(work_dir / "cli"),
+                    "--overwrite",
+                ),
+            },
             timeout,
         )
+        signature_text = outputs[shown]
+        fresh = json.loads(outputs[fresh_process].strip().splitlines()[-1])
+        with np.load(work_dir / "outputs.npz") as data:
+            first = {name: data[f"first/{name}"] for name in signature_outputs}
+            second = {name: data[f"second/{name}"] for name in signature_outputs}
         cli = {name: _load_npy(work_dir / "cli" / f"{name}.npy") for name in signature_outputs}
 
     ops = fresh["ops"]
