@@ -128,7 +128,9 @@ examples:
   kaa tune --dataset mnist --directory my-search --overwrite
 
 The search is kept in --directory (default kaa-tuning): running the same command
-again resumes it; finished trials are not run again. Resuming with other
+again resumes it; finished trials are not run again. Ctrl-C stops the search at
+the next batch (exit status 130); the trial it stopped runs again on resuming.
+Resuming with other
 --activations, --dataset, --epochs, --batch-size or --seed is refused: pass
 --overwrite (which starts afresh) or another --directory. The same --seed gives
 the same trials, scores and best model.

@@ -226,19 +226,27 @@ def _run_tune(args: argparse.Namespace) -> int:
         flush=True,
     )
     start = time.perf_counter()
-    try:
-        tuner, rows = tuning.search_activations(
-            data,
-            choices=args.activations,
-            max_trials=args.trials,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            directory=args.directory,
-            overwrite=args.overwrite,
-        )
-    except tuning.StoredSearchMismatch as err:  # raised before any trial: the other errors are bugs
-        raise UsageError(one_line(err)) from None
+    with compare.stop_on_interrupt() as stop:
+        try:
+            tuner, rows = tuning.search_activations(
+                data,
+                choices=args.activations,
+                max_trials=args.trials,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                directory=args.directory,
+                overwrite=args.overwrite,
+                callbacks=[stop],
+            )
+        except tuning.StoredSearchMismatch as err:  # raised before any trial: the other errors are bugs
+            raise UsageError(one_line(err)) from None
+        except KeyboardInterrupt:
+            # KerasTuner saved each finished trial as it ended; the one that was running starts again.
+            again = "the same command without --overwrite" if args.overwrite else "the same command"
+            raise KeyboardInterrupt(
+                f"the finished trials are kept in {project}: {again} resumes the search"
+            ) from None
     elapsed = time.perf_counter() - start
     print()
     print(_trials_table(rows))

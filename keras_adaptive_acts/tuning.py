@@ -39,7 +39,7 @@ from keras_adaptive_acts.layers import (
 )
 from keras_adaptive_acts.layers.competitive_relu import INIT_PRESETS
 from keras_adaptive_acts.ops.competitive import COMPETITIONS
-from keras_adaptive_acts.validation import check_integer
+from keras_adaptive_acts.validation import check_callbacks, check_integer
 
 # KerasTuner itself, or tensorboard, which it imports undeclared: either missing names the extra.
 keras_tuner = require("keras_tuner", "tuner", "keras_adaptive_acts.tuning")
@@ -637,6 +637,7 @@ def search_activations(
     directory: str = "kaa-tuning",
     overwrite: bool = False,
     verbose: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[keras_tuner.Tuner, list[dict[str, Any]]]:
     """A `RandomSearch` over the activation space for `kaa compare`'s MLP: the search behind `kaa tune`.
 
@@ -660,6 +661,10 @@ def search_activations(
             the same choices, data, `epochs`, `batch_size` and `seed` (kept beside KerasTuner's files,
             in `kaa_search_settings.json`).
         verbose: Keras' `fit` verbosity in each trial.
+        callbacks: Keras callbacks for each trial's `fit`; KerasTuner passes each trial a deep copy.
+            `kaa tune` passes `compare.stop_on_interrupt()`'s check, so that Ctrl-C stops the
+            search at the next batch: the finished trials stay in `directory`, and the same call
+            resumes with the trial that was interrupted.
 
     Returns:
         `(tuner, rows)`: the tuner (`tuner.get_best_models(1)`) and one row per finished trial,
@@ -674,6 +679,7 @@ def search_activations(
     for name, value, minimum in (("max_trials", max_trials, 1), ("epochs", epochs, 1), ("seed", seed, 1)):
         check_integer(name, value, minimum=minimum)
     check_integer("batch_size", batch_size, minimum=1)
+    callbacks = check_callbacks(callbacks)
     values = _choice_values(choices)
     x_train, y_train, _, y_test = data
     train = split(np.asarray(x_train), np.asarray(y_train))
@@ -701,6 +707,7 @@ def search_activations(
         epochs=epochs,
         batch_size=batch_size,
         verbose=verbose,
+        callbacks=callbacks,
     )
     rows = []
     for trial in tuner.oracle.get_best_trials(max_trials):

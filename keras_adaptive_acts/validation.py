@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import numpy as np
 
 
@@ -38,3 +39,11 @@ def check_integer(name: str, value: Any, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
     return int(value)
+
+
+def check_callbacks(callbacks: Any) -> list:
+    """Raises `ValueError` unless `callbacks` is a sequence of Keras callbacks; returns them as a list."""
+    callbacks = list(callbacks)
+    if not all(isinstance(callback, keras.callbacks.Callback) for callback in callbacks):
+        raise ValueError(f"`callbacks` must be Keras callbacks. Received: callbacks={callbacks!r}")
+    return callbacks

@@ -1,5 +1,6 @@
 """The `kaa` command: argument handling, error reporting and one end-to-end comparison."""
 
+import contextlib
 import csv
 import importlib.util
 import json
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -816,6 +818,68 @@ def test_tune_bad_choices_and_missing_keras_tuner(capsys, monkeypatch):
     monkeypatch.delattr(keras_adaptive_acts, "tuning", raising=False)  # set by the first import
     assert main(["tune", "--directory", "must-not-be-created"]) == 1
     assert 'pip install "keras-adaptive-acts[tuner]"' in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_trial_stops_the_search_even_if_swallowed_and_the_same_command_resumes(
+    capsys, monkeypatch, sigint_handler, tmp_path
+):
+    class SwallowsAnInterrupt(keras.callbacks.Callback):
+        """Ctrl-C at the end of the second trial's third batch, lost as in a weakref callback."""
+
+        batches: ClassVar[list[int]] = []  # KerasTuner gives each trial a deep copy of the callbacks
+
+        def on_train_begin(self, logs=None):
+            self.batches.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches[-1] += 1
+            if len(self.batches) == 2 and batch == 2:
+                with contextlib.suppress(KeyboardInterrupt):
+                    signal.raise_signal(signal.SIGINT)
+
+    from keras_adaptive_acts import tuning
+
+    search = tuning.search_activations
+
+    def search_with_the_swallower(*args, callbacks, **kwargs):
+        return search(*args, callbacks=[*callbacks, SwallowsAnInterrupt()], **kwargs)
+
+    monkeypatch.setattr(tuning, "search_activations", search_with_the_swallower)
+    argv = ["tune", "--activations", "relu,rrelu", "--trials", "2", "--epochs", "1"]
+    argv += ["--directory", str(tmp_path)]
+    sigint_handler(signal.default_int_handler)  # as in a terminal
+    assert main([*argv, "--overwrite"]) == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the earlier handler is back
+    project = tmp_path / "kaa_tune"
+    assert capsys.readouterr().err == (
+        f"kaa: interrupted: the finished trials are kept in {project}: the same command without "
+        "--overwrite resumes the search\n"
+    )
+    assert SwallowsAnInterrupt.batches[1] == 3  # the fourth batch of the second trial did not start
+    statuses = {
+        trial["trial_id"]: trial["status"]
+        for trial in (json.loads(path.read_text()) for path in project.glob("trial_*/trial.json"))
+    }
+    assert statuses == {"0": "COMPLETED", "1": "RUNNING"}
+
+    monkeypatch.setattr(tuning, "search_activations", search)
+    assert main(argv) == 0
+    assert sorted(row[0] for row in _trial_rows(capsys.readouterr().out)) == ["0", "1"]
+
+
+def test_an_interrupted_search_says_where_its_trials_are_kept(capsys, monkeypatch, tmp_path):
+    from keras_adaptive_acts import tuning
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuning, "search_activations", interrupted)
+    assert main(["tune", "--activations", "relu", "--directory", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == (
+        f"kaa: interrupted: the finished trials are kept in {tmp_path / 'kaa_tune'}: the same command "
+        "resumes the search\n"
+    )
 
 
 @pytest.mark.slow

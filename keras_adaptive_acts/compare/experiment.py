@@ -22,7 +22,7 @@ import numpy as np
 from keras_adaptive_acts.compare.datasets import Dataset, check_lengths, checked_labels
 from keras_adaptive_acts.compare.specs import parse_activation
 from keras_adaptive_acts.measurement import measure_sparsity
-from keras_adaptive_acts.validation import check_integer
+from keras_adaptive_acts.validation import check_callbacks, check_integer
 
 __all__ = ["DEFAULT_ACTIVATIONS", "build_model", "compare_activations", "parameter_count"]
 
@@ -187,9 +187,7 @@ def compare_activations(
     specs = list(specs)
     if not specs:
         raise ValueError("No activations to compare.")
-    callbacks = list(callbacks)
-    if not all(isinstance(callback, keras.callbacks.Callback) for callback in callbacks):
-        raise ValueError(f"`callbacks` must be Keras callbacks. Received: callbacks={callbacks!r}")
+    callbacks = check_callbacks(callbacks)
     parsed = [parse_activation(spec) for spec in specs]
     labels = [label for label, _ in parsed]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})

@@ -58,6 +58,11 @@ class InterruptCheck(keras.callbacks.Callback):
     def on_predict_batch_begin(self, batch, logs=None):
         self.check()
 
+    def __deepcopy__(self, memo):
+        # KerasTuner deep-copies a search's callbacks for each trial's fit: a copy would carry a flag
+        # of its own, which the signal handler never sets. Every copy is this check.
+        return self
+
 
 @contextlib.contextmanager
 def stop_on_interrupt() -> Iterator[InterruptCheck]:
