@@ -138,14 +138,18 @@ def main() -> None:
         "machine": machine_description_with_load(),
         "results": time_interleaved(candidates(), args.repeats, args.warmup),
     }
-    text = markdown_report(report)
+    publish(markdown_report(report), report, args.markdown, args.json)
+
+
+def publish(text: str, report: dict, markdown_path: str | None, json_path: str | None) -> None:
+    """Prints the Markdown section `text`, and writes it and the raw `report` where they are asked for."""
     print(text)
-    if args.markdown:
-        pathlib.Path(args.markdown).write_text(text)
-    if args.json:
+    if markdown_path:
+        pathlib.Path(markdown_path).write_text(text)
+    if json_path:
         import json
 
-        pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
+        pathlib.Path(json_path).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

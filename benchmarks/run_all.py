@@ -126,6 +126,12 @@ BENCHMARKS = {
         "claims_noisy_lstm.py", "quality", 17, "noisy LSTM units, annealed or not, counting unique integers"
     ),
     "cli_startup": Benchmark("cli_startup.py", "speed", 3, "how fast `kaa --help` and its kin answer"),
+    "export_verify": Benchmark(
+        "export_verify.py",
+        "speed",
+        6,
+        "`kaa export --verify`: its three loaders side by side or one after another",
+    ),
 }
 
 MARKER = "<!-- run_all: {} {} -->"

@@ -39,6 +39,52 @@ def test_cli_startup_benchmark_times_every_command_and_finds_them_quiet(tmp_path
             assert timing["exit_codes"] == ([2] if "argument error" in name else [0]), name
 
 
+def test_export_verify_benchmark_times_each_form_in_every_round_and_reports_against_the_slowest():
+    export_verify = benchmark_modules.load("export_verify")
+    # Cheap stand-ins for the loaders: the timing and the report do not depend on what runs.
+    commands = {name: [sys.executable, "-c", "pass"] for name in ("first", "second", "third")}
+    seconds = export_verify.time_rounds(
+        commands, repeats=3, warmup=1, baseline=[sys.executable, "-c", "pass"]
+    )
+    assert set(seconds) == {
+        *commands,
+        export_verify.SIDE_BY_SIDE,
+        export_verify.ONE_AFTER_ANOTHER,
+        export_verify.BASELINE,
+    }
+    assert all(len(values) == 3 and min(values) > 0 for values in seconds.values())  # the warm-up not counted
+    for round_ in range(3):  # one after another: the three alone, end to end
+        alone = sum(seconds[name][round_] for name in commands)
+        assert seconds[export_verify.ONE_AFTER_ANOTHER][round_] == pytest.approx(alone, rel=1e-12)
+    result = export_verify.summary(seconds, list(commands))
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    assert result["floor_seconds"] == max(medians[name] for name in commands)
+    side_by_side = medians[export_verify.SIDE_BY_SIDE]
+    assert result["side_by_side_over_floor"] == pytest.approx(side_by_side / result["floor_seconds"])
+    machine = {
+        "cpu": "a CPU",
+        "cpu_count": 2,
+        "python": "3",
+        "keras": "3",
+        "tensorflow": "2",
+        "load_average": [0.5],
+    }
+    report = export_verify.markdown_report(
+        {
+            "machine": machine,
+            "command": "python benchmarks/export_verify.py",
+            "repeats": 3,
+            "warmup": 1,
+            "quick": False,
+            "seconds": seconds,
+            "summary": result,
+        }
+    )
+    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| what")]
+    assert len(rows) == 6 and rows[0].startswith(f"| side by side | {side_by_side:.2f} |")
+    assert f"| `first` | {medians['first']:.2f} |" in report
+
+
 @pytest.mark.slow
 def test_narrow_relu_benchmark_quick_run_writes_consistent_results(tmp_path):
     tensorflow_or_skip(TENSORFLOW_BENCHMARK)

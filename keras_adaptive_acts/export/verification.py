@@ -38,6 +38,7 @@ from keras_adaptive_acts.model_graph import all_layers
 from keras_adaptive_acts.validation import check_number
 
 __all__ = [
+    "LOADERS",
     "ROUNDING_ULPS",
     "ServingReport",
     "ServingVerificationError",
@@ -45,6 +46,7 @@ __all__ = [
     "default_tolerance",
     "differing_outputs",
     "identical_outputs",
+    "loader_commands",
     "max_abs_errors",
     "reference_model",
     "reference_outputs",
@@ -400,6 +402,45 @@ def _identical(first: np.ndarray, second: np.ndarray) -> bool:
     return bool(np.array_equal(first, second))
 
 
+LOADERS = ("saved_model_cli show", "Loading the SavedModel in a fresh process", "saved_model_cli run")
+"""What each of `verify_serving`'s three loader processes does, as its errors name it."""
+
+
+def loader_commands(
+    path: Path, signature: str, inputs: dict[str, np.ndarray], outputs: list[str], work_dir: Path
+) -> dict[str, list[str]]:
+    """The commands of `verify_serving`'s three loaders, by `LOADERS`, with their files in `work_dir`.
+
+    Writes the `inputs` they read into `work_dir` (and the folders `saved_model_cli run` writes the
+    `outputs` into): the fresh process leaves `outputs.npz` there, and `saved_model_cli run` one
+    `.npy` file per output under `cli/`.
+    """
+    np.savez(work_dir / "inputs.npz", **inputs)
+    for name, value in inputs.items():
+        np.save(work_dir / f"input_{name}.npy", value)
+    cli_inputs = ";".join(f"{name}={work_dir / f'input_{name}.npy'}" for name in inputs)
+    # saved_model_cli writes each output to OUTDIR/<output key>.npy: a key with `/` (a dict output's
+    # "probs/softmax") needs the folders on the way.
+    for name in outputs:
+        (work_dir / "cli" / f"{name}.npy").parent.mkdir(parents=True, exist_ok=True)
+    serve = ["--dir", str(path), "--tag_set", "serve", "--signature_def", signature]
+    shown, fresh_process, cli_run = LOADERS
+    return {
+        shown: _saved_model_cli("show", *serve),
+        fresh_process: [
+            sys.executable,
+            str(SERVING_CHECK),
+            str(path),
+            signature,
+            str(work_dir / "inputs.npz"),
+            str(work_dir / "outputs.npz"),
+        ],
+        cli_run: _saved_model_cli(
+            "run", *serve, "--inputs", cli_inputs, "--outdir", str(work_dir / "cli"), "--overwrite"
+        ),
+    }
+
+
 def verify_serving(
     path: str | os.PathLike,
     sample: Any,
@@ -481,52 +522,10 @@ def verify_serving(
 
     with tempfile.TemporaryDirectory(prefix="kaa-verify-") as work:
         work_dir = Path(work)
-        np.savez(work_dir / "inputs.npz", **inputs)
-        for name, value in inputs.items():
-            np.save(work_dir / f"input_{name}.npy", value)
-        cli_inputs = ";".join(f"{name}={work_dir / f'input_{name}.npy'}" for name in inputs)
-        # saved_model_cli writes each output to OUTDIR/<output key>.npy: a key with `/` (a dict
-        # output's "probs/softmax") needs the folders on the way.
-        for name in signature_outputs:
-            (work_dir / "cli" / f"{name}.npy").parent.mkdir(parents=True, exist_ok=True)
-        # The three loaders are independent: they run side by side.
-        shown, fresh_process, cli_run = (
-            "saved_model_cli show",
-            "Loading the SavedModel in a fresh process",
-            "saved_model_cli run",
-        )
-        outputs = run_processes(
-            {
-                shown: _saved_model_cli(
-                    "show", "--dir", str(path), "--tag_set", "serve", "--signature_def", signature
-                ),
-                fresh_process: [
-                    sys.executable,
-                    str(SERVING_CHECK),
-                    str(path),
-                    signature,
-                    str(work_dir / "inputs.npz"),
-                    str(work_dir / "outputs.npz"),
-                ],
-                cli_run: _saved_model_cli(
-                    "run",
-                    "--dir",
-                    str(path),
-                    "--tag_set",
-                    "serve",
-                    "--signature_def",
-                    signature,
-                    "--inputs",
-                    cli_inputs,
-                    "--outdir",
-                    str(work_dir / "cli"),
-                    "--overwrite",
-                ),
-            },
-            timeout,
-        )
-        signature_text = outputs[shown]
-        fresh = json.loads(outputs[fresh_process].strip().splitlines()[-1])
+        commands = loader_commands(path, signature, inputs, signature_outputs, work_dir)
+        outputs = run_processes(commands, timeout)  # independent: side by side
+        signature_text = outputs[LOADERS[0]]
+        fresh = json.loads(outputs[LOADERS[1]].strip().splitlines()[-1])
         with np.load(work_dir / "outputs.npz") as data:
             first = {name: data[f"first/{name}"] for name in signature_outputs}
             second = {name: data[f"second/{name}"] for name in signature_outputs}
